@@ -1,0 +1,87 @@
+"""Device-set specs: ``cpu``, ``0``, ``0+1``, ``0+1+2+3``, ``cpu+cpu``.
+
+A spec names the devices that hold one model replica each; ``+`` joins
+replicas of one data-parallel group.
+"""
+import re
+from dataclasses import dataclass
+
+import sinelstm  # noqa: F401
+import chainer
+
+_TOKEN = re.compile(r"^(cpu|\d+)$")
+
+
+class DeviceSpecError(ValueError):
+    """A device-set spec that is malformed or names a device that is absent."""
+
+
+def gpu_count() -> int:
+    """CUDA devices CuPy can use here; 0 without CuPy or a driver."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return 0
+
+
+def available_summary() -> str:
+    n = gpu_count()
+    gpus = ", ".join(str(i) for i in range(n)) if n else "none"
+    return f"available: cpu; GPUs: {gpus}"
+
+
+@dataclass(frozen=True)
+class DeviceSet:
+    spec: str
+    names: tuple  # chainer device specifiers, e.g. ('@numpy', '@numpy') or ('@cupy:0',)
+
+    @property
+    def n_devices(self) -> int:
+        return len(self.names)
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.names[0].startswith("@cupy")
+
+    @property
+    def gpu_ids(self) -> list:
+        return [int(n.split(":")[1]) for n in self.names] if self.is_gpu else []
+
+    def devices(self) -> list:
+        return [chainer.get_device(n) for n in self.names]
+
+
+def parse_device_set(spec: str, n_gpus: int | None = None) -> DeviceSet:
+    """Parse and check a spec against the GPUs present (``n_gpus`` overrides
+    the count, for tests); raises :class:`DeviceSpecError` naming the spec."""
+    spec = spec.strip()
+    tokens = spec.split("+")
+    if not spec or not all(_TOKEN.match(t) for t in tokens):
+        raise DeviceSpecError(
+            f"bad device set {spec!r}: use 'cpu', a GPU id like '0', or ids joined by '+' "
+            f"like '0+1' or 'cpu+cpu' ({available_summary()})"
+        )
+    if "cpu" in tokens:
+        if any(t != "cpu" for t in tokens):
+            raise DeviceSpecError(f"bad device set {spec!r}: mixes CPU and GPUs ({available_summary()})")
+        return DeviceSet(spec, tuple("@numpy" for _ in tokens))
+    ids = [int(t) for t in tokens]
+    if len(set(ids)) != len(ids):
+        raise DeviceSpecError(f"bad device set {spec!r}: names a GPU twice")
+    n = gpu_count() if n_gpus is None else n_gpus
+    missing = [i for i in ids if i >= n]
+    if missing:
+        have = f"{n} GPU{'s' if n != 1 else ''}" + (f" (ids 0-{n - 1})" if n else "")
+        raise DeviceSpecError(f"device set {spec!r} names GPU {missing[0]}, but this machine has {have}")
+    return DeviceSet(spec, tuple(f"@cupy:{i}" for i in ids))
+
+
+def default_device_sets(n_gpus: int | None = None) -> list:
+    """``cpu``, each visible GPU alone, and all visible GPUs together."""
+    n = gpu_count() if n_gpus is None else n_gpus
+    specs = ["cpu"] + [str(i) for i in range(n)]
+    if n > 1:
+        specs.append("+".join(str(i) for i in range(n)))
+    return specs

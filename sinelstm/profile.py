@@ -1,0 +1,34 @@
+"""Where an update's time goes: each phase timed on its own.
+
+Every phase is bracketed by a device synchronization, which serializes work
+that the timed loop overlaps; that is why this runs as a separate run after
+the timed one, and why its total is an upper bound on the timed median.
+"""
+import time
+from collections import defaultdict
+
+import numpy as np
+
+import sinelstm  # noqa: F401
+import chainer
+
+from sinelstm.updaters import PHASES, _Step
+
+
+def profile_phases(updater, n_updates: int = 20, warmup: int = 3) -> dict:
+    """Median milliseconds per phase over ``n_updates`` updates."""
+    samples = defaultdict(list)
+    with chainer.using_config("type_check", False):
+        for i in range(warmup + n_updates):
+            step = _Step()
+            spent = defaultdict(float)
+            for name, phase in updater.phases():
+                updater.synchronize()
+                t0 = time.perf_counter()
+                phase(step)
+                updater.synchronize()
+                spent[name] += time.perf_counter() - t0
+            if i >= warmup:
+                for name in PHASES:
+                    samples[name].append(spent[name] * 1e3)
+    return {name: float(np.median(samples[name])) for name in PHASES}
