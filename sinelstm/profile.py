@@ -15,9 +15,13 @@ import chainer
 from sinelstm.updaters import PHASES, _Step
 
 
-def profile_phases(updater, n_updates: int = 20, warmup: int = 3) -> dict:
-    """Median milliseconds per phase over ``n_updates`` updates."""
+def profile_phases(updater, n_updates: int = 20, warmup: int = 3, max_seconds: float | None = None,
+                   agree=None) -> dict:
+    """Median milliseconds per phase over up to ``n_updates`` updates (at
+    least 3 once ``max_seconds`` has passed). ``agree`` as in
+    :func:`sinelstm.train.train`, for several processes."""
     samples = defaultdict(list)
+    t_begin = time.perf_counter()
     with chainer.using_config("type_check", False):
         for i in range(warmup + n_updates):
             step = _Step()
@@ -31,4 +35,8 @@ def profile_phases(updater, n_updates: int = 20, warmup: int = 3) -> dict:
             if i >= warmup:
                 for name in PHASES:
                     samples[name].append(spent[name] * 1e3)
+            over = (max_seconds is not None and i >= warmup + 2
+                    and time.perf_counter() - t_begin > max_seconds)
+            if agree(over) if agree is not None else over:
+                break
     return {name: float(np.median(samples[name])) for name in PHASES}

@@ -61,11 +61,6 @@ def build_updater(cfg: TrainConfig, devices, scale_losses: bool = True, updater_
     return make_updater(model, optimizer, iterator, train_series, devices, cfg.impl, scale_losses)
 
 
-def loss_value(losses) -> float:
-    """The global-batch loss of one update, fetched to the host."""
-    return float(sum(float(loss.array) for loss in losses))
-
-
 def train(cfg: TrainConfig, devices, updater_factory=None, agree=None) -> TrainResult:
     """Train on ``devices`` (one replica each) and time every update.
 
@@ -77,9 +72,15 @@ def train(cfg: TrainConfig, devices, updater_factory=None, agree=None) -> TrainR
             # Compile kernels and fill memory pools on a throwaway model, so
             # that the timed run starts warm but from the seed's weights.
             warm = build_updater(cfg, devices, updater_factory=updater_factory)
+            # A quarter of the time budget at most, at least one update.
+            budget = cfg.max_seconds / 4 if cfg.max_seconds else float("inf")
+            t0 = time.perf_counter()
             for _ in range(cfg.warmup):
                 losses = warm.update()
-            loss_value(losses)
+                warm.loss_value(losses)  # waits for the device
+                over = time.perf_counter() - t0 > budget
+                if agree(over) if agree is not None else over:
+                    break
             warm.synchronize()
             del warm
         updater = build_updater(cfg, devices, updater_factory=updater_factory)
@@ -104,7 +105,7 @@ def _timed_loop(cfg, updater, agree) -> TrainResult:
         if agree is None and out_of_time:
             at_eval = True  # one process: stop right here
         if at_eval:
-            train_loss = loss_value(losses)
+            train_loss = updater.loss_value(losses)
             val = one_step_mse(model, cfg.data, cfg.seqlen, series)
             elapsed = time.perf_counter() - t0
             curve.append({"update": k, "elapsed_s": elapsed, "train_loss": train_loss, "val_mse": val})

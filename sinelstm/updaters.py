@@ -102,6 +102,10 @@ class Updater:
             phase(step)
         return step.losses
 
+    def loss_value(self, losses) -> float:
+        """The global-batch loss of an update, fetched to the host."""
+        return float(sum(float(loss.array) for loss in losses))
+
     def synchronize(self):
         for impl in self.impls:
             _synchronize(impl.device)

@@ -1,0 +1,290 @@
+"""``sinebench``: sweep, report, train, verify, env.
+
+Bad input gets one line on stderr and exit code 2, before anything is
+written.
+"""
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+DEFAULT_OUT = "results/local"
+
+
+class InputError(click.ClickException):
+    exit_code = 2
+
+
+def fail(message: str):
+    raise InputError(message)
+
+
+# -- option parsing ------------------------------------------------------------
+def int_list(name: str, text: str) -> list:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        fail(f"--{name} takes comma-separated whole numbers, got {text!r}")
+    if not values or any(v <= 0 for v in values):
+        fail(f"--{name} values must be positive, got {text!r}")
+    return values
+
+
+def choice_list(name: str, text: str, choices) -> list:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v not in choices]
+    if not values or bad:
+        fail(f"--{name}: unknown value {bad[0] if bad else text!r}; choose from {', '.join(choices)}")
+    return values
+
+
+def device_sets(text: str | None, batchsizes=()) -> list:
+    from sinelstm.devices import DeviceSpecError, default_device_sets, parse_device_set
+
+    specs = [s.strip() for s in text.split(",")] if text else default_device_sets()
+    try:
+        sets = [parse_device_set(s) for s in specs]
+    except DeviceSpecError as exc:
+        fail(str(exc))
+    for ds in sets:
+        for b in batchsizes:
+            if b % ds.n_devices:
+                fail(f"batch size {b} is not divisible by the {ds.n_devices} devices of {ds.spec!r}")
+    return sets
+
+
+def check_mpi(strategies):
+    if "chainermn" in strategies:
+        from bench.runner import MpiMissing, find_mpiexec
+
+        try:
+            find_mpiexec()
+        except MpiMissing as exc:
+            fail(str(exc))
+
+
+def positive(name):
+    def check(ctx, param, value):
+        if value is not None and value <= 0:
+            fail(f"--{name} must be positive, got {value}")
+        return value
+
+    return check
+
+
+# -- commands ------------------------------------------------------------------
+class Group(click.Group):
+    def main(self, *args, **kwargs):
+        # Every usage error as one line and exit 2 (click prints several).
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"sinebench: error: {exc.format_message()}", err=True)
+            sys.exit(2 if isinstance(exc, (InputError, click.UsageError)) else exc.exit_code)
+
+
+@click.group(cls=Group, invoke_without_command=True)
+@click.pass_context
+def main(ctx):
+    """When does training an LSTM go faster on one GPU, or on two, than on the
+    CPU - and why? Without a command: a sweep with the defaults into
+    results/local, then its report."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(sweep)
+
+
+@main.command()
+@click.option("--devices", default=None, help="Device sets, e.g. cpu,0,0+1 [default: cpu, each GPU, all GPUs].")
+@click.option("--batchsize", default="10,100,1000", show_default=True, help="Global batch sizes.")
+@click.option("--units", default="5,50,500", show_default=True, help="LSTM widths (n_units).")
+@click.option("--seqlen", default=10, show_default=True, callback=positive("seqlen"), help="BPTT window.")
+@click.option("--updates", default=2000, show_default=True, callback=positive("updates"),
+              help="Timed updates per run (at most).")
+@click.option("--max-seconds", default=10.0, show_default=True, callback=positive("max-seconds"),
+              help="Time budget of each run's timed loop.")
+@click.option("--repeats", default=3, show_default=True, callback=positive("repeats"))
+@click.option("--warmup", default=10, show_default=True, help="Untimed updates before each run.")
+@click.option("--impl", default="sinebench", show_default=True, help="sinebench, article, or both.")
+@click.option("--strategy", default="single-process", show_default=True,
+              help="Multi-device strategies: single-process, chainermn, or both.")
+@click.option("--eval-every", default=50, show_default=True, callback=positive("eval-every"))
+@click.option("--target-mse", default=1e-3, show_default=True, callback=positive("target-mse"),
+              help="One-step test MSE for time-to-target.")
+@click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(path_type=Path))
+@click.option("--report/--no-report", default=True, show_default=True, help="Render the report at the end.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def sweep(devices, batchsize, units, seqlen, updates, max_seconds, repeats, warmup, impl, strategy,
+          eval_every, target_mse, out, report, progress):
+    """Run every combination, one subprocess per run; rerun to resume."""
+    from bench.config import STRATEGIES, expand_grid
+    from sinelstm.impls import IMPLS
+
+    if warmup < 0:
+        fail(f"--warmup must be zero or more, got {warmup}")
+    batches = int_list("batchsize", batchsize)
+    widths = int_list("units", units)
+    impls = choice_list("impl", impl, list(IMPLS))
+    strategies = choice_list("strategy", strategy, STRATEGIES)
+    sets = device_sets(devices, batches)
+    if any(ds.n_devices > 1 for ds in sets):
+        check_mpi(strategies)
+    specs = expand_grid(impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
+                        batchsizes=batches, units=widths, seqlen=seqlen, repeats=repeats, updates=updates,
+                        max_seconds=max_seconds, warmup=warmup, eval_every=eval_every, target_mse=target_mse)
+    store = open_store(out)
+    write_env(out)
+    from bench.runner import sweep as run_sweep
+
+    counts = run_sweep(specs, store, progress=progress)
+    click.echo(f"{len(specs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+               + f"; results in {out}/")
+    if report:
+        render_report(out, None)
+
+
+def open_store(out: Path):
+    from bench.store import ResultsError, ResultStore
+
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} is a file, not a folder")
+    store = ResultStore(out)
+    try:
+        store.open_for_writing()
+    except ResultsError as exc:
+        fail(str(exc))
+    return store
+
+
+def write_env(out: Path):
+    from bench.envinfo import collect
+
+    (out / "env.json").write_text(json.dumps(collect(), indent=2))
+
+
+def render_report(folder: Path, output: Path | None):
+    from bench.report import render
+    from bench.store import ResultsError
+
+    try:
+        path = render(folder, output)
+    except ResultsError as exc:
+        fail(str(exc))
+    click.echo(f"report: {path}")
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="HTML file [default: RESULTS_DIR/report.html]; PNGs go beside it.")
+def report(results_dir, output):
+    """Render RESULTS_DIR into one self-contained HTML report."""
+    if not results_dir.is_dir():
+        fail(f"{results_dir} is not a folder of results")
+    render_report(results_dir, output)
+
+
+@main.command()
+@click.option("--devices", default="cpu", show_default=True, help="One device set, e.g. cpu, 0 or 0+1.")
+@click.option("--batchsize", default=10, show_default=True, callback=positive("batchsize"))
+@click.option("--units", default=5, show_default=True, callback=positive("units"))
+@click.option("--seqlen", default=10, show_default=True, callback=positive("seqlen"))
+@click.option("--updates", default=3000, show_default=True, callback=positive("updates"))
+@click.option("--impl", default="sinebench", show_default=True, type=click.Choice(["sinebench", "article"]))
+@click.option("--optimizer", default="adam", show_default=True, type=click.Choice(["adam", "sgd"]))
+@click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path))
+def train(devices, batchsize, units, seqlen, updates, impl, optimizer, out):
+    """One training run like the article's run_LSTM; writes its loss curve and
+    closed-loop prediction as PNG."""
+    from bench import plots
+    from sinelstm.evaluate import closed_loop
+    from sinelstm.timing import summarize_ms
+    from sinelstm.train import TrainConfig
+    from sinelstm.train import train as run_train
+
+    if "," in devices:
+        fail("--devices takes one device set for train")
+    (ds,) = device_sets(devices, [batchsize])
+    open_store(out)
+    cfg = TrainConfig(n_units=units, batchsize=batchsize, seqlen=seqlen, updates=updates, impl=impl,
+                      optimizer=optimizer)
+    result = run_train(cfg, ds.devices())
+    loop = closed_loop(result.model, cfg.data)
+    stats = summarize_ms(result.step_ms)
+    label = f"{impl} on {ds.spec}"
+    plots.save_single_run(result.curve, loop, label, out)
+    ttt = f"{result.time_to_target_s:.2f} s" if result.time_to_target_s is not None else "not reached"
+    click.echo(f"{label}: {result.updates} updates, {stats['median']:.2f} ms/update median "
+               f"(IQR {stats['p25']:.2f}-{stats['p75']:.2f}), test MSE {result.val_mse:.2e}, "
+               f"time to MSE {cfg.target_mse:g}: {ttt}, closed-loop RMSE {loop.rmse_50:.3f} (50 steps) / "
+               f"{loop.rmse_all:.3f} (all); plots in {out}/")
+
+
+@main.command()
+@click.option("--devices", default=None, help="Multi-device sets [default: cpu+cpu, and all GPUs if several].")
+@click.option("--strategy", default="single-process", show_default=True,
+              help="single-process, chainermn, or both.")
+@click.option("--impl", default="sinebench", show_default=True, help="sinebench, article, or both.")
+@click.option("--updates", default=20, show_default=True, callback=positive("updates"))
+def verify(devices, strategy, impl, updates):
+    """Check that each device set trains the same model as its first device
+    alone (SGD, identical weights and batches); exit 1 if one differs."""
+    from bench.config import STRATEGIES
+    from sinelstm.devices import gpu_count
+    from sinelstm.impls import IMPLS
+    from sinelstm.verify import TOLERANCE, verify_config, verify_device_set
+
+    if devices is None:
+        n = gpu_count()
+        devices = "cpu+cpu" + ("," + "+".join(str(i) for i in range(n)) if n > 1 else "")
+    strategies = choice_list("strategy", strategy, STRATEGIES)
+    impls = choice_list("impl", impl, list(IMPLS))
+    sets = device_sets(devices, [verify_config().batchsize])
+    check_mpi(strategies)
+    rows = []
+    for ds in sets:
+        for strat in strategies:
+            for im in impls:
+                if strat == "chainermn":
+                    res = verify_chainermn(ds, im, updates)
+                else:
+                    res = asdict(verify_device_set(ds, verify_config(impl=im, updates=updates)))
+                res["passed"] = res["max_diff"] <= TOLERANCE
+                rows.append(res)
+                click.echo(f"{res['spec']:<12} {res['strategy']:<15} {res['impl']:<10} vs {res['reference']:<4} "
+                           f"{res['updates']} SGD updates: max |dparam| = {res['max_diff']:.3g}  "
+                           f"{'PASS' if res['passed'] else 'FAIL'} (tolerance {TOLERANCE:g})")
+    sys.exit(0 if all(r["passed"] for r in rows) else 1)
+
+
+def verify_chainermn(ds, impl, updates) -> dict:
+    from bench.runner import PROJECT_ROOT, find_mpiexec, worker_env
+
+    cmd = [find_mpiexec(), "-n", str(ds.n_devices), sys.executable, "-m", "bench.verify_rank", ds.spec, impl,
+           str(updates)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), cwd=PROJECT_ROOT, timeout=600)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+    return {"spec": ds.spec, "strategy": "chainermn", "impl": impl, "reference": "-", "updates": updates,
+            "max_diff": float("inf"), "error": tail[0]}
+
+
+@main.command()
+def env():
+    """Print what a sweep records about this machine (env.json)."""
+    from bench.envinfo import collect
+
+    click.echo(json.dumps(collect(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""What is recorded about the machine beside every sweep (env.json)."""
+import importlib.metadata
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(cmd: list) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20, cwd=PROJECT_ROOT).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _blas_threads():
+    try:
+        from threadpoolctl import threadpool_info
+
+        return [{"api": p.get("internal_api"), "threads": p.get("num_threads")} for p in threadpool_info()]
+    except ImportError:
+        return os.environ.get("OMP_NUM_THREADS", "unset (library default)")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _gpus() -> dict:
+    try:
+        import cupy
+
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no CuPy, no driver
+        return {"count": 0, "note": f"{type(exc).__name__}: {exc}"[:200]}
+    rt = cupy.cuda.runtime
+    gpus = []
+    for i in range(n):
+        props = rt.getDeviceProperties(i)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        gpus.append({"id": i, "name": name, "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+                     "multiprocessors": props["multiProcessorCount"]})
+    peer = {f"{a}->{b}": bool(rt.deviceCanAccessPeer(a, b)) for a in range(n) for b in range(n) if a != b}
+    return {
+        "count": n, "devices": gpus, "peer_access": peer,
+        "driver_version": rt.driverGetVersion(), "runtime_version": rt.runtimeGetVersion(),
+        "cupy": cupy.__version__,
+        "nccl": _nccl_version(),
+        "topology": _run(["nvidia-smi", "topo", "-m"]) if shutil.which("nvidia-smi") else "",
+        "driver": _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]).splitlines()[:1],
+    }
+
+
+def _nccl_version():
+    try:
+        from cupy.cuda import nccl
+
+        return nccl.get_version()
+    except Exception:
+        return None
+
+
+def _mpi() -> str | None:
+    try:
+        from mpi4py import MPI
+
+        return MPI.Get_library_version().replace("\x00", "").strip().splitlines()[0]
+    except Exception:
+        return None
+
+
+def collect(argv: list | None = None) -> dict:
+    import numpy
+
+    import sinelstm  # noqa: F401
+    import chainer
+
+    commit = _run(["git", "rev-parse", "HEAD"]) or os.environ.get("SINEBENCH_GIT_COMMIT", "unknown")
+    dirty = bool(_run(["git", "status", "--porcelain", "--untracked-files=no"]))
+    return {
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": shlex.join(argv if argv is not None else sys.argv),
+        "host": platform.node(),
+        "os": platform.platform(),
+        "cpu": {"model": _cpu_model(), "logical_cores": os.cpu_count(),
+                "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+                "blas_threads": _blas_threads()},
+        "ram_gib": _ram_gib(),
+        "gpu": _gpus(),
+        "versions": {"python": platform.python_version(), "numpy": numpy.__version__,
+                     "chainer": chainer.__version__, "pandas": _version("pandas"),
+                     "mpi4py": _version("mpi4py"), "mpi": _mpi()},
+        "git_commit": commit + ("-dirty" if dirty else ""),
+    }
