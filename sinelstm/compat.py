@@ -75,12 +75,12 @@ def install():
     """Apply the shims; safe to call more than once."""
     if "sctypes" not in np.__dict__:
         np.sctypes = _sctypes()
-    try:
-        import numpy.distutils.system_info  # noqa: F401
-    except Exception:
-        _stub_numpy_distutils()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        try:
+            import numpy.distutils.system_info  # noqa: F401
+        except Exception:
+            _stub_numpy_distutils()
         try:
             import pkg_resources  # noqa: F401
         except Exception:

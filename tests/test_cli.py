@@ -1,0 +1,166 @@
+"""End-to-end tests of the sinebench command on the CPU."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from bench.config import expand_grid
+from tests.helpers import PROJECT_ROOT, cli_env, sinebench
+
+TINY = ["--devices", "cpu", "--batchsize", "10", "--units", "5,8", "--updates", "60", "--max-seconds", "2",
+        "--warmup", "2", "--eval-every", "20", "--no-progress"]
+
+
+def tiny_ids(repeats, units=(5, 8)):
+    return {s.run_id for s in expand_grid(impls=["sinebench"], device_specs=["cpu"], strategies=["single-process"],
+                                          batchsizes=[10], units=list(units), seqlen=10, repeats=repeats,
+                                          updates=60, max_seconds=2.0, warmup=2, eval_every=20, target_mse=1e-3)}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "res"
+    proc = sinebench("sweep", *TINY, "--repeats", "2", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_sweep_writes_results_and_report(swept):
+    runs = pd.read_csv(swept / "runs.csv")
+    assert set(runs["run_id"]) == tiny_ids(2)
+    assert (runs["status"] == "ok").all()
+    assert (runs["ms_per_update_p25"] <= runs["ms_per_update_median"]).all()
+    assert (runs["ms_per_update_median"] <= runs["ms_per_update_p75"]).all()
+    assert (runs["updates"] == 60).all()
+    curves = pd.read_csv(swept / "curves.csv")
+    assert set(curves["run_id"]) == set(runs["run_id"])
+    assert list(curves.columns) == ["run_id", "update", "elapsed_s", "train_loss", "val_mse"]
+    assert {"cpu", "gpu", "versions", "command", "git_commit"} <= set(pd.read_json(swept / "env.json",
+                                                                                   typ="series").index)
+    html = (swept / "report.html").read_text()
+    assert "Summary" in html and "data:image/png;base64," in html
+    assert (swept / "figures" / "time_per_update.png").exists()
+
+
+def test_rerun_skips_completed_runs(swept):
+    before = (swept / "runs.csv").read_bytes()
+    proc = sinebench("sweep", *TINY, "--repeats", "2", "--out", swept, "--no-report")
+    assert proc.returncode == 0
+    assert "4 skipped" in proc.stdout
+    assert (swept / "runs.csv").read_bytes() == before
+
+
+def test_kill_9_then_resume_gives_the_same_rows(tmp_path):
+    out = tmp_path / "res"
+    cmd = [sys.executable, "-m", "bench.cli", "sweep", *TINY, "--units", "5,6,7,8", "--repeats", "1",
+           "--out", str(out), "--no-report"]
+    proc = subprocess.Popen(cmd, env=cli_env(), cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    runs_csv = out / "runs.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if runs_csv.exists() and len(runs_csv.read_text().splitlines()) >= 2:  # header + a row
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = pd.read_csv(runs_csv)
+    assert 1 <= len(partial) < 4
+    done = subprocess.run(cmd, env=cli_env(), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs = pd.read_csv(runs_csv)
+    assert sorted(runs["run_id"]) == sorted(tiny_ids(1, units=(5, 6, 7, 8)))
+    assert set(partial["run_id"]) <= set(runs["run_id"])
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves["run_id"]) == set(runs["run_id"])
+    assert not curves.duplicated(["run_id", "update"]).any()
+
+
+def test_torn_row_is_cut_and_orphans_dropped(tmp_path):
+    from bench.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    store.open_for_writing()
+    store.append_run({"run_id": "a", "status": "ok"}, {"curves.csv": [{"run_id": "a", "update": 1}]})
+    # a run killed between its curve and its row, then a torn row
+    store.append_run({"run_id": "b", "status": "ok"}, {"curves.csv": [{"run_id": "b", "update": 1}]})
+    text = (tmp_path / "runs.csv").read_text()
+    (tmp_path / "runs.csv").write_text(text[: -5])
+    store.repair()
+    assert store.completed_ids() == {"a"}
+    assert set(pd.read_csv(tmp_path / "curves.csv")["run_id"]) == {"a"}
+
+
+BAD_INPUTS = [
+    (["sweep", "--devices", "7"], "names GPU 7"),
+    (["sweep", "--devices", "gpu0"], "bad device set 'gpu0'"),
+    (["sweep", "--devices", "cpu+cpu", "--batchsize", "9"], "not divisible"),
+    (["sweep", "--batchsize", "0"], "must be positive"),
+    (["sweep", "--batchsize", "ten"], "whole numbers"),
+    (["sweep", "--units", "-5"], "must be positive"),
+    (["sweep", "--seqlen", "0"], "must be positive"),
+    (["sweep", "--impl", "torch"], "unknown value 'torch'"),
+    (["sweep", "--strategy", "ddp"], "unknown value 'ddp'"),
+    (["sweep", "--bogus"], "No such option"),
+    (["verify", "--devices", "cpu+cpu", "--strategy", "nccl"], "unknown value 'nccl'"),
+    (["train", "--devices", "cpu+cpu", "--batchsize", "9"], "not divisible"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS)
+def test_bad_input_one_line_exit_2_results_kept(swept, args, message):
+    before = {p.name: p.read_bytes() for p in swept.iterdir() if p.is_file()}
+    proc = sinebench(*args, "--out", swept) if args[0] != "verify" else sinebench(*args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert {p.name: p.read_bytes() for p in swept.iterdir() if p.is_file()} == before
+
+
+def test_unwritable_out_and_empty_report(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = sinebench("sweep", *TINY, "--out", blocker / "sub")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "cannot write" in proc.stderr
+    proc = sinebench("sweep", *TINY, "--out", blocker)
+    assert proc.returncode == 2 and "is a file" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = sinebench("report", tmp_path / "empty")
+    assert proc.returncode == 2 and proc.stderr.strip() == f"sinebench: error: no results in {tmp_path / 'empty'} (no runs.csv)"
+    proc = sinebench("report", tmp_path / "missing")
+    assert proc.returncode == 2 and "not a folder" in proc.stderr
+
+
+def test_train_writes_plots(tmp_path):
+    proc = sinebench("train", "--updates", "100", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "ms/update median" in proc.stdout
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+    assert (tmp_path / "closed_loop.png").stat().st_size > 1000
+
+
+def test_verify_table_and_env():
+    proc = sinebench("verify", "--devices", "cpu+cpu", "--impl", "sinebench,article")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("PASS") == 2
+    proc = sinebench("env")
+    assert proc.returncode == 0 and '"chainer": "7.8.1"' in proc.stdout
+
+
+@pytest.mark.mpi
+def test_chainermn_on_two_cpu_ranks(tmp_path):
+    proc = sinebench("verify", "--devices", "cpu+cpu", "--strategy", "chainermn")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "chainermn" in proc.stdout and "PASS" in proc.stdout
+    proc = sinebench("sweep", "--devices", "cpu+cpu", "--strategy", "chainermn", "--batchsize", "10", "--units", "5",
+                     "--updates", "60", "--max-seconds", "2", "--warmup", "2", "--eval-every", "20", "--repeats", "1",
+                     "--no-progress", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = pd.read_csv(tmp_path / "runs.csv").iloc[0]
+    assert row["status"] == "ok", row["message"]
+    assert row["strategy"] == "chainermn" and row["updates"] == 60

@@ -1,0 +1,53 @@
+"""GPU tests: skipped where CuPy sees no (or one) GPU. Run them on a
+two-GPU machine before claiming GPU support (see scripts/gpu_run.sh)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sinelstm  # noqa: F401
+import chainer
+
+from sinelstm.devices import parse_device_set
+from sinelstm.train import TrainConfig, train
+from sinelstm.verify import TOLERANCE, max_param_diff, trained_params, verify_config, verify_device_set
+
+from tests.helpers import PROJECT_ROOT, cli_env
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("impl", ["sinebench", "article"])
+def test_cpu_and_gpu_train_the_same_model(impl):
+    cfg = verify_config(impl=impl)
+    cpu = trained_params(cfg, [chainer.get_device("@numpy")])
+    gpu = trained_params(cfg, [chainer.get_device("@cupy:0")])
+    assert max_param_diff(cpu, gpu) <= TOLERANCE
+
+
+@pytest.mark.gpu
+def test_cpu_and_gpu_loss_curves_agree():
+    cfg = TrainConfig(updates=200, eval_every=50, warmup=2)
+    cpu = train(cfg, parse_device_set("cpu").devices())
+    gpu = train(cfg, parse_device_set("0").devices())
+    for a, b in zip(cpu.curve, gpu.curve):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)
+        assert b["val_mse"] == pytest.approx(a["val_mse"], rel=1e-2)
+    assert np.all(gpu.step_ms > 0)
+
+
+@pytest.mark.multigpu
+@pytest.mark.parametrize("impl", ["sinebench", "article"])
+def test_two_gpus_match_one(impl):
+    res = verify_device_set(parse_device_set("0+1"), verify_config(impl=impl))
+    assert res.passed, res
+
+
+@pytest.mark.multigpu
+@pytest.mark.mpi
+def test_chainermn_nccl_matches_one_gpu():
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "verify", "--devices", "0+1", "--strategy",
+                           "chainermn"], capture_output=True, text=True, env=cli_env(), cwd=PROJECT_ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS" in proc.stdout
