@@ -29,12 +29,12 @@ def _fmt_x(x: float) -> str:
     return f"{x:.2g}×" if x < 10 else f"{x:.0f}×"
 
 
-def _units_for_flops(flops: float, batch: int, seqlen: int) -> float:
+def _units_for_flops(flops: float, batch: int, seqlen: int, impl: str) -> float:
     """n_units at which an update of ``batch`` windows carries ``flops``."""
     lo, hi = 1.0, 1e6
     for _ in range(100):
         mid = (lo * hi) ** 0.5
-        lo, hi = (mid, hi) if count_flops(mid, batch, seqlen) < flops else (lo, mid)
+        lo, hi = (mid, hi) if count_flops(mid, batch, seqlen, impl) < flops else (lo, mid)
     return lo
 
 
@@ -139,7 +139,7 @@ class Report:
             elif f == 0:
                 out.append("By this fit one GPU beats the CPU at every size.")
             else:
-                examples = ", ".join(f"n_units ≈ {_units_for_flops(f, b, self.seqlen):.0f} at batch {b}"
+                examples = ", ".join(f"n_units ≈ {_units_for_flops(f, b, self.seqlen, self.impl):.0f} at batch {b}"
                                      for b in sorted(self.main["batchsize"].unique())[:3])
                 out.append(f"So one GPU beats the CPU once an update carries more than {f:.2g} FLOPs "
                            f"({examples}): below that the GPU's fixed cost per update — framework calls and "
@@ -300,7 +300,7 @@ class Report:
                 predicted = None
                 if cpu_m and gpu_m:
                     def predicted(b, u):
-                        f = count_flops(u, b, self.seqlen)
+                        f = count_flops(u, b, self.seqlen, self.impl)
                         return float(cpu_m.predict_ms(f) / gpu_m.predict_ms(f))
                 out.append({"id": "speedup-gpu", "title": "One GPU against the CPU", "text": [
                     "CPU ms / GPU ms: blue cells are where the GPU is faster. The dashed line is the cost model's "

@@ -61,7 +61,7 @@ def base_row(spec: RunSpec) -> dict:
         "strategy": spec.strategy, "batchsize": spec.batchsize, "n_units": spec.n_units,
         "seqlen": spec.seqlen, "repeat": spec.repeat, "optimizer": spec.optimizer,
         "update_budget": spec.updates, "max_seconds": spec.max_seconds, "warmup": spec.warmup,
-        "flops_per_update": count_flops(spec.n_units, spec.batchsize, spec.seqlen),
+        "flops_per_update": count_flops(spec.n_units, spec.batchsize, spec.seqlen, spec.impl),
         "host": platform.node(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

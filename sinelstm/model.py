@@ -6,6 +6,8 @@ import chainer
 import chainer.functions as F
 import chainer.links as L
 
+from sinelstm.fused import sine_lstm_sequence
+
 
 class SineLSTM(chainer.Chain):
     """The article's model: ``Linear(1, n) -> LSTM(n, n) -> Linear(n, 1)``.
@@ -32,11 +34,19 @@ class SineLSTM(chainer.Chain):
         """One step: ``x`` of shape (batch, 1) -> prediction (batch, 1)."""
         return self.l3(self.l2(self.l1(x)))
 
-    def forward_sequence(self, xs):
-        """A window from a zero state: ``xs`` (seqlen, batch) -> (seqlen, batch)."""
+    def forward_sequence(self, xs, fused: bool = True):
+        """A window from a zero state: ``xs`` (seqlen, batch) -> (seqlen, batch).
+
+        ``fused`` runs input projection and recurrence as one node
+        (:mod:`sinelstm.fused`); ``fused=False`` unrolls them with Chainer's
+        own functions, the reference it is tested against."""
         seqlen, batch = xs.shape
         n = self.n_units
         lstm = self.l2
+        if fused:
+            hs = sine_lstm_sequence(xs, self.l1.W, self.l1.b, lstm.upward.W, lstm.upward.b, lstm.lateral.W)
+            y = self.l3(F.reshape(hs, (seqlen * batch, n)))
+            return F.reshape(y, (seqlen, batch))
         # l1 and the LSTM's input projection do not depend on the state:
         # one matrix product each for all steps.
         gates_in = lstm.upward(self.l1(F.reshape(xs, (seqlen * batch, 1))))
@@ -74,15 +84,21 @@ def sequence_loss(ys, ts):
     return F.mean_squared_error(ys, ts) * seqlen
 
 
-def count_flops(n_units: int, batchsize: int, seqlen: int) -> float:
-    """Floating-point operations of one training update (forward + backward,
-    backward counted as twice the forward); matrix products dominate."""
-    n = n_units
-    per_sample_step = (
-        2 * 1 * n  # l1
-        + 2 * n * 4 * n  # LSTM input projection
-        + 2 * n * 4 * n  # LSTM recurrent projection
-        + 14 * n  # gate nonlinearities and cell update
-        + 2 * n  # l3
-    )
-    return 3.0 * per_sample_step * batchsize * seqlen
+def count_flops(n_units: int, batchsize: int, seqlen: int, impl: str = "article") -> float:
+    """Floating-point operations one training update executes (forward and
+    backward; matrix products and the gate arithmetic).
+
+    ``article`` (and Chainer's plain unrolled model) multiplies full matrices
+    for the input projection at every step; ``sinebench`` folds the rank-one
+    input projection (:mod:`sinelstm.fused`), leaving the recurrent product,
+    which step 0 skips (zero state).
+    """
+    n, B, T = n_units, batchsize, seqlen
+    rec = 2 * n * 4 * n  # recurrent product per sample and step
+    gates = 14 * n  # gate nonlinearities and cell update
+    out = 2 * n  # l3
+    if impl == "sinebench":
+        # forward: recurrent product on T-1 steps; backward: dh and dW for it
+        return 3.0 * rec * B * (T - 1) + 3.0 * (gates + out + 2 * 4 * n) * B * T
+    inp = 2 * 1 * n + 2 * n * 4 * n  # l1, then the LSTM's input projection
+    return 3.0 * (inp + rec + gates + out) * B * T

@@ -51,3 +51,23 @@ def test_chainermn_nccl_matches_one_gpu():
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASS" in proc.stdout
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("n_units,batch", [(5, 10), (64, 33)])
+def test_fused_cuda_kernels_match_unrolled(n_units, batch):
+    from tests.test_fused import loss_and_grads
+    from sinelstm.model import SineLSTM
+
+    rng = np.random.default_rng(0)
+    model = SineLSTM(n_units, seed=3)
+    for _, p in model.namedparams():
+        p.array[...] += rng.normal(0, 0.3, p.shape).astype(np.float32)
+    model.to_device("@cupy:0")
+    xs = model.xp.asarray(rng.uniform(-1, 1, (10, batch)).astype(np.float32))
+    ts = model.xp.asarray(rng.uniform(-1, 1, (10, batch)).astype(np.float32))
+    loss_ref, g_ref = loss_and_grads(model, xs, ts, fused=False)
+    loss, g = loss_and_grads(model, xs, ts, fused=True)
+    assert loss == pytest.approx(loss_ref, rel=1e-5)
+    for name in g_ref:
+        np.testing.assert_allclose(g[name].get(), g_ref[name].get(), rtol=1e-4, atol=1e-6, err_msg=name)
