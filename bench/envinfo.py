@@ -108,7 +108,8 @@ def collect(argv: list | None = None) -> dict:
     dirty = bool(_run(["git", "status", "--porcelain", "--untracked-files=no"]))
     return {
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": shlex.join(argv if argv is not None else sys.argv),
+        # A wrapper script (scripts/gpu_run.sh) names itself here.
+        "command": os.environ.get("SINEBENCH_COMMAND") or shlex.join(argv if argv is not None else sys.argv),
         "host": platform.node(),
         "os": platform.platform(),
         "cpu": {"model": _cpu_model(), "logical_cores": os.cpu_count(),

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 from tqdm import tqdm
 
 from bench.config import RunSpec
@@ -63,11 +62,10 @@ def run_timeout(spec: RunSpec) -> float:
 
 
 def _read_side(out: Path) -> dict:
-    side = {}
-    for name in ("curves.csv", "closed_loop.csv", "breakdown.csv"):
-        path = out / ("curve.csv" if name == "curves.csv" else name)
-        side[name] = pd.read_csv(path).to_dict("records") if path.exists() else []
-    return side
+    """The worker's side rows, keyed by the results file they go to."""
+    path = out / "side.json"
+    side = json.loads(path.read_text()) if path.exists() else {}
+    return {f"{name}.csv": rows for name, rows in side.items()}
 
 
 def _last_line(path: Path) -> str:

@@ -16,8 +16,6 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 
 import sinelstm  # noqa: F401
 from sinelstm.devices import DeviceSpecError, parse_device_set
@@ -106,15 +104,14 @@ def write_results(spec, device_set, result, breakdown, out: Path):
         "time_to_target_s": result.time_to_target_s, "target_mse": spec.target_mse,
         "gpu_name": gpu_name(device_set),
     }
-    curve = pd.DataFrame(result.curve)
-    curve.insert(0, "run_id", spec.run_id)
-    curve.to_csv(out / "curve.csv", index=False)
+    side = {"curves": [{"run_id": spec.run_id, **point} for point in result.curve]}
     if spec.repeat == 0:
-        pd.DataFrame({"run_id": spec.run_id, "t": np.arange(len(loop.truth)), "truth": loop.truth,
-                      "prediction": loop.prediction}).to_csv(out / "closed_loop.csv", index=False)
+        side["closed_loop"] = [{"run_id": spec.run_id, "t": t, "truth": float(y), "prediction": float(p)}
+                               for t, (y, p) in enumerate(zip(loop.truth, loop.prediction))]
     if breakdown is not None:
-        pd.DataFrame({"run_id": spec.run_id, "phase": list(breakdown), "ms": list(breakdown.values())}).to_csv(
-            out / "breakdown.csv", index=False)
+        side["breakdown"] = [{"run_id": spec.run_id, "phase": k, "ms": v} for k, v in breakdown.items()]
+    # Side rows first, the row last: result.json is what marks the run done.
+    (out / "side.json").write_text(json.dumps(side))
     (out / "result.json").write_text(json.dumps(row))
 
 

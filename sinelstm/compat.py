@@ -89,3 +89,7 @@ def install():
     os.environ.setdefault("CHAINER_WARN_VERSION_MISMATCH", "0")
     warnings.filterwarnings("ignore", message=".*pkg_resources.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="chainer")
+    # CuPy 14 ships without cuDNN; Chainer's own kernels are used instead.
+    warnings.filterwarnings("ignore", message="cuDNN is not enabled")
+    # Replicas on several GPUs read each other's arrays by design.
+    warnings.filterwarnings("ignore", message=".*Peer access has been activated.*")

@@ -15,10 +15,10 @@ import chainer
 from sinelstm.updaters import PHASES, _Step
 
 
-def profile_phases(updater, n_updates: int = 20, warmup: int = 3, max_seconds: float | None = None,
+def profile_phases(updater, n_updates: int = 20, warmup: int = 1, max_seconds: float | None = None,
                    agree=None) -> dict:
-    """Median milliseconds per phase over up to ``n_updates`` updates (at
-    least 3 once ``max_seconds`` has passed). ``agree`` as in
+    """Median milliseconds per phase over up to ``n_updates`` updates (fewer,
+    but at least one, once ``max_seconds`` has passed). ``agree`` as in
     :func:`sinelstm.train.train`, for several processes."""
     samples = defaultdict(list)
     t_begin = time.perf_counter()
@@ -35,7 +35,7 @@ def profile_phases(updater, n_updates: int = 20, warmup: int = 3, max_seconds: f
             if i >= warmup:
                 for name in PHASES:
                     samples[name].append(spent[name] * 1e3)
-            over = (max_seconds is not None and i >= warmup + 2
+            over = (max_seconds is not None and i >= warmup
                     and time.perf_counter() - t_begin > max_seconds)
             if agree(over) if agree is not None else over:
                 break
