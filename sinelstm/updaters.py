@@ -58,7 +58,12 @@ class Updater:
     def data(self, step):
         step.offsets = next(self.iterator)
         shards = shard(step.offsets, len(self.replicas))
-        step.batches = [impl.load(s) for impl, s in zip(self.impls, shards)]
+        step.batches = []
+        for impl, s in zip(self.impls, shards):
+            # Index arithmetic and the gather must run on the replica's own
+            # GPU, not the current one, or the fused kernel reads across GPUs.
+            with chainer.using_device(impl.device):
+                step.batches.append(impl.load(s))
 
     def forward(self, step):
         step.losses = []
