@@ -19,3 +19,10 @@ def pytest_configure(config):
     # A plain `pytest` runs each benchmark body once as a smoke test.
     if hasattr(config.option, "benchmark_only") and not config.option.benchmark_only:
         config.option.benchmark_disable = True
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """GPU names, memory, driver and topology beside pytest-benchmark's CPU info."""
+    from bench.envinfo import _gpus
+
+    machine_info["gpu"] = _gpus()

@@ -82,6 +82,11 @@ class CostModel:
         return self.fixed_ms + np.asarray(flops) / 1e9 * self.ms_per_gflop
 
     @property
+    def rate_text(self) -> str:
+        g = self.gflops_per_s
+        return f"{g / 1e3:.3g} TFLOP/s" if g >= 1e3 else f"{g:.3g} GFLOP/s"
+
+    @property
     def gflops_per_s(self) -> float:
         return 1e3 / self.ms_per_gflop if self.ms_per_gflop > 0 else float("inf")
 

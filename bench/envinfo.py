@@ -104,7 +104,9 @@ def collect(argv: list | None = None) -> dict:
     import sinelstm  # noqa: F401
     import chainer
 
-    commit = _run(["git", "rev-parse", "HEAD"]) or os.environ.get("SINEBENCH_GIT_COMMIT", "unknown")
+    commit = _run(["git", "rev-parse", "HEAD"])
+    if len(commit) != 40:  # not a checkout (a copied tree): the caller may say
+        commit = os.environ.get("SINEBENCH_GIT_COMMIT", "unknown")
     dirty = bool(_run(["git", "status", "--porcelain", "--untracked-files=no"]))
     return {
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

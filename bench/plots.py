@@ -62,7 +62,7 @@ def speedup_heatmap(grid: pd.DataFrame, title: str, predicted=None):
     fig, ax = plt.subplots(figsize=(1.3 * len(grid.columns) + 2.6, 1.0 * len(grid.index) + 1.6))
     logs = np.log2(grid.astype(float))
     lim = max(1.0, float(np.nanmax(np.abs(logs.to_numpy()))))
-    sns.heatmap(logs, ax=ax, cmap="RdBu", center=0, vmin=-lim, vmax=lim, annot=grid.map(lambda v: f"{v:.2g}×"),
+    sns.heatmap(logs, ax=ax, cmap="RdBu", center=0, vmin=-lim, vmax=lim, annot=grid.map(lambda v: f"{v:.2g}×" if v < 10 else f"{v:.0f}×"),
                 fmt="", cbar_kws={"label": "log2 speedup (blue: faster)"}, linewidths=0.5)
     ax.invert_yaxis()
     ax.set_xlabel("n_units")
@@ -96,7 +96,7 @@ def cost_model(agg: pd.DataFrame, models: dict):
         m = models.get(label)
         if m is not None:
             ax.plot(grid, m.predict_ms(grid), color=palette[label], alpha=0.7,
-                    label=f"  fit: {m.fixed_ms:.2g} ms + {m.gflops_per_s:.3g} GFLOP/s")
+                    label=f"  fit: {m.fixed_ms:.2g} ms + {m.rate_text}")
     _loglog(ax)
     ax.set_xlabel("FLOPs per update")
     ax.set_ylabel("ms per update")
@@ -168,16 +168,21 @@ def impl_compare(pairs: pd.DataFrame):
 
 
 def breakdown(table: pd.DataFrame):
-    """Stacked bars of phase times; one bar per device set and configuration."""
-    pivot = table.pivot_table(index="bar", columns="phase", values="ms", aggfunc="median", sort=False)
-    pivot = pivot[[p for p in PHASE_COLORS if p in pivot.columns]]
-    fig, ax = plt.subplots(figsize=(9, 0.38 * len(pivot) + 1.5))
-    pivot.plot.barh(stacked=True, ax=ax, color=[PHASE_COLORS[p] for p in pivot.columns], width=0.75)
+    """Each phase's share of an update (stacked to 100 %), one bar per device
+    set and configuration, the update's total written beside it."""
+    ms = table.pivot_table(index="bar", columns="phase", values="ms", aggfunc="median", sort=False)
+    ms = ms[[p for p in PHASE_COLORS if p in ms.columns]]
+    total = ms.sum(axis=1)
+    share = ms.div(total, axis=0) * 100
+    fig, ax = plt.subplots(figsize=(9.5, 0.34 * len(share) + 1.6))
+    share.plot.barh(stacked=True, ax=ax, color=[PHASE_COLORS[p] for p in share.columns], width=0.8)
+    for y, t in enumerate(total):
+        ax.text(101, y, f"{t:.3g} ms", va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set_xscale("log") if pivot.sum(axis=1).max() / max(pivot.sum(axis=1).min(), 1e-9) > 200 else None
-    ax.set_xlabel("ms per update, phases timed separately (synchronized)")
+    ax.set_xlim(0, 112)
+    ax.set_xlabel("share of the update (%), phases timed separately with a sync around each")
     ax.set_ylabel("")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.45, -0.6 / max(len(share), 4)), ncol=5, fontsize=8)
     fig.tight_layout()
     return fig
 

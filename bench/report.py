@@ -103,7 +103,25 @@ class Report:
         out += self._multi_sentences(gpu)
         out += self._breakdown_sentences(gpu)
         out += self._impl_sentences()
+        out += self._target_sentences()
         return out
+
+    def _target_sentences(self) -> list:
+        size, runs = self.representative_runs()
+        if size is None or runs.empty:
+            return []
+        target = float(runs["target_mse"].iloc[0])
+        reached = runs.dropna(subset=["time_to_target_s"])
+        budget = f"within each run's budget ({runs['max_seconds'].iloc[0]:g} s)" if pd.notna(
+            runs["max_seconds"].iloc[0]) else "within each run's budget"
+        if reached.empty:
+            return [f"At batch {size[0]} / n_units {size[1]} no device set reached one-step test MSE {target:g} "
+                    f"{budget}."]
+        best = reached.loc[reached["time_to_target_s"].idxmin()]
+        return [f"Time to one-step test MSE {target:g} at batch {size[0]} / n_units {size[1]}: fastest "
+                f"{device_label(best['devices'], best['strategy'])}{' · article' if best['impl'] == 'article' else ''}"
+                f" in {float(best['time_to_target_s']):.2f} s; {len(reached)} of {len(runs)} device sets reached it "
+                f"{budget}."]
 
     def _gpu_vs_cpu(self, gpu) -> list:
         grid = speedup_grid(self.agg, self.impl, ("cpu", "single-device"), (gpu, "single-device"))
@@ -111,7 +129,9 @@ class Report:
             return []
         vals = grid.stack()
         wins = vals[vals > 1]
-        out = [f"One GPU beats the CPU in {len(wins)} of {len(vals)} configurations (batch × n_units)."]
+        names = self.ok.loc[self.ok["devices"] == gpu, "gpu_name"].dropna().unique()
+        card = f" ({', '.join(map(str, names))})" if len(names) else ""
+        out = [f"One GPU{card} beats the CPU in {len(wins)} of {len(vals)} configurations (batch × n_units)."]
         cpu_ms, gpu_ms = self.ms_at("cpu", "single-device", *ARTICLE), self.ms_at(gpu, "single-device", *ARTICLE)
         if cpu_ms and gpu_ms:
             rel = "faster" if gpu_ms < cpu_ms else "slower"
@@ -131,7 +151,7 @@ class Report:
         for m in (cpu_m, gpu_m):
             if m is not None:
                 out.append(f"Cost model for {m.label}: {m.fixed_ms:.3g} ms fixed per update plus the FLOPs at "
-                           f"{m.gflops_per_s:.3g} GFLOP/s (median error {m.rel_error:.0%} over {m.points} sizes).")
+                           f"{m.rate_text} (median error {m.rel_error:.0%} over {m.points} sizes).")
         if cpu_m and gpu_m:
             f = crossover_flops(cpu_m, gpu_m)
             if f is None:
@@ -324,18 +344,23 @@ class Report:
     def breakdown_section(self) -> dict:
         b = self.breakdown.merge(self.ok[["run_id", "impl", "devices", "strategy", "batchsize", "n_units"]],
                                  on="run_id")
-        b = b.sort_values(["batchsize", "n_units"])
+        # The grid's corners and the article's size: enough to see the shift.
+        corners = {(b_, n_) for b_ in (b["batchsize"].min(), b["batchsize"].max())
+                   for n_ in (b["n_units"].min(), b["n_units"].max())} | {ARTICLE}
+        b = b[[(x, y) in corners for x, y in zip(b["batchsize"], b["n_units"])]]
+        b = b.sort_values(["batchsize", "n_units", "impl", "devices", "strategy"], ascending=[True, True, False,
+                                                                                             False, True])
         b["bar"] = [f"b{bs}/n{n} · {device_label(d, s)}{' · article' if i == 'article' else ''}"
                     for bs, n, d, s, i in zip(b["batchsize"], b["n_units"], b["devices"], b["strategy"], b["impl"])]
         return {"id": "breakdown", "title": "Where the time goes", "text": [
-            "A separate, profiled run per configuration times each phase of an update with a device "
+            "At the grid's corners and the article's size: a separate, profiled run per configuration times each phase of an update with a device "
             "synchronization around it (so the timed runs stay undisturbed; the sum is an upper bound on the "
             "timed median). Data: building and moving the batch; communication: gradient sum or all-reduce and "
             "parameter copies."],
             "figures": [self.figure("breakdown", plots.breakdown(b), "Phase times per update.", "breakdown")]}
 
     def cost_table(self) -> Markup:
-        rows = [{"device set": m.label, "fixed ms": f"{m.fixed_ms:.3g}", "GFLOP/s": f"{m.gflops_per_s:.3g}",
+        rows = [{"device set": m.label, "fixed ms": f"{m.fixed_ms:.3g}", "rate": m.rate_text,
                  "median error": f"{m.rel_error:.0%}", "sizes": m.points} for m in self.models.values()]
         return Markup(pd.DataFrame(rows).to_html(index=False, escape=True))
 

@@ -27,10 +27,9 @@ def create_communicator(device_set):
 
     if not device_set.is_gpu:
         return chainermn.create_communicator("naive")
-    from mpi4py import MPI
-
-    rank = MPI.COMM_WORLD.Get_rank()
-    chainer.get_device(device_set.names[rank]).use()
+    # The spec's k-th GPU is the GPU of each node's k-th rank, so that "0+1"
+    # means GPUs 0 and 1 of one node, and also GPU 0 of each of two nodes.
+    chainer.get_device(device_set.names[_intra_rank()]).use()
     comm = chainermn.create_communicator("pure_nccl")
     # pure_nccl's batched copy kernel uses the 'half' type that CuPy 14 no
     # longer defines, and PureNcclCommunicator.set_config drops the value it
@@ -39,8 +38,14 @@ def create_communicator(device_set):
     return comm
 
 
+def _intra_rank() -> int:
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+
+
 def check_world(comm, device_set):
-    if comm.size != device_set.n_devices:
+    if comm.size != device_set.n_devices and comm.inter_size == 1:
         raise RuntimeError(
             f"device set {device_set.spec!r} needs {device_set.n_devices} MPI ranks, got {comm.size}"
         )
@@ -73,7 +78,7 @@ class ChainerMNUpdater(Updater):
 
 
 def updater_factory(comm, device_set):
-    device = chainer.get_device(device_set.names[comm.rank])
+    device = chainer.get_device(device_set.names[comm.intra_rank])
 
     def factory(model, optimizer, iterator, series, devices, impl):
         return ChainerMNUpdater(comm, model, optimizer, iterator, series, device, impl)
