@@ -260,7 +260,8 @@ def verify(devices, strategy, impl, updates):
                 rows.append(res)
                 click.echo(f"{res['spec']:<12} {res['strategy']:<15} {res['impl']:<10} vs {res['reference']:<4} "
                            f"{res['updates']} SGD updates: max |dparam| = {res['max_diff']:.3g}  "
-                           f"{'PASS' if res['passed'] else 'FAIL'} (tolerance {TOLERANCE:g})")
+                           f"{'PASS' if res['passed'] else 'FAIL'} (tolerance {TOLERANCE:g})"
+                           + (f"  error: {res['error']}" if res.get("error") else ""))
     sys.exit(0 if all(r["passed"] for r in rows) else 1)
 
 

@@ -143,26 +143,28 @@ def _closed_loop_axes(ax, t, truth, prediction):
     ax.set_ylim(-1.3, 1.3)
 
 
+def _bars(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str, rotation: int, logy=False):
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * data["config"].nunique() + 3), 4.2))
+    sns.barplot(data, x="config", y=y, hue=hue, ax=ax)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
+    ax.tick_params(axis="x", rotation=rotation)
+    return fig, ax
+
+
 def scaling(eff: pd.DataFrame):
     """Scaling efficiency (speedup over 1 GPU / GPUs) per configuration."""
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(eff) + 3), 4.2))
     eff = eff.assign(config=[f"b{b}/n{n}" for b, n in zip(eff["batchsize"], eff["n_units"])])
-    sns.barplot(eff, x="config", y="efficiency", hue="label", ax=ax)
+    fig, ax = _bars(eff, "efficiency", "label", "speedup over 1 device / devices", "batch / n_units", 45)
     ax.axhline(1.0, color="black", lw=1)
-    ax.set_ylabel("speedup over 1 device / devices")
-    ax.set_xlabel("batch / n_units")
-    ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
     return fig
 
 
 def impl_compare(pairs: pd.DataFrame):
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * pairs["config"].nunique() + 3), 4.2))
-    sns.barplot(pairs, x="config", y="ms", hue="impl", ax=ax)
-    ax.set_yscale("log")
-    ax.set_ylabel("ms per update (median)")
-    ax.set_xlabel("device set · batch / n_units")
-    ax.tick_params(axis="x", rotation=60)
+    fig, _ = _bars(pairs, "ms", "impl", "ms per update (median)", "device set · batch / n_units", 60, logy=True)
     fig.tight_layout()
     return fig
 
