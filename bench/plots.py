@@ -179,12 +179,12 @@ def breakdown(table: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(9.5, 0.34 * len(share) + 1.6))
     share.plot.barh(stacked=True, ax=ax, color=[PHASE_COLORS[p] for p in share.columns], width=0.8)
     for y, t in enumerate(total):
-        ax.text(101, y, f"{t:.3g} ms", va="center", fontsize=8)
+        ax.text(101, y, f"{t:.3g} ms" if t < 1000 else f"{t:,.0f} ms", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 112)
     ax.set_xlabel("share of the update (%), phases timed separately with a sync around each")
     ax.set_ylabel("")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.45, -0.6 / max(len(share), 4)), ncol=5, fontsize=8)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.45, 1.0), ncol=5, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 

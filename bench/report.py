@@ -348,8 +348,9 @@ class Report:
         corners = {(b_, n_) for b_ in (b["batchsize"].min(), b["batchsize"].max())
                    for n_ in (b["n_units"].min(), b["n_units"].max())} | {ARTICLE}
         b = b[[(x, y) in corners for x, y in zip(b["batchsize"], b["n_units"])]]
-        b = b.sort_values(["batchsize", "n_units", "impl", "devices", "strategy"], ascending=[True, True, False,
-                                                                                             False, True])
+        b["order"] = b["devices"].map(lambda d: 0 if d.startswith("cpu") else len(d.split("+")))
+        b = b.sort_values(["batchsize", "n_units", "impl", "order", "strategy"], ascending=[True, True, False, True,
+                                                                                             True])
         b["bar"] = [f"b{bs}/n{n} · {device_label(d, s)}{' · article' if i == 'article' else ''}"
                     for bs, n, d, s, i in zip(b["batchsize"], b["n_units"], b["devices"], b["strategy"], b["impl"])]
         return {"id": "breakdown", "title": "Where the time goes", "text": [
