@@ -246,7 +246,7 @@ def verify(devices, strategy, impl, updates):
         devices = "cpu+cpu" + ("," + "+".join(str(i) for i in range(n)) if n > 1 else "")
     strategies = choice_list("strategy", strategy, STRATEGIES)
     impls = choice_list("impl", impl, list(IMPLS))
-    sets = device_sets(devices, [verify_config().batchsize])
+    sets = device_sets(devices)
     check_mpi(strategies)
     rows = []
     for ds in sets:
@@ -255,7 +255,7 @@ def verify(devices, strategy, impl, updates):
                 if strat == "chainermn":
                     res = verify_chainermn(ds, im, updates)
                 else:
-                    res = asdict(verify_device_set(ds, verify_config(impl=im, updates=updates)))
+                    res = asdict(verify_device_set(ds, verify_config(impl=im, updates=updates, n_devices=ds.n_devices)))
                 res["passed"] = res["max_diff"] <= TOLERANCE
                 rows.append(res)
                 click.echo(f"{res['spec']:<12} {res['strategy']:<15} {res['impl']:<10} vs {res['reference']:<4} "

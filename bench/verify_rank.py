@@ -19,7 +19,7 @@ def main(argv=None):
     device_set = parse_device_set(spec)
     comm = mn.create_communicator(device_set)
     mn.check_world(comm, device_set)
-    result = mn.verify_rank(comm, device_set, verify_config(impl=impl, updates=int(updates)))
+    result = mn.verify_rank(comm, device_set, verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices))
     if result is not None:
         print("RESULT " + json.dumps(asdict(result)), flush=True)
 

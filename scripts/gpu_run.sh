@@ -4,6 +4,7 @@
 # sweep; the report is rendered from the CSVs afterwards (sinebench report).
 #
 #   scripts/build_chainer_wheel.sh      # once, where there is network
+#   git rev-parse HEAD > .commit        # a copied tree has no .git
 #   RES=results/NAME scripts/gpu_run.sh # on the GPU machine
 #
 # The sweep goes round by round (every configuration once, then the article
@@ -19,6 +20,8 @@ exec > >(tee -a "$RES/log.txt") 2>&1
 
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export SINEBENCH_COMMAND="RES=$RES REPEATS=$REPEATS scripts/gpu_run.sh"
+# A copied tree has no .git: say which commit it is, if known.
+export SINEBENCH_GIT_COMMIT=${SINEBENCH_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || cat .commit 2>/dev/null || echo unknown)}
 if ! python3 -c "import sinelstm, chainer" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/chainer-*.whl || exit 1
   export PYTHONPATH=/tmp/site

@@ -94,7 +94,7 @@ def agreement(comm):
 def verify_rank(comm, device_set, cfg=None):
     """Run on every rank; rank 0 returns the :class:`VerifyResult` against its
     device alone, the others ``None``."""
-    cfg = cfg or verify_config()
+    cfg = cfg or verify_config(n_devices=device_set.n_devices)
     params = trained_params(cfg, None, updater_factory=updater_factory(comm, device_set))
     if comm.rank != 0:
         return None

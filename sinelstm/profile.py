@@ -12,7 +12,7 @@ import numpy as np
 import sinelstm  # noqa: F401
 import chainer
 
-from sinelstm.updaters import PHASES, _Step
+from sinelstm.updaters import PHASES, Step
 
 
 def profile_phases(updater, n_updates: int = 20, warmup: int = 1, max_seconds: float | None = None,
@@ -24,7 +24,7 @@ def profile_phases(updater, n_updates: int = 20, warmup: int = 1, max_seconds: f
     t_begin = time.perf_counter()
     with chainer.using_config("type_check", False):
         for i in range(warmup + n_updates):
-            step = _Step()
+            step = Step()
             spent = defaultdict(float)
             for name, phase in updater.phases():
                 updater.synchronize()

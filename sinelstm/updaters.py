@@ -29,7 +29,7 @@ def shard(offsets: np.ndarray, n: int) -> list:
     return np.split(offsets, n)
 
 
-class _Step:
+class Step:
     """What the phases of one update pass to each other."""
 
     __slots__ = ("offsets", "batches", "losses")
@@ -102,7 +102,7 @@ class Updater:
     def update(self):
         """Run one update; returns each replica's (scaled) loss, not fetched,
         so that no host sync is forced. Their sum is the global-batch loss."""
-        step = _Step()
+        step = Step()
         for _, phase in self.phases():
             phase(step)
         return step.losses

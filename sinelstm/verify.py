@@ -17,7 +17,10 @@ from sinelstm.train import TrainConfig, build_updater
 TOLERANCE = 1e-5
 
 
-def verify_config(impl: str = "sinebench", updates: int = 20, batchsize: int = 8, n_units: int = 5) -> TrainConfig:
+def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2, n_units: int = 5) -> TrainConfig:
+    """SGD from the seed's weights; 4 windows per device (8 at least), so
+    that every device set splits the batch evenly."""
+    batchsize = 4 * max(2, n_devices)
     return TrainConfig(
         n_units=n_units, batchsize=batchsize, updates=updates, optimizer="sgd", lr=0.01, impl=impl, warmup=0
     )
@@ -57,7 +60,7 @@ class VerifyResult:
 def verify_device_set(device_set, cfg: TrainConfig | None = None, scale_losses: bool = True) -> VerifyResult:
     """Train ``device_set`` (single-process strategy) and its first device
     alone; compare the parameters."""
-    cfg = cfg or verify_config()
+    cfg = cfg or verify_config(n_devices=device_set.n_devices)
     devices = device_set.devices()
     reference = trained_params(cfg, devices[:1])
     params = trained_params(cfg, devices, scale_losses=scale_losses)

@@ -92,7 +92,8 @@ def test_same_seed_same_model():
 @pytest.mark.parametrize("impl", ["sinebench", "article"])
 @pytest.mark.parametrize("spec", ["cpu+cpu", "cpu+cpu+cpu+cpu"])
 def test_data_parallel_matches_single_device(spec, impl):
-    res = verify_device_set(parse_device_set(spec), verify_config(impl=impl))
+    ds = parse_device_set(spec)
+    res = verify_device_set(ds, verify_config(impl=impl, n_devices=ds.n_devices))
     assert res.passed, res
     assert res.max_diff <= TOLERANCE
 
