@@ -223,8 +223,7 @@ class Report:
         rows = []
         for devices, strategy in self.multi_sets():
             first = devices.split("+")[0]
-            base = first if first != "cpu" else "cpu"
-            grid = speedup_grid(self.agg, self.impl, (base, "single-device"), (devices, strategy))
+            grid = speedup_grid(self.agg, self.impl, (first, "single-device"), (devices, strategy))
             if grid.empty:
                 continue
             for (b, n), s in grid.stack().items():

@@ -64,8 +64,7 @@ def run_timeout(spec: RunSpec) -> float:
 def _read_side(out: Path) -> dict:
     """The worker's side rows, keyed by the results file they go to."""
     path = out / "side.json"
-    side = json.loads(path.read_text()) if path.exists() else {}
-    return {f"{name}.csv": rows for name, rows in side.items()}
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _last_line(path: Path) -> str:

@@ -104,12 +104,12 @@ def write_results(spec, device_set, result, breakdown, out: Path):
         "time_to_target_s": result.time_to_target_s, "target_mse": spec.target_mse,
         "gpu_name": gpu_name(device_set),
     }
-    side = {"curves": [{"run_id": spec.run_id, **point} for point in result.curve]}
+    side = {"curves.csv": [{"run_id": spec.run_id, **point} for point in result.curve]}
     if spec.repeat == 0:
-        side["closed_loop"] = [{"run_id": spec.run_id, "t": t, "truth": float(y), "prediction": float(p)}
+        side["closed_loop.csv"] = [{"run_id": spec.run_id, "t": t, "truth": float(y), "prediction": float(p)}
                                for t, (y, p) in enumerate(zip(loop.truth, loop.prediction))]
     if breakdown is not None:
-        side["breakdown"] = [{"run_id": spec.run_id, "phase": k, "ms": v} for k, v in breakdown.items()]
+        side["breakdown.csv"] = [{"run_id": spec.run_id, "phase": k, "ms": v} for k, v in breakdown.items()]
     # Side rows first, the row last: result.json is what marks the run done.
     (out / "side.json").write_text(json.dumps(side))
     (out / "result.json").write_text(json.dumps(row))

@@ -49,6 +49,11 @@ class DeviceSet:
     def gpu_ids(self) -> list:
         return [int(n.split(":")[1]) for n in self.names] if self.is_gpu else []
 
+    @property
+    def first_spec(self) -> str:
+        """The spec of this set's first device alone: 'cpu' or a GPU id."""
+        return self.spec.split("+")[0]
+
     def devices(self) -> list:
         return [chainer.get_device(n) for n in self.names]
 

@@ -60,17 +60,14 @@ class ChainerMNUpdater(Updater):
         self.comm = comm
         comm.bcast_data(model)
 
-    def data(self, step):
-        step.offsets = next(self.iterator)
-        mine = shard(step.offsets, self.comm.size)[self.comm.rank]
-        step.batches = [self.impls[0].load(mine)]
+    def shards(self, offsets) -> list:
+        return [shard(offsets, self.comm.size)[self.comm.rank]]
 
     def communicate(self, step):
         # Each rank's loss is the mean over its shard; the mean over ranks of
         # those gradients is the gradient of the global-batch mean.
         with chainer.using_device(self.device):
             self.comm.multi_node_mean_grad(self.model)
-
 
     def loss_value(self, losses) -> float:
         # Collective: every rank calls it at the same evaluation points.
@@ -101,7 +98,7 @@ def verify_rank(comm, device_set, cfg=None):
     reference = trained_params(cfg, [chainer.get_device(device_set.names[0])])
     return VerifyResult(
         spec=device_set.spec,
-        reference=device_set.names[0].replace("@numpy", "cpu").replace("@cupy:", ""),
+        reference=device_set.first_spec,
         strategy=STRATEGY,
         impl=cfg.impl,
         updates=cfg.updates,

@@ -57,13 +57,16 @@ class Updater:
     # -- phases ---------------------------------------------------------------
     def data(self, step):
         step.offsets = next(self.iterator)
-        shards = shard(step.offsets, len(self.replicas))
         step.batches = []
-        for impl, s in zip(self.impls, shards):
+        for impl, s in zip(self.impls, self.shards(step.offsets)):
             # Index arithmetic and the gather must run on the replica's own
             # GPU, not the current one, or the fused kernel reads across GPUs.
             with chainer.using_device(impl.device):
                 step.batches.append(impl.load(s))
+
+    def shards(self, offsets) -> list:
+        """This process's replicas' parts of the global batch, in order."""
+        return shard(offsets, len(self.replicas))
 
     def forward(self, step):
         step.losses = []

@@ -66,7 +66,7 @@ def verify_device_set(device_set, cfg: TrainConfig | None = None, scale_losses: 
     params = trained_params(cfg, devices, scale_losses=scale_losses)
     return VerifyResult(
         spec=device_set.spec,
-        reference=device_set.names[0].replace("@numpy", "cpu").replace("@cupy:", ""),
+        reference=device_set.first_spec,
         strategy="single-process",
         impl=cfg.impl,
         updates=cfg.updates,
