@@ -121,9 +121,11 @@ def main(ctx):
 @click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(path_type=Path))
 @click.option("--report/--no-report", default=True, show_default=True, help="Render the report at the end.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--isolate", is_flag=True,
+              help="A fresh process for every run [default: runs of one device set share a worker].")
 def sweep(devices, batchsize, units, seqlen, updates, max_seconds, repeats, warmup, impl, strategy,
-          eval_every, target_mse, out, report, progress):
-    """Run every combination, one subprocess per run; rerun to resume."""
+          eval_every, target_mse, out, report, progress, isolate):
+    """Run every combination in worker processes; rerun to resume."""
     from bench.config import STRATEGIES, expand_grid
     from sinelstm.impls import IMPLS
 
@@ -143,7 +145,7 @@ def sweep(devices, batchsize, units, seqlen, updates, max_seconds, repeats, warm
     write_env(out)
     from bench.runner import sweep as run_sweep
 
-    counts = run_sweep(specs, store, progress=progress)
+    counts = run_sweep(specs, store, progress=progress, isolate=isolate)
     click.echo(f"{len(specs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
                + f"; results in {out}/")
     if report:

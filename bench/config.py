@@ -43,23 +43,20 @@ class RunSpec:
         strategy = "" if self.strategy == SINGLE_DEVICE else f" [{self.strategy}]"
         return f"{self.impl} {self.devices}{strategy} b={self.batchsize} n={self.n_units} #{self.repeat}"
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> "RunSpec":
-        return cls(**json.loads(text))
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def expand_grid(*, impls, device_specs, strategies, batchsizes, units, seqlen, repeats, **budget) -> list:
-    """Every combination, repeats innermost-but-one so that an interrupted
-    sweep already covers the whole grid once. A single-device set runs once
-    whatever the strategies; the profile rides on each config's first repeat."""
+    """Every combination, repeats outermost so that an interrupted sweep
+    already covers the whole grid once; within a repeat, runs of one device
+    set and strategy are neighbours, so that they share a worker process. A
+    single-device set runs once whatever the strategies; the profile rides on
+    each config's first repeat."""
     runs = []
-    for repeat in range(repeats):
-        for impl, spec, batch, n in product(impls, device_specs, batchsizes, units):
-            n_dev = len(spec.split("+"))
-            for strategy in ([SINGLE_DEVICE] if n_dev == 1 else strategies):
+    for repeat, impl, spec in product(range(repeats), impls, device_specs):
+        for strategy in [SINGLE_DEVICE] if len(spec.split("+")) == 1 else strategies:
+            for batch, n in product(batchsizes, units):
                 runs.append(RunSpec(impl=impl, devices=spec, strategy=strategy, batchsize=batch,
                                     n_units=n, seqlen=seqlen, repeat=repeat, profile=repeat == 0, **budget))
     return runs

@@ -1,14 +1,22 @@
-"""The sweep: every run in its own subprocess, with a timeout, one row each.
+"""The sweep: runs go to worker subprocesses, with a timeout each, one row each.
 
-A crash, an out-of-memory error or a hang costs one row, not the sweep; rows
-are committed as each run ends, and a rerun skips what is recorded.
+Consecutive runs that launch the same way (in this process, or as an MPI job
+of n ranks) share one worker, because starting Python, Chainer, CuPy and a
+CUDA context costs seconds per process, more than a short run itself. A crash,
+an out-of-memory error or a hang costs one row, not the sweep: the worker is
+killed and the runs after it go on in a fresh one. ``isolate=True`` gives every
+run a process of its own. Rows are committed as each run ends, and a rerun
+skips what is recorded.
 """
+import itertools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 from tqdm import tqdm
@@ -18,6 +26,7 @@ from bench.store import ResultStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_ALLOWANCE_S = 180  # imports, kernel compilation, evaluation, profile
+POLL_S = 0.1
 
 
 class MpiMissing(Exception):
@@ -42,17 +51,22 @@ def worker_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    # A worker whose sweep was killed stops after its current run.
+    env["SINEBENCH_RUNNER_PID"] = str(os.getpid())
     # Open MPI refuses root without these; other MPIs ignore them.
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     return env
 
 
-def worker_command(spec: RunSpec, spec_path: Path, out: Path) -> list:
-    cmd = [sys.executable, "-m", "bench.worker", str(spec_path), str(out)]
-    if spec.strategy == "chainermn":
-        cmd = [find_mpiexec(), "-n", str(spec.n_devices)] + cmd
-    return cmd
+def launcher(spec: RunSpec) -> int:
+    """How a run's process starts: 0 for plain Python, else its MPI rank count."""
+    return spec.n_devices if spec.strategy == "chainermn" else 0
+
+
+def worker_command(ranks: int, specs_path: Path, out: Path) -> list:
+    cmd = [sys.executable, "-m", "bench.worker", str(specs_path), str(out)]
+    return [find_mpiexec(), "-n", str(ranks)] + cmd if ranks else cmd
 
 
 def run_timeout(spec: RunSpec) -> float:
@@ -61,65 +75,100 @@ def run_timeout(spec: RunSpec) -> float:
     return budget * 1.75 + STARTUP_ALLOWANCE_S
 
 
-def _read_side(out: Path) -> dict:
-    """The worker's side rows, keyed by the results file they go to."""
-    path = out / "side.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def _last_line(path: Path) -> str:
     lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()] if path.exists() else []
     return lines[-1] if lines else "no output"
 
 
-def run_one(spec: RunSpec, work: Path, timeout: float | None = None) -> tuple:
-    """Run ``spec`` in a subprocess; returns (row, side rows)."""
+def _collect(out: Path) -> tuple | None:
+    """(row, side rows) once the worker has marked the run done, else None."""
+    result = out / "result.json"
+    if not result.exists():
+        return None
+    side = out / "side.json"
+    return json.loads(result.read_text()), json.loads(side.read_text()) if side.exists() else {}
+
+
+def _failure(spec: RunSpec, out: Path, code: int | None, log: Path) -> tuple:
     from bench.worker import failure_row  # imports Chainer: only once runs start
 
-    out = work / spec.run_id
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    spec_path = out / "spec.json"
-    spec_path.write_text(spec.to_json())
-    log = out / "log.txt"
-    timeout = timeout or run_timeout(spec)
+    errors = sorted(out.glob("error-rank*.json"))
+    if errors:
+        return json.loads(errors[0].read_text()), {}
+    return failure_row(spec, "error", f"worker exited with code {code}: {_last_line(log)}"), {}
+
+
+def _kill(proc: subprocess.Popen):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def run_in_one_process(specs: list, work: Path):
+    """Start one worker for ``specs`` (all of one launcher) and yield
+    (spec, row, side) as each run ends. Stops early after a failure: the
+    caller starts a fresh worker for the runs left."""
+    from bench.worker import failure_row
+
+    batch = work / uuid.uuid4().hex[:12]  # a killed sweep's worker never shares a folder
+    batch.mkdir(parents=True)
+    specs_path = batch / "specs.json"
+    specs_path.write_text(json.dumps([s.to_dict() for s in specs]))
+    log = batch / "log.txt"
     with open(log, "w") as log_file:
-        proc = subprocess.Popen(worker_command(spec, spec_path, out), stdout=log_file, stderr=subprocess.STDOUT,
-                                env=worker_env(), cwd=PROJECT_ROOT, start_new_session=True)
+        proc = subprocess.Popen(worker_command(launcher(specs[0]), specs_path, batch), stdout=log_file,
+                                stderr=subprocess.STDOUT, env=worker_env(), cwd=PROJECT_ROOT,
+                                start_new_session=True)
         try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return failure_row(spec, "timeout", f"no result after {timeout:.0f} s"), {}
-    result = out / "result.json"
-    if result.exists():
-        row, side = json.loads(result.read_text()), _read_side(out)
-    else:
-        errors = sorted(out.glob("error-rank*.json"))
-        if errors:
-            row = json.loads(errors[0].read_text())
-        else:
-            row = failure_row(spec, "error", f"worker exited with code {code}: {_last_line(log)}")
-        side = {}
-    shutil.rmtree(out, ignore_errors=True)
-    return row, side
+            for spec in specs:
+                out, deadline = batch / spec.run_id, time.monotonic() + run_timeout(spec)
+                while (got := _collect(out)) is None:
+                    code = proc.poll()
+                    if code is not None and (got := _collect(out)) is None:
+                        yield spec, *_failure(spec, out, code, log)
+                        return
+                    if code is None and time.monotonic() > deadline:
+                        _kill(proc)
+                        yield spec, failure_row(spec, "timeout", f"no result after {run_timeout(spec):.0f} s"), {}
+                        return
+                    if got is None:
+                        time.sleep(POLL_S)
+                yield spec, *got
+            try:
+                proc.wait(timeout=STARTUP_ALLOWANCE_S)
+            except subprocess.TimeoutExpired:  # every row is in; a hang at exit costs nothing
+                pass
+        finally:
+            _kill(proc)
+            shutil.rmtree(batch, ignore_errors=True)
 
 
-def sweep(specs: list, store: ResultStore, progress: bool = True) -> dict:
+def run_all(specs: list, work: Path, isolate: bool = False):
+    """Yield (spec, row, side) for every spec, in order."""
+    groups = ([[s] for s in specs] if isolate else
+              [list(g) for _, g in itertools.groupby(specs, key=launcher)])
+    for group in groups:
+        while group:
+            for spec, row, side in run_in_one_process(group, work):
+                group = group[group.index(spec) + 1:]
+                yield spec, row, side
+
+
+def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool = False) -> dict:
     """Run every spec not yet recorded in ``store``; returns status counts."""
     store.open_for_writing()
     done = store.completed_ids()
     pending = [s for s in specs if s.run_id not in done]
     work = store.folder / ".work"
     counts = {"skipped": len(specs) - len(pending)}
-    bar = tqdm(pending, unit="run", disable=not progress, dynamic_ncols=True)
-    for spec in bar:
-        bar.set_postfix_str(spec.label)
-        row, side = run_one(spec, work)
-        store.append_run(row, side)
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-        if row["status"] != "ok":
-            bar.write(f"{spec.label}: {row['status']}: {row.get('message', '')}")
+    with tqdm(total=len(pending), unit="run", disable=not progress, dynamic_ncols=True) as bar:
+        bar.set_postfix_str(pending[0].label if pending else "")
+        for i, (spec, row, side) in enumerate(run_all(pending, work, isolate), 1):
+            store.append_run(row, side)
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+            if row["status"] != "ok":
+                bar.write(f"{spec.label}: {row['status']}: {row.get('message', '')}")
+            bar.set_postfix_str(pending[i].label if i < len(pending) else "", refresh=False)
+            bar.update()
     shutil.rmtree(work, ignore_errors=True)
     return counts

@@ -1,12 +1,15 @@
-"""Runs one benchmark run in this process (or as one MPI rank of it) and
-writes its results into a folder for the sweep to collect:
+"""Runs benchmark runs one after another in this process (or as one MPI
+rank of it) and writes each one's results into a folder for the sweep to
+collect:
 
-    python -m bench.worker RUN_JSON OUT_DIR
+    python -m bench.worker SPECS_JSON OUT_DIR
 
-``result.json`` (the runs.csv row), ``curve.csv``, ``closed_loop.csv`` and,
-for profiled runs, ``breakdown.csv``. A failure is written as a result with
-its status; under MPI a failing rank writes its error and aborts the job, so
-that the other ranks do not hang in a collective.
+SPECS_JSON holds a list of runs; run ``r`` writes ``OUT_DIR/<r.run_id>/``:
+``side.json`` (curve, closed-loop and breakdown rows), then ``result.json``
+(the runs.csv row), which marks the run done. A failure is written as
+``error-rank<k>.json`` and ends the process, so that the next run starts in a
+clean one; under MPI the failing rank aborts the job, so that the other ranks
+do not hang in a collective.
 """
 import json
 import os
@@ -91,6 +94,10 @@ def run(spec: RunSpec, out: Path):
     write_results(spec, device_set, result, breakdown, out)
 
 
+def _six(value) -> float:
+    return float(f"{float(value):.6g}")
+
+
 def write_results(spec, device_set, result, breakdown, out: Path):
     stats = summarize_ms(result.step_ms)
     loop = closed_loop(result.model, train_config(spec).data)
@@ -106,20 +113,51 @@ def write_results(spec, device_set, result, breakdown, out: Path):
     }
     side = {"curves.csv": [{"run_id": spec.run_id, **point} for point in result.curve]}
     if spec.repeat == 0:
-        side["closed_loop.csv"] = [{"run_id": spec.run_id, "t": t, "truth": float(y), "prediction": float(p)}
-                               for t, (y, p) in enumerate(zip(loop.truth, loop.prediction))]
+        # float32 values: six significant digits keep all they hold worth plotting, at half the size.
+        side["closed_loop.csv"] = [{"run_id": spec.run_id, "t": t, "truth": _six(y), "prediction": _six(p)}
+                                   for t, (y, p) in enumerate(zip(loop.truth, loop.prediction))]
     if breakdown is not None:
         side["breakdown.csv"] = [{"run_id": spec.run_id, "phase": k, "ms": v} for k, v in breakdown.items()]
-    # Side rows first, the row last: result.json is what marks the run done.
+    # Side rows first, the row last: result.json is what marks the run done,
+    # and it appears whole (the sweep polls for it).
     (out / "side.json").write_text(json.dumps(side))
-    (out / "result.json").write_text(json.dumps(row))
+    (out / "result.tmp").write_text(json.dumps(row))
+    os.replace(out / "result.tmp", out / "result.json")
+
+
+def runner_alive(mpi: bool) -> bool:
+    """False once the sweep that started this worker is gone (killed): then
+    the runs left are not wanted. Under MPI rank 0 decides for all ranks."""
+    pid = os.environ.get("SINEBENCH_RUNNER_PID")
+    alive = True
+    if pid:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            pass
+    if mpi:
+        from mpi4py import MPI
+
+        alive = MPI.COMM_WORLD.bcast(alive, root=0)
+    return alive
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    spec = RunSpec.from_json(Path(argv[0]).read_text())
-    out = Path(argv[1])
+    specs = [RunSpec(**d) for d in json.loads(Path(argv[0]).read_text())]
+    batch = Path(argv[1])
     rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")))
+    for spec in specs:
+        if not runner_alive(spec.strategy == "chainermn"):
+            return
+        out = batch / spec.run_id
+        out.mkdir(parents=True, exist_ok=True)
+        run_or_fail(spec, out, rank)
+
+
+def run_or_fail(spec: RunSpec, out: Path, rank: int):
     try:
         run(spec, out)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a row

@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # The whole GPU run, on a bare machine without network, in one command:
-# install the carried Chainer wheel, verify, GPU tests, then the published
-# sweep; the report is rendered from the CSVs afterwards (sinebench report).
+# install the carried Chainer wheel, verify, GPU tests, the published sweep,
+# and its report.
 #
 #   scripts/build_chainer_wheel.sh      # once, where there is network
 #   git rev-parse HEAD > .commit        # a copied tree has no .git
-#   RES=results/NAME scripts/gpu_run.sh # on the GPU machine
+#   scripts/gpu_run.sh                  # on the GPU machine
 #
+# Results go to RES (default results/<gpu>x<count>-<date>, e.g.
+# results/h100x2-2026-11-27).
 # The sweep goes round by round (every configuration once, then the article
 # baseline at the grid's corners, then the next repeat), so a run cut short
 # still covers the whole grid; rerunning resumes where it stopped. Set
-# SKIP_CHECKS=1 to go straight to the sweep when resuming.
+# SKIP_CHECKS=1 to go straight to the sweep when resuming, REPORT=0 to leave
+# the report for later.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-RES=${RES:-results/gpu-$(date +%Y%m%d)}
+gpu_tag() {  # "NVIDIA H100 80GB HBM3" x 2 -> h100x2
+  nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null |
+    awk '{for (i = 1; i <= NF; i++) if ($i ~ /[0-9]/ && $i !~ /GB$/) {t = tolower($i); break}} END {print (t ? t : "gpu") "x" NR}'
+}
+RES=${RES:-results/$(gpu_tag)-$(date +%F)}
 REPEATS=${REPEATS:-3}
 mkdir -p "$RES"
 exec > >(tee -a "$RES/log.txt") 2>&1
 
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export SINEBENCH_COMMAND="RES=$RES REPEATS=$REPEATS scripts/gpu_run.sh"
+export SINEBENCH_COMMAND=${SINEBENCH_COMMAND:-"RES=$RES REPEATS=$REPEATS scripts/gpu_run.sh"}
 # A copied tree has no .git: say which commit it is, if known.
 export SINEBENCH_GIT_COMMIT=${SINEBENCH_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || cat .commit 2>/dev/null || echo unknown)}
 if ! python3 -c "import sinelstm, chainer" 2>/dev/null; then
@@ -46,4 +53,8 @@ for r in $(seq 1 "$REPEATS"); do
   $SB sweep "${GRID[@]}" --impl sinebench --batchsize 10,100,1000,4096 --units 5,50,256,1024 --repeats "$r" "${BUDGET[@]}"
   $SB sweep "${GRID[@]}" --impl article --batchsize 10,4096 --units 5,1024 --repeats "$r" "${BUDGET[@]}"
 done
+if [ "${REPORT:-1}" != 0 ]; then
+  echo "== report $(date -u)"
+  $SB report "$RES"
+fi
 echo "== done $(date -u)"
