@@ -104,10 +104,6 @@ def collect(argv: list | None = None) -> dict:
     import sinelstm  # noqa: F401
     import chainer
 
-    commit = _run(["git", "rev-parse", "HEAD"])
-    if len(commit) != 40:  # not a checkout (a copied tree): the caller may say
-        commit = os.environ.get("SINEBENCH_GIT_COMMIT", "unknown")
-    dirty = bool(_run(["git", "status", "--porcelain", "--untracked-files=no"]))
     return {
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         # A wrapper script (scripts/gpu_run.sh) names itself here.
@@ -122,5 +118,18 @@ def collect(argv: list | None = None) -> dict:
         "versions": {"python": platform.python_version(), "numpy": numpy.__version__,
                      "chainer": chainer.__version__, "pandas": _version("pandas"),
                      "mpi4py": _version("mpi4py"), "mpi": _mpi()},
-        "git_commit": commit + ("-dirty" if dirty else ""),
+        "git_commit": _commit(),
     }
+
+
+def _commit() -> str:
+    # A tree copied to another machine has no .git, or a stale one: the
+    # wrapper that copied it says which commit it is.
+    said = os.environ.get("SINEBENCH_GIT_COMMIT")
+    if said:
+        return said
+    commit = _run(["git", "rev-parse", "HEAD"])
+    if len(commit) != 40:
+        return "unknown"
+    dirty = bool(_run(["git", "status", "--porcelain", "--untracked-files=no"]))
+    return commit + ("-dirty" if dirty else "")

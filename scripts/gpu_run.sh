@@ -27,10 +27,13 @@ exec > >(tee -a "$RES/log.txt") 2>&1
 
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export SINEBENCH_COMMAND=${SINEBENCH_COMMAND:-"RES=$RES REPEATS=$REPEATS scripts/gpu_run.sh"}
-# A copied tree has no .git: say which commit it is, if known.
-export SINEBENCH_GIT_COMMIT=${SINEBENCH_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || cat .commit 2>/dev/null || echo unknown)}
+# A copied tree has no .git, or a stale one: .commit (written when copying)
+# says which commit it is; without it env.json asks git.
+if [ -z "${SINEBENCH_GIT_COMMIT:-}" ] && [ -s .commit ]; then
+  export SINEBENCH_GIT_COMMIT=$(cat .commit)
+fi
 if ! python3 -c "import sinelstm, chainer" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/chainer-*.whl || exit 1
+  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/chainer-*.whl || exit 1
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
