@@ -104,7 +104,21 @@ class Report:
         out += self._breakdown_sentences(gpu)
         out += self._impl_sentences()
         out += self._target_sentences()
+        out += self._spread_sentences()
         return out
+
+    def _spread_sentences(self) -> list:
+        """How far repeats of one configuration disagree: the size of a
+        difference that this machine's noise alone can make."""
+        rep = self.main[self.main["repeats"] > 1]
+        if rep.empty:
+            return []
+        spread = rep["ms_max"] / rep["ms_min"] - 1
+        worst = rep.loc[spread.idxmax()]
+        return [f"Repeat to repeat, a configuration's time moved by {spread.median():.0%} in the median and by up "
+                f"to {spread.max():.0%} ({worst['label']} at batch {worst['batchsize']} / n_units "
+                f"{worst['n_units']}: {_fmt_ms(worst['ms_min'])} to {_fmt_ms(worst['ms_max'])}); smaller "
+                f"differences than that are within this machine's noise."]
 
     def _target_sentences(self) -> list:
         size, runs = self.representative_runs()
@@ -368,8 +382,9 @@ class Report:
         if self.agg.empty:
             return Markup("<p>No run finished.</p>")
         t = self.agg.sort_values(["impl", "n_units", "batchsize", "n_devices", "devices"])
-        t = t[["impl", "label", "batchsize", "n_units", "repeats", "ms", "ms_p25", "ms_p75", "samples_per_s",
-               "time_to_target_s", "val_mse"]]
+        t = t[["impl", "label", "batchsize", "n_units", "repeats", "ms", "ms_p25", "ms_p75", "ms_min", "ms_max",
+               "samples_per_s", "time_to_target_s", "val_mse"]].rename(
+            columns={"ms_min": "fastest repeat", "ms_max": "slowest repeat"})
         failed = self.runs[self.runs["status"] != "ok"]
         html = t.to_html(index=False, escape=True, float_format=lambda v: f"{v:.4g}", na_rep="–")
         if len(failed):

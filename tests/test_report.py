@@ -1,6 +1,7 @@
 """Report and analysis on a synthetic results folder (made-up timings that
 follow a known cost model, so the fitted numbers can be checked)."""
 import json
+from itertools import product
 
 import numpy as np
 import pandas as pd
@@ -20,27 +21,28 @@ def make_results(folder, message="<script>alert(1)</script>"):
     store.open_for_writing()
     for devices, strategy, (fixed, per) in [("cpu", "single-device", CPU), ("0", "single-device", GPU),
                                            ("0+1", "chainermn", (3.5, GPU[1] / 2))]:
-        for b in (10, 100, 1000):
-            for n in (5, 50, 500):
-                f = count_flops(n, b, 10, "sinebench")
-                ms = fixed + f / 1e9 * per
-                run_id = f"{devices}-{strategy}-{b}-{n}"
-                store.append_run({"run_id": run_id, "impl": "sinebench", "devices": devices,
-                                  "n_devices": len(devices.split("+")), "strategy": strategy, "batchsize": b,
-                                  "n_units": n, "seqlen": 10, "repeat": 0, "status": "ok", "updates": 100,
-                                  "ms_per_update_median": ms, "ms_per_update_p25": ms * 0.95,
-                                  "ms_per_update_p75": ms * 1.05, "samples_per_s": b / ms * 1e3,
-                                  "val_mse": 1e-3, "closed_loop_rmse_50": 0.2, "closed_loop_rmse_all": 0.8,
-                                  "time_to_target_s": "", "target_mse": 1e-3, "flops_per_update": f,
-                                  "max_seconds": 2.0, "gpu_name": "" if devices == "cpu" else "Fake GPU"},
-                                 {"curves.csv": [{"run_id": run_id, "update": u, "elapsed_s": u * ms / 1e3,
-                                                  "train_loss": 1 / u, "val_mse": 1 / u} for u in (50, 100)],
-                                  "closed_loop.csv": [{"run_id": run_id, "t": t, "truth": np.sin(t / 10),
-                                                       "prediction": np.nan if t < 10 else 0.0}
-                                                      for t in range(100)],
-                                  "breakdown.csv": [{"run_id": run_id, "phase": p, "ms": ms / 5}
-                                                    for p in ("data", "forward", "backward", "communication",
-                                                              "optimizer")]})
+        for b, n, repeat in product((10, 100, 1000), (5, 50, 500), (0, 1, 2)):
+            f = count_flops(n, b, 10, "sinebench")
+            # the third repeat is 10 % slower, 50 % for the CPU at batch 10 / n_units 5; medians stay exact
+            slower = 1 if repeat < 2 else 1.5 if (devices, b, n) == ("cpu", 10, 5) else 1.1
+            ms = (fixed + f / 1e9 * per) * slower
+            run_id = f"{devices}-{strategy}-{b}-{n}-{repeat}"
+            store.append_run({"run_id": run_id, "impl": "sinebench", "devices": devices,
+                              "n_devices": len(devices.split("+")), "strategy": strategy, "batchsize": b,
+                              "n_units": n, "seqlen": 10, "repeat": repeat, "status": "ok", "updates": 100,
+                              "ms_per_update_median": ms, "ms_per_update_p25": ms * 0.95,
+                              "ms_per_update_p75": ms * 1.05, "samples_per_s": b / ms * 1e3,
+                              "val_mse": 1e-3, "closed_loop_rmse_50": 0.2, "closed_loop_rmse_all": 0.8,
+                              "time_to_target_s": "", "target_mse": 1e-3, "flops_per_update": f,
+                              "max_seconds": 2.0, "gpu_name": "" if devices == "cpu" else "Fake GPU"},
+                             {"curves.csv": [{"run_id": run_id, "update": u, "elapsed_s": u * ms / 1e3,
+                                              "train_loss": 1 / u, "val_mse": 1 / u} for u in (50, 100)],
+                              "closed_loop.csv": [{"run_id": run_id, "t": t, "truth": np.sin(t / 10),
+                                                   "prediction": np.nan if t < 10 else 0.0}
+                                                  for t in range(100)],
+                              "breakdown.csv": [{"run_id": run_id, "phase": p, "ms": ms / 5}
+                                                for p in ("data", "forward", "backward", "communication",
+                                                          "optimizer")]})
     store.append_run({"run_id": "broken", "impl": "sinebench", "devices": "0", "n_devices": 1,
                       "strategy": "single-device", "batchsize": 10, "n_units": 5, "seqlen": 10, "repeat": 1,
                       "status": "oom", "message": message}, {})
@@ -73,6 +75,7 @@ def test_report_states_the_crossover_and_escapes_labels(tmp_path):
     assert "One GPU (Fake GPU) beats the CPU in" in summary
     assert "once an update carries more than" in summary
     assert "2 GPUs (chainermn) against one" in summary
+    assert "moved by 10% in the median and by up to 50% (CPU at batch 10 / n_units 5: 0.5 ms to 0.75 ms)" in summary
     out = render(tmp_path)
     html = out.read_text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
