@@ -122,18 +122,20 @@ def run_in_one_process(specs: list, work: Path):
         try:
             for spec in specs:
                 out, deadline = batch / spec.run_id, time.monotonic() + run_timeout(spec)
-                while (got := _collect(out)) is None:
-                    code = proc.poll()
-                    if code is not None and (got := _collect(out)) is None:
-                        yield spec, *_failure(spec, out, code, log)
-                        return
-                    if code is None and time.monotonic() > deadline:
-                        _kill(proc)
-                        yield spec, failure_row(spec, "timeout", f"no result after {run_timeout(spec):.0f} s"), {}
-                        return
-                    if got is None:
-                        time.sleep(POLL_S)
-                yield spec, *got
+                got = _collect(out)
+                while got is None and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(POLL_S)
+                    got = _collect(out)
+                got = got or _collect(out)  # written just before the worker exited
+                if got is not None:
+                    yield spec, *got
+                    continue
+                if proc.poll() is None:  # still running past the deadline: hung
+                    _kill(proc)
+                    yield spec, failure_row(spec, "timeout", f"no result after {run_timeout(spec):.0f} s"), {}
+                else:
+                    yield spec, *_failure(spec, out, proc.returncode, log)
+                return
             try:
                 proc.wait(timeout=STARTUP_ALLOWANCE_S)
             except subprocess.TimeoutExpired:  # every row is in; a hang at exit costs nothing
@@ -149,9 +151,11 @@ def run_all(specs: list, work: Path, isolate: bool = False):
               [list(g) for _, g in itertools.groupby(specs, key=launcher)])
     for group in groups:
         while group:
-            for spec, row, side in run_in_one_process(group, work):
-                group = group[group.index(spec) + 1:]
-                yield spec, row, side
+            ended = 0
+            for result in run_in_one_process(group, work):
+                ended += 1
+                yield result
+            group = group[ended:]
 
 
 def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool = False) -> dict:
