@@ -15,7 +15,7 @@ from bench import plots
 from bench.analysis import (CostModel, aggregate, crossover_flops, device_label, fit_cost_model, ok_runs,
                             speedup_grid)
 from bench.store import ResultStore
-from sinelstm.model import count_flops
+from sinelstm.flops import count_flops
 
 ARTICLE = (10, 5)  # the article's batch size and n_units
 PHASES = ["data", "forward", "backward", "communication", "optimizer"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import sinelstm  # noqa: F401
 from sinelstm.devices import DeviceSpecError, parse_device_set
 from sinelstm.evaluate import closed_loop
-from sinelstm.model import count_flops
+from sinelstm.flops import count_flops
 from sinelstm.profile import profile_phases
 from sinelstm.timing import summarize_ms
 from sinelstm.train import TrainConfig, build_updater, train

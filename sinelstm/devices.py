@@ -6,9 +6,6 @@ replicas of one data-parallel group.
 import re
 from dataclasses import dataclass
 
-import sinelstm  # noqa: F401
-import chainer
-
 _TOKEN = re.compile(r"^(cpu|\d+)$")
 
 
@@ -52,9 +49,18 @@ class DeviceSet:
     @property
     def first_spec(self) -> str:
         """The spec of this set's first device alone: 'cpu' or a GPU id."""
-        return self.spec.split("+")[0]
+        return self.ids[0]
+
+    @property
+    def ids(self) -> list:
+        """The spec's tokens: 'cpu' or GPU ids as strings."""
+        return self.spec.split("+")
 
     def devices(self) -> list:
+        """Chainer devices (imports Chainer: the sweep process never calls this)."""
+        import sinelstm  # noqa: F401
+        import chainer
+
         return [chainer.get_device(n) for n in self.names]
 
 
@@ -62,7 +68,7 @@ def parse_device_set(spec: str, n_gpus: int | None = None) -> DeviceSet:
     """Parse and check a spec against the GPUs present (``n_gpus`` overrides
     the count, for tests); raises :class:`DeviceSpecError` naming the spec."""
     spec = spec.strip()
-    tokens = spec.split("+")
+    tokens = spec.split("+")  # the one place a spec is split
     if not spec or not all(_TOKEN.match(t) for t in tokens):
         raise DeviceSpecError(
             f"bad device set {spec!r}: use 'cpu', a GPU id like '0', or ids joined by '+' "

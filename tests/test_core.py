@@ -8,7 +8,8 @@ from sinelstm.data import SineData
 from sinelstm.devices import DeviceSpecError, default_device_sets, parse_device_set
 from sinelstm.impls import ArticleImpl, SinebenchImpl
 from sinelstm.iterator import WindowIterator, window_indices
-from sinelstm.model import SineLSTM, count_flops
+from sinelstm.flops import count_flops
+from sinelstm.model import SineLSTM
 from sinelstm.verify import TOLERANCE, verify_config, verify_device_set
 
 

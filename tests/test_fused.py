@@ -6,7 +6,8 @@ import pytest
 import sinelstm  # noqa: F401
 import chainer
 
-from sinelstm.model import SineLSTM, count_flops, sequence_loss
+from sinelstm.flops import count_flops
+from sinelstm.model import SineLSTM, sequence_loss
 
 
 def loss_and_grads(model, xs, ts, fused):

@@ -10,7 +10,7 @@ import pytest
 from bench.analysis import CostModel, aggregate, crossover_flops, fit_cost_model
 from bench.report import Report, render
 from bench.store import ResultStore
-from sinelstm.model import count_flops
+from sinelstm.flops import count_flops
 
 CPU = (0.5, 0.01)  # fixed ms, ms per GFLOP
 GPU = (3.0, 0.0001)
