@@ -64,9 +64,10 @@ class DeviceSet:
         return [chainer.get_device(n) for n in self.names]
 
 
-def parse_device_set(spec: str, n_gpus: int | None = None) -> DeviceSet:
+def parse_device_set(spec: str, n_gpus: int | None = None, check: bool = True) -> DeviceSet:
     """Parse and check a spec against the GPUs present (``n_gpus`` overrides
-    the count, for tests); raises :class:`DeviceSpecError` naming the spec."""
+    the count, for tests; ``check=False`` skips it, to read a spec recorded
+    elsewhere); raises :class:`DeviceSpecError` naming the spec."""
     spec = spec.strip()
     tokens = spec.split("+")  # the one place a spec is split
     if not spec or not all(_TOKEN.match(t) for t in tokens):
@@ -81,6 +82,8 @@ def parse_device_set(spec: str, n_gpus: int | None = None) -> DeviceSet:
     ids = [int(t) for t in tokens]
     if len(set(ids)) != len(ids):
         raise DeviceSpecError(f"bad device set {spec!r}: names a GPU twice")
+    if not check:
+        return DeviceSet(spec, tuple(f"@cupy:{i}" for i in ids))
     n = gpu_count() if n_gpus is None else n_gpus
     missing = [i for i in ids if i >= n]
     if missing:
