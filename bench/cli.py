@@ -4,14 +4,19 @@ Bad input gets one line on stderr and exit code 2, before anything is
 written.
 """
 import json
-import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from sinelstm.config import Budget, TrainConfig
+from sinelstm.names import IMPLS, STRATEGIES
+
+from bench.grid import SWEEP
+
 DEFAULT_OUT = "results/local"
+DEFAULT = TrainConfig()
 
 
 class InputError(click.ClickException):
@@ -57,8 +62,8 @@ def device_sets(text: str | None, batchsizes=()) -> list:
 
 
 def check_mpi(strategies):
-    if "chainermn" in strategies:
-        from bench.runner import MpiMissing, find_mpiexec
+    if STRATEGIES[1] in strategies:
+        from bench.launch import MpiMissing, find_mpiexec
 
         try:
             find_mpiexec()
@@ -103,20 +108,24 @@ def main(ctx):
 
 @main.command()
 @click.option("--devices", default=None, help="Device sets, e.g. cpu,0,0+1 [default: cpu, each GPU, all GPUs].")
-@click.option("--batchsize", default="10,100,1000", show_default=True, help="Global batch sizes.")
-@click.option("--units", default="5,50,500", show_default=True, help="LSTM widths (n_units).")
-@click.option("--seqlen", default=10, show_default=True, callback=positive("seqlen"), help="BPTT window.")
-@click.option("--updates", default=2000, show_default=True, callback=positive("updates"),
+@click.option("--batchsize", default=",".join(map(str, SWEEP.batchsizes)), show_default=True,
+              help="Global batch sizes.")
+@click.option("--units", default=",".join(map(str, SWEEP.units)), show_default=True, help="LSTM widths (n_units).")
+@click.option("--seqlen", default=DEFAULT.seqlen, show_default=True, callback=positive("seqlen"), help="BPTT window.")
+@click.option("--updates", default=DEFAULT.budget.updates, show_default=True, callback=positive("updates"),
               help="Timed updates per run (at most).")
-@click.option("--max-seconds", default=10.0, show_default=True, callback=positive("max-seconds"),
+@click.option("--max-seconds", default=SWEEP.max_seconds, show_default=True, callback=positive("max-seconds"),
               help="Time budget of each run's timed loop.")
-@click.option("--repeats", default=3, show_default=True, callback=positive("repeats"))
-@click.option("--warmup", default=10, show_default=True, help="Untimed updates before each run.")
-@click.option("--impl", default="sinebench", show_default=True, help="sinebench, article, or both.")
-@click.option("--strategy", default="single-process", show_default=True,
-              help="Multi-device strategies: single-process, chainermn, or both.")
-@click.option("--eval-every", default=50, show_default=True, callback=positive("eval-every"))
-@click.option("--target-mse", default=1e-3, show_default=True, callback=positive("target-mse"),
+@click.option("--repeats", default=SWEEP.repeats, show_default=True, callback=positive("repeats"),
+              help="Runs of each configuration.")
+@click.option("--warmup", default=DEFAULT.budget.warmup, show_default=True,
+              help="Untimed updates before each run.")
+@click.option("--impl", default=IMPLS[0], show_default=True, help=f"Implementations, from {', '.join(IMPLS)}.")
+@click.option("--strategy", default=STRATEGIES[0], show_default=True,
+              help=f"Multi-device strategies, from {', '.join(STRATEGIES)}.")
+@click.option("--eval-every", default=DEFAULT.eval_every, show_default=True, callback=positive("eval-every"),
+              help="Updates between evaluations.")
+@click.option("--target-mse", default=DEFAULT.target_mse, show_default=True, callback=positive("target-mse"),
               help="One-step test MSE for time-to-target.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(path_type=Path))
 @click.option("--report/--no-report", default=True, show_default=True, help="Render the report at the end.")
@@ -126,21 +135,21 @@ def main(ctx):
 def sweep(devices, batchsize, units, seqlen, updates, max_seconds, repeats, warmup, impl, strategy,
           eval_every, target_mse, out, report, progress, isolate):
     """Run every combination in worker processes; rerun to resume."""
-    from bench.config import STRATEGIES, expand_grid
-    from sinelstm.impls import IMPLS
+    from bench.grid import expand_grid
 
     if warmup < 0:
         fail(f"--warmup must be zero or more, got {warmup}")
     batches = int_list("batchsize", batchsize)
     widths = int_list("units", units)
-    impls = choice_list("impl", impl, list(IMPLS))
+    impls = choice_list("impl", impl, IMPLS)
     strategies = choice_list("strategy", strategy, STRATEGIES)
     sets = device_sets(devices, batches)
     if any(ds.n_devices > 1 for ds in sets):
         check_mpi(strategies)
-    specs = expand_grid(impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
-                        batchsizes=batches, units=widths, seqlen=seqlen, repeats=repeats, updates=updates,
-                        max_seconds=max_seconds, warmup=warmup, eval_every=eval_every, target_mse=target_mse)
+    base = config(seqlen=seqlen, eval_every=eval_every, target_mse=target_mse,
+                  budget=Budget(updates=updates, seconds=max_seconds, warmup=warmup))
+    specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
+                        batchsizes=batches, units=widths, repeats=repeats)
     store = open_store(out)
     write_env(out)
     from bench.runner import sweep as run_sweep
@@ -150,6 +159,15 @@ def sweep(devices, batchsize, units, seqlen, updates, max_seconds, repeats, warm
                + f"; results in {out}/")
     if report:
         render_report(out, None)
+
+
+def config(**settings) -> TrainConfig:
+    """A training config from the library's defaults and these settings;
+    settings the library refuses are bad input."""
+    try:
+        return replace(DEFAULT, **settings)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def open_store(out: Path):
@@ -195,29 +213,29 @@ def report(results_dir, output):
 
 @main.command()
 @click.option("--devices", default="cpu", show_default=True, help="One device set, e.g. cpu, 0 or 0+1.")
-@click.option("--batchsize", default=10, show_default=True, callback=positive("batchsize"))
-@click.option("--units", default=5, show_default=True, callback=positive("units"))
-@click.option("--seqlen", default=10, show_default=True, callback=positive("seqlen"))
-@click.option("--updates", default=3000, show_default=True, callback=positive("updates"))
-@click.option("--impl", default="sinebench", show_default=True, type=click.Choice(["sinebench", "article"]))
-@click.option("--optimizer", default="adam", show_default=True, type=click.Choice(["adam", "sgd"]))
+@click.option("--batchsize", default=DEFAULT.batchsize, show_default=True, callback=positive("batchsize"))
+@click.option("--units", default=DEFAULT.n_units, show_default=True, callback=positive("units"))
+@click.option("--seqlen", default=DEFAULT.seqlen, show_default=True, callback=positive("seqlen"))
+@click.option("--updates", default=DEFAULT.budget.updates, show_default=True, callback=positive("updates"))
+@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice(IMPLS))
+@click.option("--optimizer", default=DEFAULT.optimizer, show_default=True, type=click.Choice(["adam", "sgd"]))
 @click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path))
 def train(devices, batchsize, units, seqlen, updates, impl, optimizer, out):
     """One training run like the article's run_LSTM; writes its loss curve and
     closed-loop prediction as PNG."""
     from bench import plots
     from sinelstm.evaluate import closed_loop
+    from sinelstm.strategy import make_strategy
     from sinelstm.timing import summarize_ms
-    from sinelstm.train import TrainConfig
     from sinelstm.train import train as run_train
 
     if "," in devices:
         fail("--devices takes one device set for train")
     (ds,) = device_sets(devices, [batchsize])
+    cfg = config(n_units=units, batchsize=batchsize, seqlen=seqlen, impl=impl, optimizer=optimizer,
+                 budget=replace(DEFAULT.budget, updates=updates))
     open_store(out)
-    cfg = TrainConfig(n_units=units, batchsize=batchsize, seqlen=seqlen, updates=updates, impl=impl,
-                      optimizer=optimizer)
-    result = run_train(cfg, ds.devices())
+    result = run_train(cfg, make_strategy(STRATEGIES[0], ds))
     loop = closed_loop(result.model, cfg.data)
     stats = summarize_ms(result.step_ms)
     label = f"{impl} on {ds.spec}"
@@ -231,54 +249,39 @@ def train(devices, batchsize, units, seqlen, updates, impl, optimizer, out):
 
 @main.command()
 @click.option("--devices", default=None, help="Multi-device sets [default: cpu+cpu, and all GPUs if several].")
-@click.option("--strategy", default="single-process", show_default=True,
-              help="single-process, chainermn, or both.")
-@click.option("--impl", default="sinebench", show_default=True, help="sinebench, article, or both.")
+@click.option("--strategy", default=STRATEGIES[0], show_default=True,
+              help=f"Strategies, from {', '.join(STRATEGIES)}.")
+@click.option("--impl", default=IMPLS[0], show_default=True, help=f"Implementations, from {', '.join(IMPLS)}.")
 @click.option("--updates", default=20, show_default=True, callback=positive("updates"))
 def verify(devices, strategy, impl, updates):
     """Check that each device set trains the same model as its first device
     alone (SGD, identical weights and batches); exit 1 if one differs."""
-    from bench.config import STRATEGIES
+    from bench.launch import verify_under_mpi
     from sinelstm.devices import gpu_count
-    from sinelstm.impls import IMPLS
-    from sinelstm.verify import TOLERANCE, verify_config, verify_device_set
+    from sinelstm.verify import verify as verify_set
+    from sinelstm.verify import verify_config
 
     if devices is None:
         n = gpu_count()
         devices = "cpu+cpu" + ("," + "+".join(str(i) for i in range(n)) if n > 1 else "")
     strategies = choice_list("strategy", strategy, STRATEGIES)
-    impls = choice_list("impl", impl, list(IMPLS))
+    impls = choice_list("impl", impl, IMPLS)
     sets = device_sets(devices)
     check_mpi(strategies)
-    rows = []
+    results = []
     for ds in sets:
         for strat in strategies:
             for im in impls:
-                if strat == "chainermn":
-                    res = verify_chainermn(ds, im, updates)
+                if strat == STRATEGIES[1]:
+                    res = verify_under_mpi(ds, im, updates)
                 else:
-                    res = asdict(verify_device_set(ds, verify_config(impl=im, updates=updates, n_devices=ds.n_devices)))
-                res["passed"] = res["max_diff"] <= TOLERANCE
-                rows.append(res)
-                click.echo(f"{res['spec']:<12} {res['strategy']:<15} {res['impl']:<10} vs {res['reference']:<4} "
-                           f"{res['updates']} SGD updates: max |dparam| = {res['max_diff']:.3g}  "
-                           f"{'PASS' if res['passed'] else 'FAIL'} (tolerance {TOLERANCE:g})"
-                           + (f"  error: {res['error']}" if res.get("error") else ""))
-    sys.exit(0 if all(r["passed"] for r in rows) else 1)
-
-
-def verify_chainermn(ds, impl, updates) -> dict:
-    from bench.runner import PROJECT_ROOT, find_mpiexec, worker_env
-
-    cmd = [find_mpiexec(), "-n", str(ds.n_devices), sys.executable, "-m", "bench.verify_rank", ds.spec, impl,
-           str(updates)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), cwd=PROJECT_ROOT, timeout=600)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-    return {"spec": ds.spec, "strategy": "chainermn", "impl": impl, "reference": "-", "updates": updates,
-            "max_diff": float("inf"), "error": tail[0]}
+                    res = verify_set(ds, strat, verify_config(impl=im, updates=updates, n_devices=ds.n_devices))
+                results.append(res)
+                click.echo(f"{res.spec:<12} {res.strategy:<15} {res.impl:<10} vs {res.reference:<4} "
+                           f"{res.updates} SGD updates: max |dparam| = {res.max_diff:.3g}  "
+                           f"{'PASS' if res.passed else 'FAIL'} (tolerance {res.tolerance:g})"
+                           + (f"  error: {res.error}" if res.error else ""))
+    sys.exit(0 if all(r.passed for r in results) else 1)
 
 
 @main.command()

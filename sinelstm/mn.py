@@ -1,4 +1,4 @@
-"""One process per device with ChainerMN: the multi-process strategy.
+"""ChainerMN pieces of the one-process-per-device strategy.
 
 Launch one rank per device of the set under ``mpiexec`` (``sinebench`` does
 it itself; across machines, start it with your own ``mpiexec`` and hostfile).
@@ -14,9 +14,6 @@ import sinelstm  # noqa: F401
 import chainer
 
 from sinelstm.updaters import Updater, shard
-from sinelstm.verify import VerifyResult, max_param_diff, trained_params, verify_config
-
-STRATEGY = "chainermn"
 
 
 def create_communicator(device_set):
@@ -72,35 +69,3 @@ class ChainerMNUpdater(Updater):
     def loss_value(self, losses) -> float:
         # Collective: every rank calls it at the same evaluation points.
         return float(self.comm.allreduce_obj(super().loss_value(losses))) / self.comm.size
-
-
-def updater_factory(comm, device_set):
-    device = chainer.get_device(device_set.names[comm.intra_rank])
-
-    def factory(model, optimizer, iterator, series, devices, impl):
-        return ChainerMNUpdater(comm, model, optimizer, iterator, series, device, impl)
-
-    return factory
-
-
-def agreement(comm):
-    """Stop when rank 0 says so, on every rank at once."""
-    return lambda stop: bool(comm.bcast_obj(stop if comm.rank == 0 else None, root=0))
-
-
-def verify_rank(comm, device_set, cfg=None):
-    """Run on every rank; rank 0 returns the :class:`VerifyResult` against its
-    device alone, the others ``None``."""
-    cfg = cfg or verify_config(n_devices=device_set.n_devices)
-    params = trained_params(cfg, None, updater_factory=updater_factory(comm, device_set))
-    if comm.rank != 0:
-        return None
-    reference = trained_params(cfg, [chainer.get_device(device_set.names[0])])
-    return VerifyResult(
-        spec=device_set.spec,
-        reference=device_set.first_spec,
-        strategy=STRATEGY,
-        impl=cfg.impl,
-        updates=cfg.updates,
-        max_diff=max_param_diff(params, reference),
-    )

@@ -15,11 +15,12 @@ import chainer
 from sinelstm.updaters import PHASES, Step
 
 
-def profile_phases(updater, n_updates: int = 20, warmup: int = 1, max_seconds: float | None = None,
-                   agree=None) -> dict:
-    """Median milliseconds per phase over up to ``n_updates`` updates (fewer,
-    but at least one, once ``max_seconds`` has passed). ``agree`` as in
-    :func:`sinelstm.train.train`, for several processes."""
+def profile_phases(cfg, strategy, n_updates: int = 20, warmup: int = 1) -> dict:
+    """Median milliseconds per phase over up to ``n_updates`` updates of a
+    fresh updater (fewer, but at least one, once the budget's profile share
+    has passed); the strategy's processes stop together."""
+    updater = strategy.make_updater(cfg)
+    max_seconds = cfg.budget.profile_seconds
     samples = defaultdict(list)
     t_begin = time.perf_counter()
     with chainer.using_config("type_check", False):
@@ -37,6 +38,6 @@ def profile_phases(updater, n_updates: int = 20, warmup: int = 1, max_seconds: f
                     samples[name].append(spent[name] * 1e3)
             over = (max_seconds is not None and i >= warmup
                     and time.perf_counter() - t_begin > max_seconds)
-            if agree(over) if agree is not None else over:
+            if strategy.agree(over):
                 break
     return {name: float(np.median(samples[name])) for name in PHASES}

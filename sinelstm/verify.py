@@ -4,42 +4,27 @@ Every device set starts from identical weights, sees identical batches and
 takes plain SGD steps (Adam's normalization would hide a wrong gradient
 scale). After ``updates`` steps the largest parameter difference against the
 reference device must stay within ``tolerance``.
+
+Both strategies return a :class:`VerifyResult`. The one-process-per-device
+strategy runs as an MPI job of this module (``python -m sinelstm.verify``
+under ``mpiexec``), whose rank 0 prints its result as one JSON line.
 """
-from dataclasses import dataclass
+import json
+import sys
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 import sinelstm  # noqa: F401
 import chainer
 
-from sinelstm.train import TrainConfig, build_updater
+from sinelstm.config import Budget, TrainConfig
+from sinelstm.devices import parse_device_set
+from sinelstm.names import STRATEGIES
+from sinelstm.strategy import SingleProcess, make_strategy
 
 TOLERANCE = 1e-5
-
-
-def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2, n_units: int = 5) -> TrainConfig:
-    """SGD from the seed's weights; 4 windows per device (8 at least), so
-    that every device set splits the batch evenly."""
-    batchsize = 4 * max(2, n_devices)
-    return TrainConfig(
-        n_units=n_units, batchsize=batchsize, updates=updates, optimizer="sgd", lr=0.01, impl=impl, warmup=0
-    )
-
-
-def trained_params(cfg: TrainConfig, devices, scale_losses: bool = True, updater_factory=None) -> dict:
-    """Parameters (name -> float64 host array) after ``cfg.updates`` updates."""
-    with chainer.using_config("type_check", False):
-        updater = build_updater(cfg, devices, scale_losses=scale_losses, updater_factory=updater_factory)
-        for _ in range(cfg.updates):
-            updater.update()
-        updater.synchronize()
-    return {name: np.asarray(chainer.backends.cuda.to_cpu(p.array), dtype=np.float64)
-            for name, p in sorted(updater.model.namedparams())}
-
-
-def max_param_diff(a: dict, b: dict) -> float:
-    assert a.keys() == b.keys()
-    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+RESULT_PREFIX = "RESULT "
 
 
 @dataclass
@@ -51,24 +36,60 @@ class VerifyResult:
     updates: int
     max_diff: float
     tolerance: float = TOLERANCE
+    error: str = ""  # why the check could not run, if it could not
 
     @property
     def passed(self) -> bool:
-        return bool(np.isfinite(self.max_diff) and self.max_diff <= self.tolerance)
+        return bool(not self.error and np.isfinite(self.max_diff) and self.max_diff <= self.tolerance)
 
 
-def verify_device_set(device_set, cfg: TrainConfig | None = None, scale_losses: bool = True) -> VerifyResult:
-    """Train ``device_set`` (single-process strategy) and its first device
-    alone; compare the parameters."""
+def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2, n_units: int = 5) -> TrainConfig:
+    """SGD from the seed's weights; 4 windows per device (8 at least), so
+    that every device set splits the batch evenly."""
+    return TrainConfig(n_units=n_units, batchsize=4 * max(2, n_devices), optimizer="sgd", lr=0.01, impl=impl,
+                       budget=Budget(updates=updates, warmup=0))
+
+
+def trained_params(cfg: TrainConfig, strategy, scale_losses: bool = True) -> dict:
+    """Parameters (name -> float64 host array) after the budget's updates."""
+    with chainer.using_config("type_check", False):
+        updater = strategy.make_updater(cfg, scale_losses=scale_losses)
+        for _ in range(cfg.budget.updates):
+            updater.update()
+        updater.synchronize()
+    return {name: np.asarray(chainer.backends.cuda.to_cpu(p.array), dtype=np.float64)
+            for name, p in sorted(updater.model.namedparams())}
+
+
+def max_param_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+
+
+def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | None = None,
+           scale_losses: bool = True) -> VerifyResult | None:
+    """Train ``device_set`` with the strategy and its first device alone;
+    compare the parameters. Under MPI every rank calls this and rank 0 gets
+    the result, the others ``None``."""
     cfg = cfg or verify_config(n_devices=device_set.n_devices)
-    devices = device_set.devices()
-    reference = trained_params(cfg, devices[:1])
-    params = trained_params(cfg, devices, scale_losses=scale_losses)
-    return VerifyResult(
-        spec=device_set.spec,
-        reference=device_set.first_spec,
-        strategy="single-process",
-        impl=cfg.impl,
-        updates=cfg.updates,
-        max_diff=max_param_diff(params, reference),
-    )
+    strategy = make_strategy(strategy_name, device_set)
+    params = trained_params(cfg, strategy, scale_losses=scale_losses)
+    if not strategy.reports:
+        return None
+    reference = trained_params(cfg, SingleProcess(parse_device_set(device_set.first_spec)))
+    return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=strategy.name,
+                        impl=cfg.impl, updates=cfg.budget.updates, max_diff=max_param_diff(params, reference))
+
+
+def main(argv=None):
+    """One MPI rank: ``python -m sinelstm.verify DEVICES IMPL UPDATES``."""
+    spec, impl, updates = (sys.argv[1:] if argv is None else argv)[:3]
+    device_set = parse_device_set(spec)
+    cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices)
+    result = verify(device_set, STRATEGIES[1], cfg)
+    if result is not None:
+        print(RESULT_PREFIX + json.dumps(asdict(result)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,8 @@ import time
 import pandas as pd
 import pytest
 
-from bench.config import expand_grid
+from bench.grid import expand_grid
+from sinelstm.config import Budget, TrainConfig
 from tests.helpers import PROJECT_ROOT, cli_env, sinebench
 
 TINY = ["--devices", "cpu", "--batchsize", "10", "--units", "5,8", "--updates", "60", "--max-seconds", "2",
@@ -16,9 +17,10 @@ TINY = ["--devices", "cpu", "--batchsize", "10", "--units", "5,8", "--updates", 
 
 
 def tiny_ids(repeats, units=(5, 8)):
-    return {s.run_id for s in expand_grid(impls=["sinebench"], device_specs=["cpu"], strategies=["single-process"],
-                                          batchsizes=[10], units=list(units), seqlen=10, repeats=repeats,
-                                          updates=60, max_seconds=2.0, warmup=2, eval_every=20, target_mse=1e-3)}
+    base = TrainConfig(eval_every=20, budget=Budget(updates=60, seconds=2.0, warmup=2))
+    return {s.run_id for s in expand_grid(base, impls=["sinebench"], device_specs=["cpu"],
+                                          strategies=["single-process"], batchsizes=[10], units=list(units),
+                                          repeats=repeats)}
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +87,45 @@ def test_torn_row_is_cut_and_orphans_dropped(tmp_path):
 
     store = ResultStore(tmp_path)
     store.open_for_writing()
-    store.append_run({"run_id": "a", "status": "ok"}, {"curves.csv": [{"run_id": "a", "update": 1}]})
+    a, b = (row_of(n) for n in (5, 6))
+    store.append_run(a, {"curves.csv": [curve_point(a.run_id)]})
     # a run killed between its curve and its row, then a torn row
-    store.append_run({"run_id": "b", "status": "ok"}, {"curves.csv": [{"run_id": "b", "update": 1}]})
+    store.append_run(b, {"curves.csv": [curve_point(b.run_id)]})
     text = (tmp_path / "runs.csv").read_text()
     (tmp_path / "runs.csv").write_text(text[: -5])
     store.repair()
-    assert store.completed_ids() == {"a"}
-    assert set(pd.read_csv(tmp_path / "curves.csv")["run_id"]) == {"a"}
+    assert store.completed_ids() == {a.run_id}
+    assert set(pd.read_csv(tmp_path / "curves.csv")["run_id"]) == {a.run_id}
+
+
+def row_of(n_units):
+    from bench.schema import RunRow, RunSpec
+
+    return RunRow.failure(RunSpec(TrainConfig(n_units=n_units), "cpu", "single-device"), "error", "x")
+
+
+def curve_point(run_id):
+    return {"run_id": run_id, "update": 1, "elapsed_s": 0.1, "train_loss": 0.5, "val_mse": 0.4}
+
+
+def test_store_refuses_a_field_too_many_or_too_few(tmp_path):
+    from dataclasses import asdict
+
+    from bench.schema import RunRow
+    from bench.store import ResultStore, SchemaError
+
+    store = ResultStore(tmp_path)
+    store.open_for_writing()
+    row = row_of(5)
+    with pytest.raises(SchemaError, match=r"unknown \['velocity'\]"):
+        store.append_run(row, {"curves.csv": [{**curve_point(row.run_id), "velocity": 1}]})
+    with pytest.raises(SchemaError, match=r"missing \['val_mse'\]"):
+        store.append_run(row, {"curves.csv": [{k: v for k, v in curve_point(row.run_id).items() if k != "val_mse"}]})
+    with pytest.raises(TypeError):
+        RunRow(**{**asdict(row), "ms_per_update_mean": 1.0})
+    with pytest.raises(TypeError):
+        RunRow(**{k: v for k, v in asdict(row).items() if k != "wall_s"})
+    assert not (tmp_path / "runs.csv").exists()  # nothing half-written
 
 
 BAD_INPUTS = [

@@ -10,7 +10,7 @@ from sinelstm.impls import ArticleImpl, SinebenchImpl
 from sinelstm.iterator import WindowIterator, window_indices
 from sinelstm.flops import count_flops
 from sinelstm.model import SineLSTM
-from sinelstm.verify import TOLERANCE, verify_config, verify_device_set
+from sinelstm.verify import TOLERANCE, verify, verify_config
 
 
 def test_numpy2_and_chainer_import():
@@ -94,13 +94,13 @@ def test_same_seed_same_model():
 @pytest.mark.parametrize("spec", ["cpu+cpu", "cpu+cpu+cpu+cpu"])
 def test_data_parallel_matches_single_device(spec, impl):
     ds = parse_device_set(spec)
-    res = verify_device_set(ds, verify_config(impl=impl, n_devices=ds.n_devices))
+    res = verify(ds, "single-process", verify_config(impl=impl, n_devices=ds.n_devices))
     assert res.passed, res
     assert res.max_diff <= TOLERANCE
 
 
 def test_articles_unscaled_loss_sum_fails_the_check():
-    res = verify_device_set(parse_device_set("cpu+cpu"), verify_config(), scale_losses=False)
+    res = verify(parse_device_set("cpu+cpu"), "single-process", verify_config(), scale_losses=False)
     assert not res.passed
     assert res.max_diff > 100 * TOLERANCE
 

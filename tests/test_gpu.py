@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 import sinelstm  # noqa: F401
-import chainer
 
 from sinelstm.devices import parse_device_set
-from sinelstm.train import TrainConfig, train
-from sinelstm.verify import TOLERANCE, max_param_diff, trained_params, verify_config, verify_device_set
+from sinelstm.config import Budget, TrainConfig
+from sinelstm.strategy import SingleProcess
+from sinelstm.train import train
+from sinelstm.verify import TOLERANCE, max_param_diff, trained_params, verify, verify_config
 
 from tests.helpers import PROJECT_ROOT, cli_env
 
@@ -20,16 +21,16 @@ from tests.helpers import PROJECT_ROOT, cli_env
 @pytest.mark.parametrize("impl", ["sinebench", "article"])
 def test_cpu_and_gpu_train_the_same_model(impl):
     cfg = verify_config(impl=impl)
-    cpu = trained_params(cfg, [chainer.get_device("@numpy")])
-    gpu = trained_params(cfg, [chainer.get_device("@cupy:0")])
+    cpu = trained_params(cfg, SingleProcess(parse_device_set("cpu")))
+    gpu = trained_params(cfg, SingleProcess(parse_device_set("0")))
     assert max_param_diff(cpu, gpu) <= TOLERANCE
 
 
 @pytest.mark.gpu
 def test_cpu_and_gpu_loss_curves_agree():
-    cfg = TrainConfig(updates=200, eval_every=50, warmup=2)
-    cpu = train(cfg, parse_device_set("cpu").devices())
-    gpu = train(cfg, parse_device_set("0").devices())
+    cfg = TrainConfig(eval_every=50, budget=Budget(updates=200, warmup=2))
+    cpu = train(cfg, SingleProcess(parse_device_set("cpu")))
+    gpu = train(cfg, SingleProcess(parse_device_set("0")))
     for a, b in zip(cpu.curve, gpu.curve):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)
         assert b["val_mse"] == pytest.approx(a["val_mse"], rel=1e-2)
@@ -39,7 +40,7 @@ def test_cpu_and_gpu_loss_curves_agree():
 @pytest.mark.multigpu
 @pytest.mark.parametrize("impl", ["sinebench", "article"])
 def test_two_gpus_match_one(impl):
-    res = verify_device_set(parse_device_set("0+1"), verify_config(impl=impl))
+    res = verify(parse_device_set("0+1"), "single-process", verify_config(impl=impl))
     assert res.passed, res
 
 

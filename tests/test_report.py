@@ -9,11 +9,17 @@ import pytest
 
 from bench.analysis import CostModel, aggregate, crossover_flops, fit_cost_model
 from bench.report import Report, render
+from bench.schema import RunRow
 from bench.store import ResultStore
 from sinelstm.flops import count_flops
 
 CPU = (0.5, 0.01)  # fixed ms, ms per GFLOP
 GPU = (3.0, 0.0001)
+
+
+def synthetic_row(fields: dict) -> RunRow:
+    """A runs.csv row with these fields, the others empty."""
+    return RunRow(**{**dict.fromkeys(RunRow.columns()), "message": "", **fields})
 
 
 def make_results(folder, message="<script>alert(1)</script>"):
@@ -27,14 +33,14 @@ def make_results(folder, message="<script>alert(1)</script>"):
             slower = 1 if repeat < 2 else 1.5 if (devices, b, n) == ("cpu", 10, 5) else 1.1
             ms = (fixed + f / 1e9 * per) * slower
             run_id = f"{devices}-{strategy}-{b}-{n}-{repeat}"
-            store.append_run({"run_id": run_id, "impl": "sinebench", "devices": devices,
+            store.append_run(synthetic_row({"run_id": run_id, "impl": "sinebench", "devices": devices,
                               "n_devices": len(devices.split("+")), "strategy": strategy, "batchsize": b,
                               "n_units": n, "seqlen": 10, "repeat": repeat, "status": "ok", "updates": 100,
                               "ms_per_update_median": ms, "ms_per_update_p25": ms * 0.95,
                               "ms_per_update_p75": ms * 1.05, "samples_per_s": b / ms * 1e3,
                               "val_mse": 1e-3, "closed_loop_rmse_50": 0.2, "closed_loop_rmse_all": 0.8,
                               "time_to_target_s": "", "target_mse": 1e-3, "flops_per_update": f,
-                              "max_seconds": 2.0, "gpu_name": "" if devices == "cpu" else "Fake GPU"},
+                              "max_seconds": 2.0, "gpu_name": "" if devices == "cpu" else "Fake GPU"}),
                              {"curves.csv": [{"run_id": run_id, "update": u, "elapsed_s": u * ms / 1e3,
                                               "train_loss": 1 / u, "val_mse": 1 / u} for u in (50, 100)],
                               "closed_loop.csv": [{"run_id": run_id, "t": t, "truth": np.sin(t / 10),
@@ -43,9 +49,9 @@ def make_results(folder, message="<script>alert(1)</script>"):
                               "breakdown.csv": [{"run_id": run_id, "phase": p, "ms": ms / 5}
                                                 for p in ("data", "forward", "backward", "communication",
                                                           "optimizer")]})
-    store.append_run({"run_id": "broken", "impl": "sinebench", "devices": "0", "n_devices": 1,
-                      "strategy": "single-device", "batchsize": 10, "n_units": 5, "seqlen": 10, "repeat": 1,
-                      "status": "oom", "message": message}, {})
+    store.append_run(synthetic_row({"run_id": "broken", "impl": "sinebench", "devices": "0", "n_devices": 1,
+                                    "strategy": "single-device", "batchsize": 10, "n_units": 5, "seqlen": 10,
+                                    "repeat": 1, "status": "oom", "message": message}), {})
     (folder / "env.json").write_text(json.dumps({"command": "sinebench sweep --devices '<b>'",
                                                  "gpu": {"devices": [{"id": 0, "name": "Fake GPU"}]}}))
 

