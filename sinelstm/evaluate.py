@@ -61,3 +61,8 @@ def closed_loop(model, data: SineData, warmup_fraction: float = 0.1) -> ClosedLo
         rmse_50=float(np.sqrt(np.mean(err[:50] ** 2))),
         rmse_all=float(np.sqrt(np.mean(err**2))),
     )
+
+
+def closed_loop_rmse(model, data: SineData, warmup_fraction: float = 0.1) -> float:
+    """Full-horizon closed-loop RMSE: whether the model generates the sine."""
+    return closed_loop(model, data, warmup_fraction).rmse_all

@@ -52,8 +52,8 @@ class ChainerMNUpdater(Updater):
     """This rank's replica on its own device; all-reduce between backward and
     the optimizer."""
 
-    def __init__(self, comm, model, optimizer, iterator, series, device, impl="sinebench"):
-        super().__init__(model, optimizer, iterator, series, device, impl)
+    def __init__(self, comm, model, optimizer, iterator, series, device, **kwargs):
+        super().__init__(model, optimizer, iterator, series, device, **kwargs)
         self.comm = comm
         comm.bcast_data(model)
 

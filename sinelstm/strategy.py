@@ -17,16 +17,20 @@ import chainer
 from sinelstm.iterator import WindowIterator
 from sinelstm.model import SineLSTM
 from sinelstm.names import SINGLE_DEVICE, STRATEGIES
+from sinelstm.recipes import lr_at, lr_for
 from sinelstm.updaters import make_optimizer, make_updater
 
 
 def _parts(cfg):
-    """A fresh model, iterator, series and optimizer: the same for every
-    strategy, so that they all start from the seed's weights and batches."""
+    """A fresh model, optimizer, iterator and series, and the updater's
+    settings: the same for every strategy, so that they all start from the
+    seed's weights and batches and follow the same schedule."""
     model = SineLSTM(cfg.n_units, seed=cfg.seed)
     iterator = WindowIterator(cfg.data.n_train, cfg.batchsize, cfg.seqlen, seed=cfg.seed)
     train_series, _ = cfg.data.split()
-    return model, make_optimizer(cfg.optimizer, cfg.lr), iterator, train_series
+    lr = cfg.lr if cfg.lr is not None else lr_for(cfg.recipe, cfg.batchsize)
+    settings = {"impl": cfg.impl, "burn_in": cfg.recipe.burn_in, "schedule": lambda k: lr_at(cfg.recipe, k, lr)}
+    return (model, make_optimizer(cfg.optimizer, lr), iterator, train_series), settings
 
 
 class SingleProcess:
@@ -41,8 +45,8 @@ class SingleProcess:
         self.devices = device_set.devices()
 
     def make_updater(self, cfg, scale_losses: bool = True):
-        model, optimizer, iterator, series = _parts(cfg)
-        return make_updater(model, optimizer, iterator, series, self.devices, cfg.impl, scale_losses)
+        parts, settings = _parts(cfg)
+        return make_updater(*parts, self.devices, scale_losses, **settings)
 
     def agree(self, stop: bool) -> bool:
         return stop
@@ -66,8 +70,8 @@ class OneProcessPerDevice:
     def make_updater(self, cfg, scale_losses: bool = True):
         from sinelstm.mn import ChainerMNUpdater
 
-        model, optimizer, iterator, series = _parts(cfg)
-        return ChainerMNUpdater(self.comm, model, optimizer, iterator, series, self.device, cfg.impl)
+        parts, settings = _parts(cfg)
+        return ChainerMNUpdater(self.comm, *parts, self.device, **settings)
 
     def agree(self, stop: bool) -> bool:
         """Rank 0 decides for every rank, at the same point of the loop."""

@@ -4,7 +4,14 @@ One plain loop in the manner of nanoGPT's ``train.py``; every device set and
 strategy goes through it, so that their timings are comparable. The strategy
 (:mod:`sinelstm.strategy`) makes the updater and lets the processes of a
 multi-process run stop together.
+
+Every ``eval_every`` updates the loop waits for the device and evaluates:
+one-step test MSE and the closed-loop RMSE that says whether the model
+generates the sine. Evaluation is timed apart from training, so that time to
+quality counts training only, as MLPerf's time-to-train excludes its
+evaluations; a non-finite loss stops the run as diverged.
 """
+import math
 import time
 from dataclasses import dataclass
 
@@ -14,8 +21,10 @@ import sinelstm  # noqa: F401
 import chainer
 
 from sinelstm.config import TrainConfig
-from sinelstm.evaluate import one_step_mse
+from sinelstm.evaluate import closed_loop_rmse, one_step_mse
 from sinelstm.timing import make_update_timer
+
+REACHED, NOT_REACHED, DIVERGED = "reached", "not reached", "diverged"
 
 
 @dataclass
@@ -23,10 +32,15 @@ class TrainResult:
     updates: int
     step_ms: np.ndarray  # one entry per timed update
     wall_s: float  # first update to last, evaluations included
-    curve: list  # dicts: update, elapsed_s, train_loss, val_mse
+    train_s: float  # the same, evaluations excluded
+    eval_s: float  # evaluations alone
+    curve: list  # dicts: update, elapsed_s, train_s, train_loss, val_mse, rmse_all
     train_loss: float
     val_mse: float
-    time_to_target_s: float | None
+    time_to_target_s: float | None  # wall time to the one-step MSE target
+    quality_status: str  # REACHED, NOT_REACHED or DIVERGED
+    time_to_quality_s: float | None  # training time to the closed-loop target
+    updates_to_quality: int | None
     model: chainer.Chain
 
 
@@ -51,41 +65,76 @@ def warm_up(cfg: TrainConfig, strategy):
     warm.synchronize()
 
 
+class _Clock:
+    """Wall time since start, split into training and evaluation."""
+
+    def __init__(self):
+        self.t0 = self.mark = time.perf_counter()
+        self.train_s = self.eval_s = 0.0
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def end_training_segment(self):
+        now = time.perf_counter()
+        self.train_s += now - self.mark
+        self.mark = now
+
+    def end_evaluation(self):
+        now = time.perf_counter()
+        self.eval_s += now - self.mark
+        self.mark = now
+
+
 def _timed_loop(cfg, updater, strategy) -> TrainResult:
     model = updater.model
     series = model.device.send(cfg.data.series())
     timer = make_update_timer(updater.device)
     budget = cfg.budget
-    curve, time_to_target = [], None
+    curve, time_to_target, quality = [], None, None
+    status = NOT_REACHED
     updater.synchronize()
-    t0 = time.perf_counter()
+    clock = _Clock()
     k = 0
     while k < budget.updates:
         timer.start()
         losses = updater.update()
         timer.stop()
         k += 1
-        out_of_time = budget.seconds is not None and time.perf_counter() - t0 >= budget.seconds
+        out_of_time = budget.seconds is not None and clock.wall() >= budget.seconds
         # Several processes stop together, at an evaluation point; one
         # process stops right where its time runs out.
-        if k % cfg.eval_every == 0 or k == budget.updates or (out_of_time and not strategy.collective):
-            train_loss = updater.loss_value(losses)
-            val = one_step_mse(model, cfg.data, cfg.seqlen, series)
-            elapsed = time.perf_counter() - t0
-            curve.append({"update": k, "elapsed_s": elapsed, "train_loss": train_loss, "val_mse": val})
-            if time_to_target is None and val <= cfg.target_mse:
-                time_to_target = elapsed
-            if strategy.agree(out_of_time):
-                break
+        if k % cfg.eval_every and k != budget.updates and not (out_of_time and not strategy.collective):
+            continue
+        train_loss = updater.loss_value(losses)  # waits for the device
+        clock.end_training_segment()
+        val = one_step_mse(model, cfg.data, cfg.seqlen, series)
+        rmse = closed_loop_rmse(model, cfg.data)
+        clock.end_evaluation()
+        curve.append({"update": k, "elapsed_s": clock.wall(), "train_s": clock.train_s, "train_loss": train_loss,
+                      "val_mse": val, "rmse_all": rmse})
+        if time_to_target is None and val <= cfg.target_mse:
+            time_to_target = clock.wall()
+        if not math.isfinite(train_loss):
+            status = DIVERGED
+        elif quality is None and rmse <= cfg.quality_target:
+            status, quality = REACHED, (clock.train_s, k)
+        done = status == DIVERGED or (cfg.until_quality and status == REACHED)
+        if strategy.agree(out_of_time or done):
+            break
     updater.synchronize()
-    wall = time.perf_counter() - t0
     return TrainResult(
         updates=k,
         step_ms=timer.durations_ms(),
-        wall_s=wall,
+        wall_s=clock.wall(),
+        train_s=clock.train_s,
+        eval_s=clock.eval_s,
         curve=curve,
         train_loss=curve[-1]["train_loss"],
         val_mse=curve[-1]["val_mse"],
         time_to_target_s=time_to_target,
+        quality_status=status,
+        time_to_quality_s=quality[0] if quality else None,
+        updates_to_quality=quality[1] if quality else None,
         model=model,
     )

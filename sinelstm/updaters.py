@@ -21,6 +21,11 @@ def make_optimizer(name: str = "adam", lr: float | None = None):
     raise ValueError(f"unknown optimizer {name!r}; choose adam or sgd")
 
 
+def set_lr(optimizer, lr: float):
+    """Adam calls its learning rate alpha, SGD lr."""
+    setattr(optimizer.hyperparam, "alpha" if hasattr(optimizer.hyperparam, "alpha") else "lr", lr)
+
+
 def shard(offsets: np.ndarray, n: int) -> list:
     """Split the global batch into ``n`` contiguous, equal shards."""
     if len(offsets) % n:
@@ -42,7 +47,7 @@ class Updater:
     gradient of the same global-batch loss.
     """
 
-    def __init__(self, model, optimizer, iterator, series, device, impl="sinebench"):
+    def __init__(self, model, optimizer, iterator, series, device, impl="sinebench", burn_in=0, schedule=None):
         self.iterator = iterator
         self.device = device
         model.to_device(device)
@@ -50,8 +55,13 @@ class Updater:
         self.optimizer = optimizer
         optimizer.setup(model)
         self.replicas = [model]
-        self.impls = [make_impl(impl, series, device, iterator.seqlen)]
+        self.impl_name, self.series, self.burn_in = impl, series, burn_in
+        self.impls = [self.make_impl(device)]
         self.loss_scales = [1.0]
+        self.schedule = schedule  # learning rate for update k, or None: constant
+
+    def make_impl(self, device):
+        return make_impl(self.impl_name, self.series, device, self.iterator.seqlen, self.burn_in)
 
     # -- phases ---------------------------------------------------------------
     def data(self, step):
@@ -84,6 +94,8 @@ class Updater:
         pass
 
     def optimize(self, step):
+        if self.schedule is not None:
+            set_lr(self.optimizer, self.schedule(self.optimizer.t))
         with chainer.using_device(self.device):
             self.optimizer.update()
 
@@ -128,14 +140,14 @@ class ParallelUpdater(Updater):
     losses (fault 2); it exists so that tests can show the check catches it.
     """
 
-    def __init__(self, model, optimizer, iterator, series, devices, impl="sinebench", scale_losses=True):
-        super().__init__(model, optimizer, iterator, series, devices[0], impl)
+    def __init__(self, model, optimizer, iterator, series, devices, scale_losses=True, **kwargs):
+        super().__init__(model, optimizer, iterator, series, devices[0], **kwargs)
         n = len(devices)
         for device in devices[1:]:
             replica = model.copy(mode="copy")
             replica.to_device(device)
             self.replicas.append(replica)
-            self.impls.append(make_impl(impl, series, device, iterator.seqlen))
+            self.impls.append(self.make_impl(device))
         self.loss_scales = [1.0 / n if scale_losses else 1.0] * n
 
     def communicate(self, step):
@@ -176,8 +188,9 @@ def _synchronize(device):
         device.device.synchronize()
 
 
-def make_updater(model, optimizer, iterator, series, devices, impl="sinebench", scale_losses=True):
-    """The single-device updater for one device, the parallel one for more."""
+def make_updater(model, optimizer, iterator, series, devices, scale_losses=True, **kwargs):
+    """The single-device updater for one device, the parallel one for more;
+    ``kwargs`` as :class:`Updater` takes them."""
     if len(devices) == 1:
-        return Updater(model, optimizer, iterator, series, devices[0], impl)
-    return ParallelUpdater(model, optimizer, iterator, series, devices, impl, scale_losses)
+        return Updater(model, optimizer, iterator, series, devices[0], **kwargs)
+    return ParallelUpdater(model, optimizer, iterator, series, devices, scale_losses, **kwargs)
