@@ -1,21 +1,18 @@
-"""From runs.csv rows to the numbers the report states: aggregates over
-repeats, speedups, a fitted cost model and its crossover."""
+"""The arithmetic under the report's facts: runs.csv rows aggregated over
+repeats, speedup grids, fitted cost models and where they cross. Kept small and
+free of any choice of what to state (that is :mod:`bench.facts`), so that
+``sinebench`` and tests can aggregate a sweep the same way."""
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from sinelstm.flops import count_flops
+from sinelstm.names import SINGLE_DEVICE, device_label
+
+CPU = device_label("cpu", SINGLE_DEVICE)  # the labels of the two cost models that cross
+ONE_GPU = device_label("0", SINGLE_DEVICE)
 KEYS = ["impl", "strategy", "devices", "n_devices", "batchsize", "n_units", "seqlen"]
-
-
-def device_label(devices: str, strategy: str) -> str:
-    """'CPU', '1 GPU', '2 GPUs (chainermn)', '2 CPU replicas (single-process)'."""
-    parts = devices.split("+")
-    if parts[0] == "cpu":
-        base = "CPU" if len(parts) == 1 else f"{len(parts)} CPU replicas"
-    else:
-        base = f"{len(parts)} GPU{'s' if len(parts) > 1 else ''}"
-    return base if len(parts) == 1 else f"{base} ({strategy})"
 
 
 def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -50,22 +47,23 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     return agg
 
 
-def pick(agg: pd.DataFrame, impl: str, devices: str, strategy: str | None = None) -> pd.DataFrame:
-    sel = (agg["impl"] == impl) & (agg["devices"] == devices)
-    if strategy is not None:
-        sel &= agg["strategy"] == strategy
-    return agg[sel]
-
-
-def speedup_grid(agg: pd.DataFrame, impl: str, base: tuple, other: tuple) -> pd.DataFrame:
-    """batch x n_units table of base ms / other ms (>1: ``other`` is faster).
+def speedups(rows: pd.DataFrame, base: tuple, other: tuple) -> pd.Series:
+    """base ms / other ms (>1: ``other`` is faster) at each (batchsize,
+    n_units) that both ran, from the aggregate rows of one implementation.
     ``base`` and ``other`` are (devices, strategy) pairs."""
-    a = pick(agg, impl, *base).set_index(["batchsize", "n_units"])["ms"]
-    b = pick(agg, impl, *other).set_index(["batchsize", "n_units"])["ms"]
-    ratio = (a / b).dropna()
+    def ms(devices, strategy):
+        sel = rows[(rows["devices"] == devices) & (rows["strategy"] == strategy)]
+        return sel.set_index(["batchsize", "n_units"])["ms"]
+
+    return (ms(*base) / ms(*other)).dropna().sort_index().rename("speedup")
+
+
+def speedup_grid(rows: pd.DataFrame, base: tuple, other: tuple) -> pd.DataFrame:
+    """:func:`speedups` as a batch x n_units table (NaN where one side did not run)."""
+    ratio = speedups(rows, base, other)
     if ratio.empty:
         return pd.DataFrame()
-    return ratio.rename("speedup").reset_index().pivot(index="batchsize", columns="n_units", values="speedup")
+    return ratio.reset_index().pivot(index="batchsize", columns="n_units", values="speedup")
 
 
 @dataclass
@@ -122,3 +120,47 @@ def crossover_flops(slow_start: CostModel, fast_start: CostModel) -> float | Non
     if d_fixed <= 0:
         return 0.0  # always
     return d_fixed / d_rate * 1e9
+
+
+def cost_models(main: pd.DataFrame) -> dict:
+    """A fitted :class:`CostModel` per device label, where one fits."""
+    return {label: m for label, g in main.groupby("label") if (m := fit_cost_model(g, label)) is not None}
+
+
+def units_for_flops(flops: float, batch: int, seqlen: int, impl: str) -> float:
+    """n_units at which an update of ``batch`` windows carries ``flops``."""
+    lo, hi = 1.0, 1e6
+    for _ in range(100):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if count_flops(mid, batch, seqlen, impl) < flops else (lo, mid)
+    return lo
+
+
+@dataclass(frozen=True)
+class Crossover:
+    flops: float | None  # per update; None: one GPU never wins, 0: it always does
+    examples: tuple = ()  # (batch, n_units) pairs that carry that many FLOPs
+
+
+def crossover(models: dict, batches, seqlen: int, impl: str) -> Crossover | None:
+    """Where the CPU's and one GPU's cost models cross, with the n_units
+    that reach it at the three smallest batch sizes."""
+    cpu, gpu = models.get(CPU), models.get(ONE_GPU)
+    if cpu is None or gpu is None:
+        return None
+    f = crossover_flops(cpu, gpu)
+    if not f:
+        return Crossover(f)
+    return Crossover(f, tuple((b, units_for_flops(f, b, seqlen, impl)) for b in sorted(batches)[:3]))
+
+
+def predicted_speedup(models: dict, seqlen: int, impl: str):
+    """``(batch, n_units) -> CPU ms / GPU ms`` by the cost models, or None."""
+    cpu, gpu = models.get(CPU), models.get(ONE_GPU)
+    if cpu is None or gpu is None:
+        return None
+
+    def predicted(b, u):
+        f = count_flops(u, b, seqlen, impl)
+        return float(cpu.predict_ms(f) / gpu.predict_ms(f))
+    return predicted

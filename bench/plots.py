@@ -10,10 +10,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from bench.analysis import device_label  # noqa: E402
+from bench.sentences import fmt_x  # noqa: E402
+from sinelstm.names import ARTICLE_IMPL, PHASES, series_label  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
-PHASE_COLORS = dict(zip(["data", "forward", "backward", "communication", "optimizer"], sns.color_palette("Set2", 5)))
+PHASE_COLORS = dict(zip(PHASES, sns.color_palette("Set2", len(PHASES))))
 
 
 def _loglog(ax):
@@ -26,13 +27,14 @@ def time_vs_batch(agg: pd.DataFrame, metric: str = "ms"):
     one line per device set and implementation, IQR of per-update times shaded."""
     units = sorted(agg["n_units"].unique())
     fig, axes = plt.subplots(1, len(units), figsize=(4.6 * len(units), 4.2), squeeze=False, sharey=True)
-    series = agg.assign(series=agg["label"] + np.where(agg["impl"] == "article", " · article", ""))
+    series = agg.assign(series=[series_label(d, s, i) for d, s, i in zip(agg["devices"], agg["strategy"],
+                                                                          agg["impl"])])
     palette = dict(zip(sorted(series["series"].unique()), sns.color_palette("tab10", 10)))
     for ax, n in zip(axes[0], units):
         sub = series[series["n_units"] == n]
         for name, g in sub.groupby("series"):
             g = g.sort_values("batchsize")
-            style = "--" if name.endswith("article") else "-"
+            style = "--" if g["impl"].iloc[0] == ARTICLE_IMPL else "-"
             if metric == "ms":
                 ax.plot(g["batchsize"], g["ms"], style, marker="o", color=palette[name], label=name)
                 ax.fill_between(g["batchsize"], g["ms_p25"], g["ms_p75"], color=palette[name], alpha=0.2)
@@ -62,7 +64,7 @@ def speedup_heatmap(grid: pd.DataFrame, title: str, predicted=None):
     fig, ax = plt.subplots(figsize=(1.3 * len(grid.columns) + 2.6, 1.0 * len(grid.index) + 1.6))
     logs = np.log2(grid.astype(float))
     lim = max(1.0, float(np.nanmax(np.abs(logs.to_numpy()))))
-    sns.heatmap(logs, ax=ax, cmap="RdBu", center=0, vmin=-lim, vmax=lim, annot=grid.map(lambda v: f"{v:.2g}×" if v < 10 else f"{v:.0f}×"),
+    sns.heatmap(logs, ax=ax, cmap="RdBu", center=0, vmin=-lim, vmax=lim, annot=grid.map(fmt_x),
                 fmt="", cbar_kws={"label": "log2 speedup (blue: faster)"}, linewidths=0.5)
     ax.invert_yaxis()
     ax.set_xlabel("n_units")
@@ -83,11 +85,11 @@ def speedup_heatmap(grid: pd.DataFrame, title: str, predicted=None):
     return fig
 
 
-def cost_model(agg: pd.DataFrame, models: dict):
+def cost_model(sub: pd.DataFrame, models: dict):
     """Measured ms per update against FLOPs per update, with each device
-    set's fitted fixed-cost + per-FLOP line."""
+    set's fitted fixed-cost + per-FLOP line; ``sub``: the aggregate rows of
+    the implementation the models were fitted on."""
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    sub = agg[agg["impl"] == "sinebench"] if (agg["impl"] == "sinebench").any() else agg
     palette = dict(zip(sorted(sub["label"].unique()), sns.color_palette("tab10", 10)))
     fmin, fmax = sub["flops"].min(), sub["flops"].max()
     grid = np.logspace(np.log10(fmin) - 0.3, np.log10(fmax) + 0.3, 100)
@@ -109,7 +111,7 @@ def loss_vs_time(curves: pd.DataFrame, runs: pd.DataFrame, target: float, title:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for _, run in runs.iterrows():
         c = curves[curves["run_id"] == run["run_id"]]
-        name = device_label(run["devices"], run["strategy"]) + (" · article" if run["impl"] == "article" else "")
+        name = series_label(run["devices"], run["strategy"], run["impl"])
         ax.plot(c["elapsed_s"], c["val_mse"], marker=".", label=name)
     ax.axhline(target, color="grey", ls=":", label=f"target {target:g}")
     ax.set_yscale("log")
@@ -127,7 +129,7 @@ def closed_loop_panels(closed: pd.DataFrame, runs: pd.DataFrame, title: str):
     for ax, (_, run) in zip(axes[:, 0], runs.iterrows()):
         c = closed[closed["run_id"] == run["run_id"]]
         _closed_loop_axes(ax, c["t"], c["truth"], c["prediction"])
-        name = device_label(run["devices"], run["strategy"]) + (" · article" if run["impl"] == "article" else "")
+        name = series_label(run["devices"], run["strategy"], run["impl"])
         ax.set_title(f"{name}: RMSE {run['closed_loop_rmse_50']:.3f} (first 50), "
                      f"{run['closed_loop_rmse_all']:.3f} (all)", fontsize=9)
     axes[0, 0].legend(fontsize=8, loc="upper right")

@@ -1,20 +1,27 @@
 """Report and analysis on a synthetic results folder (made-up timings that
-follow a known cost model, so the fitted numbers can be checked)."""
+follow a known cost model, so every stated number can be worked out by hand:
+see the comments beside the expected summary)."""
 import json
+import re
+import subprocess
+import sys
 from itertools import product
 
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from bench.analysis import CostModel, aggregate, crossover_flops, fit_cost_model
-from bench.report import Report, render
+from bench import analysis, facts, sentences
+from bench.report import render
 from bench.schema import RunRow
 from bench.store import ResultStore
 from sinelstm.flops import count_flops
+from tests.helpers import PROJECT_ROOT, cli_env
 
-CPU = (0.5, 0.01)  # fixed ms, ms per GFLOP
-GPU = (3.0, 0.0001)
+CPU = (0.5, 10.0)  # fixed ms, ms per GFLOP: 100 GFLOP/s
+GPU = (3.0, 0.02)  # 50 TFLOP/s
 
 
 def synthetic_row(fields: dict) -> RunRow:
@@ -22,11 +29,11 @@ def synthetic_row(fields: dict) -> RunRow:
     return RunRow(**{**dict.fromkeys(RunRow.columns()), "message": "", **fields})
 
 
-def make_results(folder, message="<script>alert(1)</script>"):
+def make_results(folder, message="<script>alert(1)</script>", n_sets=3):
     store = ResultStore(folder)
     store.open_for_writing()
     for devices, strategy, (fixed, per) in [("cpu", "single-device", CPU), ("0", "single-device", GPU),
-                                           ("0+1", "chainermn", (3.5, GPU[1] / 2))]:
+                                           ("0+1", "chainermn", (3.5, GPU[1] / 2))][:n_sets]:
         for b, n, repeat in product((10, 100, 1000), (5, 50, 500), (0, 1, 2)):
             f = count_flops(n, b, 10, "sinebench")
             # the third repeat is 10 % slower, 50 % for the CPU at batch 10 / n_units 5; medians stay exact
@@ -74,19 +81,75 @@ def test_crossover_edge_cases():
     assert crossover_flops(slow, CostModel("b", 3.0, 0.0, 3, 0)) == pytest.approx(2e9)
 
 
-def test_report_states_the_crossover_and_escapes_labels(tmp_path):
+# Worked out from CPU, GPU and 2 GPUs above; sinebench's FLOPs at seqlen 10 are
+# 216 n² b + 720 n b: 9e4 at b10/n5, 5.436e10 at b1000/n500.
+SUMMARY = [
+    "81 of 82 runs finished (81 with the sinebench implementation, over 27 configurations); times are medians of "
+    "per-update times, then the median over repeats.",
+    # GPU faster where 0.5 + 10 f = 3 + 0.02 f (f in GFLOP), f > 0.25: b10/n500, b100/n500, b1000/n50, b1000/n500
+    "One GPU (Fake GPU) beats the CPU in 4 of 9 configurations (batch × n_units).",
+    # 0.5009 ms against 3.0000018 ms
+    "At the article's size (batch 10, n_units 5) the CPU takes 0.501 ms per update and one GPU 3 ms: the GPU is 6× "
+    "slower.",
+    # (0.5 + 543.6) / (3 + 1.087) at b1000/n500; 0.5009 / 3 at b10/n5
+    "The GPU's largest lead is 133× at batch 1000 / n_units 500; its worst showing is 0.17× at batch 10 / n_units 5.",
+    "Cost model for CPU: 0.5 ms fixed per update plus the FLOPs at 100 GFLOP/s (median error 0% over 9 sizes).",
+    "Cost model for 1 GPU: 3 ms fixed per update plus the FLOPs at 50 TFLOP/s (median error 0% over 9 sizes).",
+    # 2.5 ms / 9.98 ms per GFLOP; 2160 n² + 7200 n = 2.505e8 at batch 10, and so on
+    "So one GPU beats the CPU once an update carries more than 2.5e+08 FLOPs (n_units ≈ 339 at batch 10, "
+    "n_units ≈ 106 at batch 100, n_units ≈ 32 at batch 1000): below that the GPU's fixed cost per update — "
+    "framework calls and kernel launches, not arithmetic — dominates.",
+    # (3 + 1.087) / (3.5 + 0.544) at b1000/n500, over 2 devices; 3 / 3.5 at b10/n5; each phase is ms / 5
+    "2 GPUs (chainermn) against one: at best 1× (efficiency 51%) at batch 1000 / n_units 500; at the article's size "
+    "0.86×, where communication alone takes 0.7 ms per update.",
+    # five equal phases: the first three in the order of an update
+    "Where an update's time goes at the article's size on CPU: data 0.1 ms, forward 0.1 ms, backward 0.1 ms (of "
+    "0.501 ms with every phase synchronized).",
+    "Where an update's time goes at the article's size on 1 GPU: data 0.6 ms, forward 0.6 ms, backward 0.6 ms (of "
+    "3 ms with every phase synchronized).",
+    "At batch 10 / n_units 5 no device set reached one-step test MSE 0.001 within each run's budget (2 s).",
+    "Repeat to repeat, a configuration's time moved by 10% in the median and by up to 50% (CPU at batch 10 / n_units "
+    "5: 0.501 ms to 0.751 ms); smaller differences than that are within this machine's noise.",
+]
+FIGURES = {"time_per_update", "throughput", "speedup_1gpu_vs_cpu", "speedup_0_1_chainermn", "cost_model", "breakdown",
+           "scaling", "loss_vs_time", "closed_loop"}
+
+
+def test_summary_states_the_numbers_of_the_known_model(tmp_path):
     make_results(tmp_path)
-    rep = Report(tmp_path)
-    summary = " ".join(rep.summary())
-    assert "One GPU (Fake GPU) beats the CPU in" in summary
-    assert "once an update carries more than" in summary
-    assert "2 GPUs (chainermn) against one" in summary
-    assert "moved by 10% in the median and by up to 50% (CPU at batch 10 / n_units 5: 0.5 ms to 0.75 ms)" in summary
-    out = render(tmp_path)
-    html = out.read_text()
-    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
-    assert "<b>" not in html and "&lt;b&gt;" in html
-    assert html.count("data:image/png;base64,") >= 6
-    assert "1 oom" in html
-    for name in ("speedup_1gpu_vs_cpu", "cost_model", "breakdown", "scaling", "closed_loop"):
-        assert (tmp_path / "figures" / f"{name}.png").exists(), name
+    sw = facts.sweep(ResultStore(tmp_path).load())
+    assert sentences.summary(sw, analysis.cost_models(sw.main)) == SUMMARY
+
+
+def test_page_has_the_summary_sections_prose_and_figures_and_escapes_labels(tmp_path):
+    make_results(tmp_path)
+    html = render(tmp_path, tmp_path / "out" / "report.html").read_text()
+    for s in SUMMARY:
+        assert f"<li>{escape(s)}</li>" in html, s
+    ids = re.findall(r'<h2 id="([^"]+)">', html)
+    assert ids == ["time", "speedup-gpu", "speedup-0+1-chainermn", "cost", "breakdown", "scaling", "quality", "runs",
+                   "env"]
+    # the template's prose, under its section's heading
+    assert re.search(r'<h2 id="scaling">Scaling efficiency</h2>\s*<p>Speedup of each multi-device set', html)
+    assert re.search(r'Time to one-step test MSE 0.001 \(evaluations included\): 1 GPU: not reached; CPU: not '
+                     r'reached; 2 GPUs \(chainermn\): not reached.</p><p>Closed loop:', html)
+    assert "<td>2 GPUs (chainermn)</td>\n      <td>3.5</td>\n      <td>100 TFLOP/s</td>" in html  # cost table
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>" not in html and "sinebench sweep --devices &#39;&lt;b&gt;&#39;" in html
+    assert escape("Not every run finished: 1 oom (see 'All configurations').") in html
+    assert html.count("data:image/png;base64,") == len(FIGURES)
+    assert {p.stem for p in (tmp_path / "out" / "figures").glob("*.png")} == FIGURES
+
+
+def test_page_without_a_gpu_says_so(tmp_path):
+    make_results(tmp_path, n_sets=1)
+    html = render(tmp_path).read_text()
+    assert escape("No GPU ran in this sweep, so it shows only the CPU's side of the question") in html
+    assert escape("At the article's size (batch 10, n_units 5) the CPU takes 0.501 ms per update.") in html
+    assert re.findall(r'<h2 id="([^"]+)">', html) == ["time", "cost", "breakdown", "quality", "runs", "env"]
+
+
+def test_the_report_imports_neither_chainer_nor_cupy():
+    code = "import sys, bench.report; print('chainer' in sys.modules, 'cupy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=PROJECT_ROOT)
+    assert out.stdout.split() == ["False", "False"], out.stderr

@@ -1,0 +1,138 @@
+"""The report's statements in English: each function turns one fact from
+:mod:`bench.facts` into sentences with its numbers, and computes nothing
+beyond rounding. Kept apart from the facts so that rewording cannot change
+a number, and apart from the page so that a test can read what the summary
+says without rendering HTML."""
+import pandas as pd
+
+from bench import analysis, facts
+from bench.facts import ARTICLE
+from sinelstm.names import SINGLE_DEVICE, device_label
+
+AT_ARTICLE = f"the article's size (batch {ARTICLE[0]}, n_units {ARTICLE[1]})"
+
+
+def fmt_ms(ms: float) -> str:
+    return f"{ms:.3g} ms"
+
+
+def fmt_x(x: float) -> str:
+    return f"{x:.2g}×" if x < 10 else f"{x:.0f}×"
+
+
+def at(batch, units) -> str:
+    return f"batch {batch} / n_units {units}"
+
+
+def counts(c: facts.Counts, impl: str) -> str:
+    return (f"{c.finished} of {c.runs} runs finished ({c.main_runs} with the {impl} implementation, over "
+            f"{c.main_configs} configurations); times are medians of per-update times, then the median over repeats.")
+
+
+def no_gpu(cpu_ms: float | None) -> list:
+    out = ["No GPU ran in this sweep, so it shows only the CPU's side of the question; "
+           "run it on a GPU machine (or see the GPU sweeps in results/) for the crossover."]
+    if cpu_ms is not None:
+        out.append(f"At {AT_ARTICLE} the CPU takes {fmt_ms(cpu_ms)} per update.")
+    return out
+
+
+def gpu_vs_cpu(f: facts.GpuVsCpu) -> list:
+    card = f" ({', '.join(f.cards)})" if f.cards else ""
+    out = [f"One GPU{card} beats the CPU in {f.wins} of {f.sizes} configurations (batch × n_units)."]
+    if f.cpu_ms and f.gpu_ms:
+        rel = "faster" if f.gpu_ms < f.cpu_ms else "slower"
+        out.append(f"At {AT_ARTICLE} the CPU takes {fmt_ms(f.cpu_ms)} per update and one GPU {fmt_ms(f.gpu_ms)}: "
+                   f"the GPU is {fmt_x(max(f.cpu_ms, f.gpu_ms) / min(f.cpu_ms, f.gpu_ms))} {rel}.")
+    out.append(f"The GPU's largest lead is {fmt_x(f.best.speedup)} at {at(f.best.batch, f.best.units)}; "
+               f"its worst showing is {fmt_x(f.worst.speedup)} at {at(f.worst.batch, f.worst.units)}.")
+    return out
+
+
+def cost_model(m) -> str:
+    return (f"Cost model for {m.label}: {m.fixed_ms:.3g} ms fixed per update plus the FLOPs at {m.rate_text} "
+            f"(median error {m.rel_error:.0%} over {m.points} sizes).")
+
+
+def crossover(c: analysis.Crossover) -> str:
+    if c.flops is None:
+        return "By this fit one GPU never beats the CPU here."
+    if c.flops == 0:
+        return "By this fit one GPU beats the CPU at every size."
+    examples = ", ".join(f"n_units ≈ {units:.0f} at batch {b}" for b, units in c.examples)
+    return (f"So one GPU beats the CPU once an update carries more than {c.flops:.2g} FLOPs ({examples}): below "
+            f"that the GPU's fixed cost per update — framework calls and kernel launches, not arithmetic — "
+            f"dominates.")
+
+
+def scaling(s: facts.Scaling) -> str:
+    out = (f"{s.label} against one: at best {fmt_x(s.best.speedup)} (efficiency {s.best_efficiency:.0%}) at "
+           f"{at(s.best.batch, s.best.units)}")
+    if s.article is not None:
+        out += f"; at the article's size {fmt_x(s.article)}"
+    if s.communication_ms is not None:
+        out += f", where communication alone takes {fmt_ms(s.communication_ms)} per update"
+    return out + "."
+
+
+def phase_split(p: facts.PhaseSplit) -> str:
+    parts = ", ".join(f"{phase} {fmt_ms(ms)}" for phase, ms in p.top(3))
+    return (f"Where an update's time goes at the article's size on {device_label(p.devices, '')}: {parts} "
+            f"(of {fmt_ms(p.total)} with every phase synchronized).")
+
+
+def impl_ratio(r: facts.Ratio) -> str:
+    return (f"sinebench's implementation against the article's approach, same device sets and sizes: "
+            f"{fmt_x(r.median)} faster in the median ({fmt_x(r.low)} to {fmt_x(r.high)}, {r.n} configurations).")
+
+
+def time_to_target(size: tuple, t: facts.TimeToTarget) -> str:
+    budget = "within each run's budget" + (f" ({t.budget_s:g} s)" if t.budget_s is not None else "")
+    if t.fastest is None:
+        return f"At {at(*size)} no device set reached one-step test MSE {t.target:g} {budget}."
+    return (f"Time to one-step test MSE {t.target:g} at {at(*size)}: fastest {t.fastest[0]} in "
+            f"{t.fastest[1]:.2f} s; {t.reached} of {len(t.times)} device sets reached it {budget}.")
+
+
+def time_to_target_each(t: facts.TimeToTarget) -> str:
+    each = "; ".join(f"{label}: " + (f"{s:.2f} s" if s is not None else "not reached") for label, s in t.times)
+    return f"Time to one-step test MSE {t.target:g} (evaluations included): {each}."
+
+
+def repeat_spread(r: facts.RepeatSpread) -> str:
+    """The size of a difference that this machine's noise alone can make."""
+    return (f"Repeat to repeat, a configuration's time moved by {r.median:.0%} in the median and by up to "
+            f"{r.max:.0%} ({r.label} at {at(r.batch, r.units)}: {fmt_ms(r.ms_min)} to {fmt_ms(r.ms_max)}); "
+            f"smaller differences than that are within this machine's noise.")
+
+
+def failures(counts: pd.Series) -> str:
+    if counts.empty:
+        return ""
+    return ("Not every run finished: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+            + " (see 'All configurations').")
+
+
+def summary(sw: facts.Sweep, models: dict) -> list:
+    """The summary's sentences, in order, for a sweep and its cost models."""
+    out = [counts(facts.counts(sw.runs, sw.ok, sw.main), sw.impl)]
+    gpu = facts.one_gpu(sw.main)
+    if gpu is None:
+        out += no_gpu(facts.ms_at(sw.main, "cpu", SINGLE_DEVICE))
+    elif (g := facts.gpu_vs_cpu(sw.main, sw.ok, gpu)) is not None:
+        out += gpu_vs_cpu(g)
+    out += [cost_model(models[label]) for label in (analysis.CPU, analysis.ONE_GPU) if label in models]
+    if (c := analysis.crossover(models, sw.main["batchsize"].unique(), sw.seqlen, sw.impl)) is not None:
+        out.append(crossover(c))
+    phases = facts.phase_medians(sw.breakdown, sw.ok, sw.impl)
+    out += [scaling(s) for s in facts.scaling(facts.efficiency(sw.main), phases)]
+    splits = (facts.phase_split(phases, d) for d in ["cpu"] + ([gpu] if gpu else []))
+    out += [phase_split(p) for p in splits if p is not None]
+    if (r := facts.impl_ratio(facts.impl_pairs(sw.agg))) is not None:
+        out.append(impl_ratio(r))
+    size, runs = facts.representative_runs(sw.ok)
+    if size is not None and (t := facts.time_to_target(runs)) is not None:
+        out.append(time_to_target(size, t))
+    if (r := facts.repeat_spread(sw.main)) is not None:
+        out.append(repeat_spread(r))
+    return out
