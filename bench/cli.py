@@ -12,6 +12,7 @@ import click
 
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.names import IMPLS, STRATEGIES
+from sinelstm.recipes import RECIPES
 
 from bench.grid import SWEEP
 
@@ -106,25 +107,57 @@ def main(ctx):
         ctx.invoke(sweep)
 
 
+def training_options(fn):
+    """The options that shape one training run, shared by sweep and train;
+    every default is the library's (:class:`sinelstm.config.TrainConfig`)."""
+    options = [
+        click.option("--recipe", default=DEFAULT.recipe.name, show_default=True, type=click.Choice(list(RECIPES)),
+                     help="Training recipe: window, burn-in and learning-rate schedule ('article': the "
+                          "article's 10-step windows)."),
+        click.option("--seqlen", default=None, type=int, callback=positive("seqlen"),
+                     help="BPTT window length [default: the recipe's]."),
+        click.option("--updates", default=DEFAULT.budget.updates, show_default=True, callback=positive("updates"),
+                     help="Timed updates per run (at most)."),
+        click.option("--eval-every", default=DEFAULT.eval_every, show_default=True, callback=positive("eval-every"),
+                     help="Updates between evaluations (timed apart from training)."),
+        click.option("--quality-target", default=DEFAULT.quality_target, show_default=True,
+                     callback=positive("quality-target"),
+                     help="Closed-loop RMSE over the whole horizon that counts as generating the sine."),
+        click.option("--until-quality/--full-budget", default=True, show_default=True,
+                     help="Stop a run at the quality target, or run its whole budget."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def config(recipe: str, seqlen: int | None, updates: int, warmup: int = DEFAULT.budget.warmup,
+           max_seconds: float | None = None, **settings) -> TrainConfig:
+    """A training config from the library's defaults and these settings;
+    settings the library refuses are bad input."""
+    try:
+        chosen = RECIPES[recipe] if seqlen is None else replace(RECIPES[recipe], seqlen=seqlen)
+        return replace(DEFAULT, recipe=chosen, budget=Budget(updates=updates, seconds=max_seconds, warmup=warmup),
+                       **settings)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @main.command()
 @click.option("--devices", default=None, help="Device sets, e.g. cpu,0,0+1 [default: cpu, each GPU, all GPUs].")
 @click.option("--batchsize", default=",".join(map(str, SWEEP.batchsizes)), show_default=True,
               help="Global batch sizes.")
 @click.option("--units", default=",".join(map(str, SWEEP.units)), show_default=True, help="LSTM widths (n_units).")
-@click.option("--seqlen", default=DEFAULT.seqlen, show_default=True, callback=positive("seqlen"), help="BPTT window.")
-@click.option("--updates", default=DEFAULT.budget.updates, show_default=True, callback=positive("updates"),
-              help="Timed updates per run (at most).")
+@training_options
 @click.option("--max-seconds", default=SWEEP.max_seconds, show_default=True, callback=positive("max-seconds"),
               help="Time budget of each run's timed loop.")
 @click.option("--repeats", default=SWEEP.repeats, show_default=True, callback=positive("repeats"),
-              help="Runs of each configuration.")
+              help="Runs of each configuration; repeat r trains from seed r.")
 @click.option("--warmup", default=DEFAULT.budget.warmup, show_default=True,
               help="Untimed updates before each run.")
 @click.option("--impl", default=IMPLS[0], show_default=True, help=f"Implementations, from {', '.join(IMPLS)}.")
 @click.option("--strategy", default=STRATEGIES[0], show_default=True,
               help=f"Multi-device strategies, from {', '.join(STRATEGIES)}.")
-@click.option("--eval-every", default=DEFAULT.eval_every, show_default=True, callback=positive("eval-every"),
-              help="Updates between evaluations.")
 @click.option("--target-mse", default=DEFAULT.target_mse, show_default=True, callback=positive("target-mse"),
               help="One-step test MSE for time-to-target.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(path_type=Path))
@@ -132,8 +165,8 @@ def main(ctx):
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--isolate", is_flag=True,
               help="A fresh process for every run [default: runs of one device set share a worker].")
-def sweep(devices, batchsize, units, seqlen, updates, max_seconds, repeats, warmup, impl, strategy,
-          eval_every, target_mse, out, report, progress, isolate):
+def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality,
+          max_seconds, repeats, warmup, impl, strategy, target_mse, out, report, progress, isolate):
     """Run every combination in worker processes; rerun to resume."""
     from bench.grid import expand_grid
 
@@ -146,8 +179,8 @@ def sweep(devices, batchsize, units, seqlen, updates, max_seconds, repeats, warm
     sets = device_sets(devices, batches)
     if any(ds.n_devices > 1 for ds in sets):
         check_mpi(strategies)
-    base = config(seqlen=seqlen, eval_every=eval_every, target_mse=target_mse,
-                  budget=Budget(updates=updates, seconds=max_seconds, warmup=warmup))
+    base = config(recipe, seqlen, updates, warmup, max_seconds, eval_every=eval_every, target_mse=target_mse,
+                  quality_target=quality_target, until_quality=until_quality)
     specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
                         batchsizes=batches, units=widths, repeats=repeats)
     store = open_store(out)
@@ -159,15 +192,6 @@ def sweep(devices, batchsize, units, seqlen, updates, max_seconds, repeats, warm
                + f"; results in {out}/")
     if report:
         render_report(out, None)
-
-
-def config(**settings) -> TrainConfig:
-    """A training config from the library's defaults and these settings;
-    settings the library refuses are bad input."""
-    try:
-        return replace(DEFAULT, **settings)
-    except ValueError as exc:
-        fail(str(exc))
 
 
 def open_store(out: Path):
@@ -215,14 +239,16 @@ def report(results_dir, output):
 @click.option("--devices", default="cpu", show_default=True, help="One device set, e.g. cpu, 0 or 0+1.")
 @click.option("--batchsize", default=DEFAULT.batchsize, show_default=True, callback=positive("batchsize"))
 @click.option("--units", default=DEFAULT.n_units, show_default=True, callback=positive("units"))
-@click.option("--seqlen", default=DEFAULT.seqlen, show_default=True, callback=positive("seqlen"))
-@click.option("--updates", default=DEFAULT.budget.updates, show_default=True, callback=positive("updates"))
+@training_options
+@click.option("--seed", default=DEFAULT.seed, show_default=True, help="Weights and batches.")
 @click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice(IMPLS))
 @click.option("--optimizer", default=DEFAULT.optimizer, show_default=True, type=click.Choice(["adam", "sgd"]))
 @click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path))
-def train(devices, batchsize, units, seqlen, updates, impl, optimizer, out):
-    """One training run like the article's run_LSTM; writes its loss curve and
-    closed-loop prediction as PNG."""
+def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality, seed,
+          impl, optimizer, out):
+    """One training run, like the article's run_LSTM: by default until the
+    model generates the sine. Writes summary.json, the learning curves and
+    the closed-loop prediction (PNG) into --out."""
     from bench import plots
     from sinelstm.evaluate import closed_loop
     from sinelstm.strategy import make_strategy
@@ -232,19 +258,30 @@ def train(devices, batchsize, units, seqlen, updates, impl, optimizer, out):
     if "," in devices:
         fail("--devices takes one device set for train")
     (ds,) = device_sets(devices, [batchsize])
-    cfg = config(n_units=units, batchsize=batchsize, seqlen=seqlen, impl=impl, optimizer=optimizer,
-                 budget=replace(DEFAULT.budget, updates=updates))
+    cfg = config(recipe, seqlen, updates, n_units=units, batchsize=batchsize, impl=impl, optimizer=optimizer,
+                 seed=seed, eval_every=eval_every, quality_target=quality_target, until_quality=until_quality)
     open_store(out)
     result = run_train(cfg, make_strategy(STRATEGIES[0], ds))
     loop = closed_loop(result.model, cfg.data)
     stats = summarize_ms(result.step_ms)
-    label = f"{impl} on {ds.spec}"
+    summary = {
+        "devices": ds.spec, "impl": impl, "recipe": cfg.recipe.name, "seed": seed, "batchsize": batchsize,
+        "n_units": units, "seqlen": cfg.seqlen, "updates": result.updates, "train_s": result.train_s,
+        "eval_s": result.eval_s, "ms_per_update_median": stats["median"], "one_step_mse": result.val_mse,
+        "one_step_context": cfg.seqlen, "closed_loop_rmse_50": loop.rmse_50, "closed_loop_rmse_all": loop.rmse_all,
+        "quality_target": cfg.quality_target, "quality_status": result.quality_status,
+        "time_to_quality_s": result.time_to_quality_s, "updates_to_quality": result.updates_to_quality,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    label = f"{impl} on {ds.spec}, recipe {cfg.recipe.name}, n_units {units}, batch {batchsize}"
     plots.save_single_run(result.curve, loop, label, out)
-    ttt = f"{result.time_to_target_s:.2f} s" if result.time_to_target_s is not None else "not reached"
-    click.echo(f"{label}: {result.updates} updates, {stats['median']:.2f} ms/update median "
-               f"(IQR {stats['p25']:.2f}-{stats['p75']:.2f}), test MSE {result.val_mse:.2e}, "
-               f"time to MSE {cfg.target_mse:g}: {ttt}, closed-loop RMSE {loop.rmse_50:.3f} (50 steps) / "
-               f"{loop.rmse_all:.3f} (all); plots in {out}/")
+    ttq = (f"reached RMSE {cfg.quality_target:g} after {result.updates_to_quality} updates, "
+           f"{result.time_to_quality_s:.1f} s of training" if result.time_to_quality_s is not None
+           else f"quality {result.quality_status}")
+    click.echo(f"{label}: {result.updates} updates in {result.train_s:.1f} s ({stats['median']:.2f} ms/update "
+               f"median; evaluation {result.eval_s:.1f} s apart); {ttq}; closed-loop RMSE {loop.rmse_50:.3f} "
+               f"(50 steps) / {loop.rmse_all:.3f} (all); one-step test MSE {result.val_mse:.2e}; "
+               f"summary.json and plots in {out}/")
 
 
 @main.command()

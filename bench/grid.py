@@ -14,26 +14,31 @@ def expand_grid(base: TrainConfig, *, impls, device_specs, strategies, batchsize
     already covers the whole grid once; within a repeat, runs of one device
     set and strategy are neighbours, so that they share a worker process. A
     single-device set runs once whatever the strategies; the profile rides on
-    each config's first repeat. Settings not swept come from ``base``."""
+    each config's first repeat. Repeat ``r`` trains from seed ``base.seed +
+    r``: repeats time the same shapes and sample the seeds, as MLPerf's runs
+    do. Settings not swept come from ``base``."""
     runs = []
     for repeat, impl, spec in product(range(repeats), impls, device_specs):
         one = parse_device_set(spec, check=False).n_devices == 1
         for strategy in [SINGLE_DEVICE] if one else strategies:
             for batch, n in product(batchsizes, units):
-                cfg = replace(base, impl=impl, batchsize=batch, n_units=n)
+                cfg = replace(base, impl=impl, batchsize=batch, n_units=n, seed=base.seed + repeat)
                 runs.append(RunSpec(cfg, devices=spec, strategy=strategy, repeat=repeat, profile=repeat == 0))
     return runs
 
 
 @dataclass(frozen=True)
 class SweepDefaults:
-    """What ``sinebench sweep`` sweeps when not told: a few minutes on a
-    laptop's CPU; every other setting is the library's default."""
+    """What ``sinebench sweep`` sweeps when not told: time to quality at the
+    article's batch and a larger one, for the article's n_units and one that
+    learns reliably, over five seeds (MLPerf's aggregation needs at least
+    five); a few minutes on a laptop's CPU. Every other setting is the
+    library's default."""
 
-    batchsizes: tuple = (10, 100, 1000)
-    units: tuple = (5, 50, 500)
-    repeats: int = 3
-    max_seconds: float = 10.0
+    batchsizes: tuple = (10, 100)
+    units: tuple = (5, 32)
+    repeats: int = 5
+    max_seconds: float = 30.0
 
 
 SWEEP = SweepDefaults()

@@ -104,6 +104,13 @@ class RunRow:
     gpu_name: str | None
     host: str
     started_at: str
+    recipe: str
+    seed: int
+    quality_target: float
+    quality_status: str | None  # reached, not reached, diverged
+    time_to_quality_s: float | None  # training time, evaluations excluded
+    updates_to_quality: int | None
+    eval_s: float | None  # time spent evaluating, outside every other time
 
     @classmethod
     def columns(cls) -> list:
@@ -130,7 +137,7 @@ def _settings(spec: RunSpec | None) -> dict:
     """The columns a run's spec decides (keys only when ``spec`` is None)."""
     keys = ("run_id", "impl", "devices", "n_devices", "strategy", "batchsize", "n_units", "seqlen", "repeat",
             "target_mse", "flops_per_update", "optimizer", "update_budget", "max_seconds", "warmup", "host",
-            "started_at")
+            "started_at", "recipe", "seed", "quality_target")
     if spec is None:
         return dict.fromkeys(keys)
     c = spec.train
@@ -139,7 +146,8 @@ def _settings(spec: RunSpec | None) -> dict:
         batchsize=c.batchsize, n_units=c.n_units, seqlen=c.seqlen, repeat=spec.repeat, target_mse=c.target_mse,
         flops_per_update=count_flops(c.n_units, c.batchsize, c.seqlen, c.impl), optimizer=c.optimizer,
         update_budget=c.budget.updates, max_seconds=c.budget.seconds, warmup=c.budget.warmup,
-        host=platform.node(), started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        host=platform.node(), started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), recipe=c.recipe.name, seed=c.seed,
+        quality_target=c.quality_target,
     )
 
 
@@ -147,9 +155,11 @@ def _settings(spec: RunSpec | None) -> dict:
 class CurvePoint:
     run_id: str
     update: int
-    elapsed_s: float
+    elapsed_s: float  # wall time, evaluations included
     train_loss: float
     val_mse: float
+    train_s: float  # training time, evaluations excluded
+    rmse_all: float  # closed-loop RMSE over the whole horizon
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import chainer
 
 from sinelstm.config import TrainConfig
 from sinelstm.devices import parse_device_set
+from sinelstm.recipes import RECIPES
 from sinelstm.strategy import SingleProcess
 from sinelstm.timing import make_update_timer
 
@@ -20,7 +21,7 @@ device = strategy.devices[0]
 with chainer.using_config("type_check", False):
     for impl in ("sinebench", "article"):
         for batch, units in ((10, 5), (4096, 1024)):
-            u = strategy.make_updater(TrainConfig(batchsize=batch, n_units=units, impl=impl))
+            u = strategy.make_updater(TrainConfig(batchsize=batch, n_units=units, impl=impl, recipe=RECIPES["article"]))
             for _ in range(5):
                 u.update()
             u.synchronize()
@@ -33,7 +34,7 @@ with chainer.using_config("type_check", False):
             ms = timer.durations_ms()
             print(f"{impl:10s} {device} b{batch} n{units}: median {np.median(ms):.2f} ms "
                   f"IQR {np.percentile(ms, 25):.2f}-{np.percentile(ms, 75):.2f}", flush=True)
-    u = strategy.make_updater(TrainConfig())
+    u = strategy.make_updater(TrainConfig(n_units=5, recipe=RECIPES["article"]))
     for _ in range(10):
         u.update()
     pr = cProfile.Profile()

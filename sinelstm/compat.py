@@ -92,6 +92,7 @@ def install():
     # Chainer 7.8.1 warns that CuPy 14 is newer than it knows; it works.
     os.environ.setdefault("CHAINER_WARN_VERSION_MISMATCH", "0")
     warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, message=r"\s*`numpy.distutils` is deprecated")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="chainer")
     # CuPy 14 ships without cuDNN; Chainer's own kernels are used instead.
     warnings.filterwarnings("ignore", message="cuDNN is not enabled")

@@ -23,7 +23,7 @@ class Budget:
     module needs to know them.
     """
 
-    updates: int = 2000
+    updates: int = 10000
     seconds: float | None = None
     warmup: int = 10
 

@@ -21,6 +21,7 @@ import chainer
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.devices import parse_device_set
 from sinelstm.names import STRATEGIES
+from sinelstm.recipes import RECIPES, Recipe
 from sinelstm.strategy import SingleProcess, make_strategy
 
 TOLERANCE = 1e-5
@@ -43,11 +44,13 @@ class VerifyResult:
         return bool(not self.error and np.isfinite(self.max_diff) and self.max_diff <= self.tolerance)
 
 
-def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2, n_units: int = 5) -> TrainConfig:
+def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2, n_units: int = 5,
+                  recipe: Recipe = RECIPES["article"]) -> TrainConfig:
     """SGD from the seed's weights; 4 windows per device (8 at least), so
-    that every device set splits the batch evenly."""
-    return TrainConfig(n_units=n_units, batchsize=4 * max(2, n_devices), optimizer="sgd", lr=0.01, impl=impl,
-                       budget=Budget(updates=updates, warmup=0))
+    that every device set splits the batch evenly. The article's short
+    windows by default: the check is about gradients, not about quality."""
+    return TrainConfig(n_units=n_units, batchsize=4 * max(2, n_devices), recipe=recipe, optimizer="sgd", lr=0.01,
+                       impl=impl, budget=Budget(updates=updates, warmup=0))
 
 
 def trained_params(cfg: TrainConfig, strategy, scale_losses: bool = True) -> dict:

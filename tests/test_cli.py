@@ -10,14 +10,15 @@ import pytest
 
 from bench.grid import expand_grid
 from sinelstm.config import Budget, TrainConfig
+from sinelstm.recipes import RECIPES
 from tests.helpers import PROJECT_ROOT, cli_env, sinebench
 
-TINY = ["--devices", "cpu", "--batchsize", "10", "--units", "5,8", "--updates", "60", "--max-seconds", "2",
-        "--warmup", "2", "--eval-every", "20", "--no-progress"]
+TINY = ["--devices", "cpu", "--batchsize", "10", "--units", "5,8", "--recipe", "article", "--full-budget",
+        "--updates", "60", "--max-seconds", "2", "--warmup", "2", "--eval-every", "20", "--no-progress"]
 
 
 def tiny_ids(repeats, units=(5, 8)):
-    base = TrainConfig(eval_every=20, budget=Budget(updates=60, seconds=2.0, warmup=2))
+    base = TrainConfig(recipe=RECIPES["article"], eval_every=20, budget=Budget(updates=60, seconds=2.0, warmup=2))
     return {s.run_id for s in expand_grid(base, impls=["sinebench"], device_specs=["cpu"],
                                           strategies=["single-process"], batchsizes=[10], units=list(units),
                                           repeats=repeats)}
@@ -40,7 +41,10 @@ def test_sweep_writes_results_and_report(swept):
     assert (runs["updates"] == 60).all()
     curves = pd.read_csv(swept / "curves.csv")
     assert set(curves["run_id"]) == set(runs["run_id"])
-    assert list(curves.columns) == ["run_id", "update", "elapsed_s", "train_loss", "val_mse"]
+    assert list(curves.columns) == ["run_id", "update", "elapsed_s", "train_loss", "val_mse", "train_s", "rmse_all"]
+    assert (curves["train_s"] < curves["elapsed_s"]).all()  # evaluations are timed apart
+    assert set(runs["seed"]) == {0, 1} and set(runs["recipe"]) == {"article"}
+    assert set(runs["quality_status"]) <= {"reached", "not reached"}
     assert {"cpu", "gpu", "versions", "command", "git_commit"} <= set(pd.read_json(swept / "env.json",
                                                                                    typ="series").index)
     html = (swept / "report.html").read_text()
@@ -105,7 +109,8 @@ def row_of(n_units):
 
 
 def curve_point(run_id):
-    return {"run_id": run_id, "update": 1, "elapsed_s": 0.1, "train_loss": 0.5, "val_mse": 0.4}
+    return {"run_id": run_id, "update": 1, "elapsed_s": 0.1, "train_loss": 0.5, "val_mse": 0.4, "train_s": 0.05,
+            "rmse_all": 0.7}
 
 
 def test_store_refuses_a_field_too_many_or_too_few(tmp_path):
@@ -191,6 +196,7 @@ def test_chainermn_on_two_cpu_ranks(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "chainermn" in proc.stdout and "PASS" in proc.stdout
     proc = sinebench("sweep", "--devices", "cpu+cpu", "--strategy", "chainermn", "--batchsize", "10", "--units", "5",
+                     "--recipe", "article", "--full-budget",
                      "--updates", "60", "--max-seconds", "2", "--warmup", "2", "--eval-every", "20", "--repeats", "1",
                      "--no-progress", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -10,6 +10,7 @@ import sinelstm  # noqa: F401
 
 from sinelstm.devices import parse_device_set
 from sinelstm.config import Budget, TrainConfig
+from sinelstm.recipes import RECIPES
 from sinelstm.strategy import SingleProcess
 from sinelstm.train import train
 from sinelstm.verify import TOLERANCE, max_param_diff, trained_params, verify, verify_config
@@ -28,7 +29,7 @@ def test_cpu_and_gpu_train_the_same_model(impl):
 
 @pytest.mark.gpu
 def test_cpu_and_gpu_loss_curves_agree():
-    cfg = TrainConfig(eval_every=50, budget=Budget(updates=200, warmup=2))
+    cfg = TrainConfig(n_units=5, recipe=RECIPES["article"], eval_every=50, budget=Budget(updates=200, warmup=2))
     cpu = train(cfg, SingleProcess(parse_device_set("cpu")))
     gpu = train(cfg, SingleProcess(parse_device_set("0")))
     for a, b in zip(cpu.curve, gpu.curve):

@@ -49,7 +49,8 @@ def make_results(folder, message="<script>alert(1)</script>", n_sets=3):
                               "time_to_target_s": "", "target_mse": 1e-3, "flops_per_update": f,
                               "max_seconds": 2.0, "gpu_name": "" if devices == "cpu" else "Fake GPU"}),
                              {"curves.csv": [{"run_id": run_id, "update": u, "elapsed_s": u * ms / 1e3,
-                                              "train_loss": 1 / u, "val_mse": 1 / u} for u in (50, 100)],
+                                              "train_loss": 1 / u, "val_mse": 1 / u, "train_s": u * ms / 2e3,
+                                              "rmse_all": 0.8} for u in (50, 100)],
                               "closed_loop.csv": [{"run_id": run_id, "t": t, "truth": np.sin(t / 10),
                                                    "prediction": np.nan if t < 10 else 0.0}
                                                   for t in range(100)],

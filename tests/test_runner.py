@@ -8,11 +8,13 @@ import pytest
 from bench import runner
 from bench.schema import RunSpec
 from sinelstm.config import Budget, TrainConfig
+from sinelstm.recipes import RECIPES
 from tests.helpers import PROJECT_ROOT, cli_env
 
 
 def spec(devices="cpu", n_units=5) -> RunSpec:
-    cfg = TrainConfig(n_units=n_units, eval_every=10, budget=Budget(updates=20, seconds=2.0, warmup=1))
+    cfg = TrainConfig(n_units=n_units, recipe=RECIPES["article"], eval_every=10,
+                      budget=Budget(updates=20, seconds=2.0, warmup=1))
     return RunSpec(cfg, devices=devices, strategy="single-device")
 
 
