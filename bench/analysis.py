@@ -12,15 +12,12 @@ from sinelstm.names import SINGLE_DEVICE, device_label
 
 CPU = device_label("cpu", SINGLE_DEVICE)  # the labels of the two cost models that cross
 ONE_GPU = device_label("0", SINGLE_DEVICE)
-KEYS = ["impl", "strategy", "devices", "n_devices", "batchsize", "n_units", "seqlen"]
+KEYS = ["impl", "recipe", "strategy", "devices", "n_devices", "batchsize", "n_units", "seqlen"]
 
 
 def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    ok = runs[runs["status"] == "ok"].copy()
-    for col in ("ms_per_update_median", "ms_per_update_p25", "ms_per_update_p75", "samples_per_s",
-                "time_to_target_s", "val_mse", "flops_per_update"):
-        ok[col] = pd.to_numeric(ok[col], errors="coerce")
-    return ok
+    """Finished runs (the store has parsed their numbers)."""
+    return runs[runs["status"] == "ok"].copy()
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

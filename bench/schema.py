@@ -177,6 +177,9 @@ class PhaseTime:
     ms: float
 
 
+# What a column means in a folder written before it existed.
+LEGACY = {"recipe": "article", "seed": 0}
+
 RUNS = "runs.csv"
 SIDE_FILES = {"curves.csv": CurvePoint, "closed_loop.csv": ClosedLoopPoint, "breakdown.csv": PhaseTime}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.schema import RUNS, SIDE_FILES, RunRow, columns_of, numeric_columns
+from bench.schema import LEGACY, RUNS, SIDE_FILES, RunRow, columns_of, numeric_columns
 
 
 class ResultsError(Exception):
@@ -58,11 +58,15 @@ def _cut_torn_line(path: Path):
 
 
 def _read(path: Path, row_type) -> pd.DataFrame:
-    """A table with the row type's columns, numbers as numbers."""
+    """A table with the row type's columns, numbers as numbers; columns an
+    older folder lacks read as their legacy value, or empty."""
     columns = columns_of(row_type)
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=columns)
     table = pd.read_csv(path, dtype={"run_id": str})
+    for col in columns:
+        if col not in table:
+            table[col] = LEGACY.get(col)
     for col in numeric_columns(row_type):
         if col in table:
             table[col] = pd.to_numeric(table[col], errors="coerce")

@@ -17,7 +17,7 @@ def runs(devices, strategy, ms_by_size, impl="sinebench", repeats=(1.0,), status
     rows = []
     for (b, n), ms in ms_by_size.items():
         for r, factor in enumerate(repeats):
-            row = {"run_id": f"{impl}-{devices}-{strategy}-{b}-{n}-{r}", "impl": impl, "devices": devices,
+            row = {"run_id": f"{impl}-{devices}-{strategy}-{b}-{n}-{r}", "impl": impl, "recipe": "article", "devices": devices,
                    "n_devices": len(devices.split("+")), "strategy": strategy, "batchsize": b, "n_units": n,
                    "seqlen": 10, "repeat": r, "status": status, "ms_per_update_median": ms * factor,
                    "ms_per_update_p25": ms * factor, "ms_per_update_p75": ms * factor,
