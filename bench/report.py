@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from markupsafe import Markup
 
-from bench import facts, plots, sentences
+from bench import facts, plots, plots_quality, sentences, ttq
 from bench.analysis import CPU, ONE_GPU, cost_models, predicted_speedup, speedup_grid
 from bench.facts import Sweep
 from bench.store import ResultStore
@@ -44,8 +44,44 @@ def _section(id_: str, title: str, figures: list, text: list = (), table=None) -
     return {"id": id_, "title": title, "text": list(text), "figures": figures, "table": table}
 
 
+def quality_section(sw: Sweep, figs: Figures) -> list:
+    """Time to a model that generates the sine: the report's headline."""
+    table = ttq.time_to_quality(sw.runs)
+    if table.empty:
+        return []
+    runs = sw.runs[sw.runs["quality_status"].notna()]
+    target = float(table["target"].iloc[0])
+    figures = [figs.add("time_to_quality", plots_quality.time_to_quality_bars(table),
+                        "Seconds of training until the model generates the sine: mean of the seeds without the "
+                        "fastest and slowest (MLPerf's rule); whiskers from the fastest to the slowest seed.",
+                        "time to quality")]
+    if not sw.curves.empty and sw.curves["rmse_all"].notna().any():
+        figures.append(figs.add("rmse_vs_time", plots_quality.rmse_vs_time(sw.curves, runs, target),
+                                f"Closed-loop RMSE against seconds of training, every seed; dotted: the target "
+                                f"{target:g}.", "closed-loop error against time"))
+    examples = ttq.reached_examples(runs)
+    if len(examples) and not sw.closed.empty:
+        warmup = int(sw.closed["prediction"].isna().groupby(sw.closed["run_id"]).sum().median())
+        figures.append(figs.add("generated", plots_quality.generated_grid(sw.closed, examples, warmup),
+                                "What reached models generate: one seed per configuration.", "generated sine"))
+    return [_section("ttq", "Time to a model that generates the sine", figures, table=quality_table(table))]
+
+
+def quality_table(table: pd.DataFrame) -> Markup:
+    t = table.sort_values(["recipe", "batchsize", "n_units", "mean_s"])
+    shown = pd.DataFrame({
+        "device set": t["label"], "recipe": t["recipe"], "batch": t["batchsize"], "n_units": t["n_units"],
+        "seeds reached": [f"{r} / {n}" for r, n in zip(t["reached"], t["seeds"])],
+        "time to quality (s)": [sentences.fmt_s(v) for v in t["mean_s"]],
+        "fastest – slowest seed (s)": [f"{a:.3g} – {b:.3g}" if pd.notna(a) else "–"
+                                       for a, b in zip(t["fastest_s"], t["slowest_s"])],
+        "updates to quality": [f"{v:.0f}" if pd.notna(v) and v != float("inf") else "–" for v in t["mean_updates"]],
+    })
+    return Markup(shown.to_html(index=False, escape=True))
+
+
 def sections(sw: Sweep, models: dict, figs: Figures) -> list:
-    secs = []
+    secs = quality_section(sw, figs)
     if len(sw.agg):
         secs.append(_section("time", "Time per update and throughput", [
             figs.add("time_per_update", plots.time_vs_batch(sw.agg, "ms"),

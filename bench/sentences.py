@@ -3,9 +3,11 @@
 beyond rounding. Kept apart from the facts so that rewording cannot change
 a number, and apart from the page so that a test can read what the summary
 says without rendering HTML."""
+import math
+
 import pandas as pd
 
-from bench import analysis, facts
+from bench import analysis, facts, ttq
 from bench.facts import ARTICLE
 from sinelstm.names import SINGLE_DEVICE, device_label
 
@@ -113,9 +115,42 @@ def failures(counts: pd.Series) -> str:
             + " (see 'All configurations').")
 
 
+def fmt_s(seconds: float) -> str:
+    return f"{seconds:.3g} s" if math.isfinite(seconds) else "not reached"
+
+
+def time_to_quality(f: ttq.Fastest, target: float) -> str:
+    others = "; ".join(f"{label} {fmt_s(s)}" for label, s in f.others)
+    return (f"Time to a model that generates the sine (closed-loop RMSE ≤ {target:g}) at batch {f.batchsize} / "
+            f"n_units {f.n_units}, recipe {f.recipe}: fastest {f.label}, {fmt_s(f.mean_s)} of training (mean of "
+            f"{f.seeds} seeds without the fastest and slowest; {f.reached} of {f.seeds} reached it, "
+            f"{f.fastest_s:.3g}–{f.slowest_s:.3g} s)" + (f"; {others}." if others else "."))
+
+
+def article_baseline(b: ttq.Baseline) -> str:
+    return (f"The article's recipe (10-step windows from a zero state) is the baseline: {b.reached} of its {b.runs} "
+            f"runs generate the sine (best closed-loop RMSE {b.best_rmse:.2f}, target {b.target:g}).")
+
+
+def quality(runs: pd.DataFrame) -> list:
+    """The headline: which device set trains a useful model fastest, per size."""
+    table = ttq.time_to_quality(runs)
+    if table.empty:
+        return []
+    target = float(table["target"].iloc[0])
+    out = [time_to_quality(f, target) for f in ttq.fastest_per_size(table)]
+    out += [f"At batch {b} / n_units {n}, recipe {recipe}, no device set trains a model that generates the sine "
+            f"reliably: {hit} of {seeds} seeds reached closed-loop RMSE {target:g} within their budget."
+            for recipe, b, n, hit, seeds in ttq.unreached_sizes(table) if recipe != "article"]
+    if (b := ttq.article_baseline(runs)) is not None:
+        out.append(article_baseline(b))
+    return out
+
+
 def summary(sw: facts.Sweep, models: dict) -> list:
     """The summary's sentences, in order, for a sweep and its cost models."""
-    out = [counts(facts.counts(sw.runs, sw.ok, sw.main), sw.impl)]
+    out = quality(sw.runs)
+    out.append(counts(facts.counts(sw.runs, sw.ok, sw.main), sw.impl))
     gpu = facts.one_gpu(sw.main)
     if gpu is None:
         out += no_gpu(facts.ms_at(sw.main, "cpu", SINGLE_DEVICE))
