@@ -49,7 +49,7 @@ def quality_section(sw: Sweep, figs: Figures) -> list:
     table = ttq.time_to_quality(sw.runs)
     if table.empty:
         return []
-    runs = sw.runs[sw.runs["quality_status"].notna()]
+    runs = ttq.measured(sw.runs)
     target = float(table["target"].iloc[0])
     figures = [figs.add("time_to_quality", plots_quality.time_to_quality_bars(table),
                         "Seconds of training until the model generates the sine: mean of the seeds without the "

@@ -23,6 +23,13 @@ REACHED = "reached"  # as sinelstm.train writes it
 CONFIG = ["impl", "recipe", "strategy", "devices", "n_devices", "batchsize", "n_units"]
 
 
+def measured(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that measured quality (folders from before it have none)."""
+    if "quality_status" not in runs:
+        return runs.iloc[0:0]
+    return runs[runs["status"].isin(["ok", "diverged"]) & runs["quality_status"].notna()]
+
+
 def olympic_mean(times) -> float:
     """MLPerf's score of several runs' times (``inf`` for a run that did not
     converge): the mean without the fastest and the slowest; ``inf`` when a
@@ -37,9 +44,9 @@ def time_to_quality(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration that measured quality: seeds run, reached,
     diverged, the olympic mean of seconds and of updates to quality, and the
     fastest and slowest seed that reached it."""
-    ok = runs[runs["status"].isin(["ok", "diverged"]) & runs["quality_status"].notna()]
     columns = CONFIG + ["label", "seeds", "reached", "diverged", "mean_s", "mean_updates", "fastest_s",
                         "slowest_s", "target"]
+    ok = measured(runs)
     if ok.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -111,7 +118,8 @@ class Baseline:
 
 
 def article_baseline(runs: pd.DataFrame) -> Baseline | None:
-    art = runs[(runs["recipe"] == "article") & runs["quality_status"].notna()]
+    art = measured(runs)
+    art = art[art["recipe"] == "article"]
     if art.empty:
         return None
     return Baseline(len(art), int((art["quality_status"] == REACHED).sum()),
