@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, fields, is_dataclass
 from sinelstm.config import TrainConfig
 from sinelstm.devices import parse_device_set
 from sinelstm.flops import count_flops
-from sinelstm.names import series_label
+from sinelstm.names import ARTICLE_RECIPE, series_label
 
 
 def from_dict(cls, data: dict):
@@ -178,7 +178,7 @@ class PhaseTime:
 
 
 # What a column means in a folder written before it existed.
-LEGACY = {"recipe": "article", "seed": 0}
+LEGACY = {"recipe": ARTICLE_RECIPE, "seed": 0}
 
 RUNS = "runs.csv"
 SIDE_FILES = {"curves.csv": CurvePoint, "closed_loop.csv": ClosedLoopPoint, "breakdown.csv": PhaseTime}

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench import analysis, facts, ttq
 from bench.facts import ARTICLE
-from sinelstm.names import SINGLE_DEVICE, device_label
+from sinelstm.names import ARTICLE_RECIPE, SINGLE_DEVICE, device_label
 
 AT_ARTICLE = f"the article's size (batch {ARTICLE[0]}, n_units {ARTICLE[1]})"
 
@@ -141,7 +141,7 @@ def quality(runs: pd.DataFrame) -> list:
     out = [time_to_quality(f, target) for f in ttq.fastest_per_size(table)]
     out += [f"At batch {b} / n_units {n}, recipe {recipe}, no device set trains a model that generates the sine "
             f"reliably: {hit} of {seeds} seeds reached closed-loop RMSE {target:g} within their budget."
-            for recipe, b, n, hit, seeds in ttq.unreached_sizes(table) if recipe != "article"]
+            for recipe, b, n, hit, seeds in ttq.unreached_sizes(table) if recipe != ARTICLE_RECIPE]
     if (b := ttq.article_baseline(runs)) is not None:
         out.append(article_baseline(b))
     return out

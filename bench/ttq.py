@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sinelstm.names import series_label
+from sinelstm.names import ARTICLE_RECIPE, DIVERGED, REACHED, series_label
 
-REACHED = "reached"  # as sinelstm.train writes it
 CONFIG = ["impl", "recipe", "strategy", "devices", "n_devices", "batchsize", "n_units"]
 
 
@@ -57,7 +56,7 @@ def time_to_quality(runs: pd.DataFrame) -> pd.DataFrame:
         hit = g.loc[reached, "time_to_quality_s"]
         rows.append({**dict(zip(CONFIG, key)), "label": series_label(key[3], key[2], key[0]),
                      "seeds": len(g), "reached": int(reached.sum()),
-                     "diverged": int((g["quality_status"] == "diverged").sum()),
+                     "diverged": int((g["quality_status"] == DIVERGED).sum()),
                      "mean_s": olympic_mean(seconds), "mean_updates": olympic_mean(updates),
                      "fastest_s": float(hit.min()) if len(hit) else math.nan,
                      "slowest_s": float(hit.max()) if len(hit) else math.nan,
@@ -119,7 +118,7 @@ class Baseline:
 
 def article_baseline(runs: pd.DataFrame) -> Baseline | None:
     art = measured(runs)
-    art = art[art["recipe"] == "article"]
+    art = art[art["recipe"] == ARTICLE_RECIPE]
     if art.empty:
         return None
     return Baseline(len(art), int((art["quality_status"] == REACHED).sum()),

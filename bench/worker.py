@@ -21,7 +21,7 @@ from pathlib import Path
 import sinelstm  # noqa: F401
 from sinelstm.devices import DeviceSpecError, parse_device_set
 from sinelstm.evaluate import closed_loop
-from sinelstm.names import STRATEGIES
+from sinelstm.names import REACHED, STRATEGIES
 from sinelstm.profile import profile_phases
 from sinelstm.strategy import make_strategy
 from sinelstm.timing import summarize_ms
@@ -74,7 +74,7 @@ def write_results(spec: RunSpec, device_set, result, breakdown, out: Path):
     )
     rid = spec.run_id
     side = {"curves.csv": [CurvePoint(rid, **point) for point in result.curve]}
-    if spec.repeat == 0 or result.quality_status == "reached":  # the evidence a model generates the sine
+    if spec.repeat == 0 or result.quality_status == REACHED:  # the evidence a model generates the sine
         # float32 values: six significant digits keep all they hold worth plotting, at half the size.
         side["closed_loop.csv"] = [ClosedLoopPoint(rid, t, _six(y), _six(p))
                                    for t, (y, p) in enumerate(zip(loop.truth, loop.prediction))]

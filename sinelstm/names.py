@@ -10,6 +10,10 @@ STRATEGIES = ("single-process", "chainermn")
 # The phases of one update, in order, as the profile times them.
 PHASES = ("data", "forward", "backward", "communication", "optimizer")
 ARTICLE_IMPL = "article"
+# The training recipe that reproduces the article's setup (sinelstm.recipes).
+ARTICLE_RECIPE = "article"
+# What became of a run's attempt to train a model that generates the sine.
+REACHED, NOT_REACHED, DIVERGED = "reached", "not reached", "diverged"
 
 
 def device_label(devices: str, strategy: str) -> str:

@@ -22,9 +22,8 @@ import chainer
 
 from sinelstm.config import TrainConfig
 from sinelstm.evaluate import closed_loop_rmse, one_step_mse
+from sinelstm.names import DIVERGED, NOT_REACHED, REACHED
 from sinelstm.timing import make_update_timer
-
-REACHED, NOT_REACHED, DIVERGED = "reached", "not reached", "diverged"
 
 
 @dataclass
