@@ -3,6 +3,7 @@
 Bad input gets one line on stderr and exit code 2, before anything is
 written.
 """
+import itertools
 import json
 import sys
 from dataclasses import replace
@@ -11,7 +12,7 @@ from pathlib import Path
 import click
 
 from sinelstm.config import Budget, TrainConfig
-from sinelstm.names import IMPLS, STRATEGIES
+from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES
 from sinelstm.recipes import RECIPES
 
 from bench.grid import SWEEP
@@ -289,8 +290,10 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
 @click.option("--strategy", default=STRATEGIES[0], show_default=True,
               help=f"Strategies, from {', '.join(STRATEGIES)}.")
 @click.option("--impl", default=IMPLS[0], show_default=True, help=f"Implementations, from {', '.join(IMPLS)}.")
-@click.option("--updates", default=20, show_default=True, callback=positive("updates"))
-def verify(devices, strategy, impl, updates):
+@click.option("--recipe", default=ARTICLE_RECIPE, show_default=True,
+              help=f"Recipes, from {', '.join(RECIPES)} (another than the article's checks its burn-in and schedule).")
+@click.option("--updates", default=20, show_default=True, callback=positive("updates"), help="SGD updates compared.")
+def verify(devices, strategy, impl, recipe, updates):
     """Check that each device set trains the same model as its first device
     alone (SGD, identical weights and batches); exit 1 if one differs."""
     from bench.launch import verify_under_mpi
@@ -303,21 +306,21 @@ def verify(devices, strategy, impl, updates):
         devices = "cpu+cpu" + ("," + "+".join(str(i) for i in range(n)) if n > 1 else "")
     strategies = choice_list("strategy", strategy, STRATEGIES)
     impls = choice_list("impl", impl, IMPLS)
+    recipes = choice_list("recipe", recipe, list(RECIPES))
     sets = device_sets(devices)
     check_mpi(strategies)
     results = []
-    for ds in sets:
-        for strat in strategies:
-            for im in impls:
-                if strat == STRATEGIES[1]:
-                    res = verify_under_mpi(ds, im, updates)
-                else:
-                    res = verify_set(ds, strat, verify_config(impl=im, updates=updates, n_devices=ds.n_devices))
-                results.append(res)
-                click.echo(f"{res.spec:<12} {res.strategy:<15} {res.impl:<10} vs {res.reference:<4} "
-                           f"{res.updates} SGD updates: max |dparam| = {res.max_diff:.3g}  "
-                           f"{'PASS' if res.passed else 'FAIL'} (tolerance {res.tolerance:g})"
-                           + (f"  error: {res.error}" if res.error else ""))
+    for ds, strat, im, rec in itertools.product(sets, strategies, impls, recipes):
+        if strat == STRATEGIES[1]:
+            res = verify_under_mpi(ds, im, updates, rec)
+        else:
+            res = verify_set(ds, strat, verify_config(impl=im, updates=updates, n_devices=ds.n_devices,
+                                                      recipe=RECIPES[rec]))
+        results.append(res)
+        click.echo(f"{res.spec:<12} {res.strategy:<15} {res.impl:<10} {res.recipe:<8} vs {res.reference:<4} "
+                   f"{res.updates} SGD updates: max |dparam| = {res.max_diff:.3g}  "
+                   f"{'PASS' if res.passed else 'FAIL'} (tolerance {res.tolerance:g})"
+                   + (f"  error: {res.error}" if res.error else ""))
     sys.exit(0 if all(r.passed for r in results) else 1)
 
 

@@ -20,7 +20,7 @@ import chainer
 
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.devices import parse_device_set
-from sinelstm.names import STRATEGIES
+from sinelstm.names import ARTICLE_RECIPE, STRATEGIES
 from sinelstm.recipes import RECIPES, Recipe
 from sinelstm.strategy import SingleProcess, make_strategy
 
@@ -36,6 +36,7 @@ class VerifyResult:
     impl: str
     updates: int
     max_diff: float
+    recipe: str = ARTICLE_RECIPE
     tolerance: float = TOLERANCE
     error: str = ""  # why the check could not run, if it could not
 
@@ -45,11 +46,16 @@ class VerifyResult:
 
 
 def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2, n_units: int = 5,
-                  recipe: Recipe = RECIPES["article"]) -> TrainConfig:
+                  recipe: Recipe = RECIPES[ARTICLE_RECIPE]) -> TrainConfig:
     """SGD from the seed's weights; 4 windows per device (8 at least), so
     that every device set splits the batch evenly. The article's short
-    windows by default: the check is about gradients, not about quality."""
-    return TrainConfig(n_units=n_units, batchsize=4 * max(2, n_devices), recipe=recipe, optimizer="sgd", lr=0.01,
+    windows by default: the check is about gradients, not about quality;
+    another recipe checks its burn-in and learning-rate schedule too."""
+    # The loss sums the scored steps: 0.01 for the article's 10, the same
+    # step per scored step for longer windows, which otherwise let SGD
+    # blow up and amplify rounding until no two runs agree.
+    lr = 0.1 / (recipe.seqlen - recipe.burn_in)
+    return TrainConfig(n_units=n_units, batchsize=4 * max(2, n_devices), recipe=recipe, optimizer="sgd", lr=lr,
                        impl=impl, budget=Budget(updates=updates, warmup=0))
 
 
@@ -81,14 +87,15 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
         return None
     reference = trained_params(cfg, SingleProcess(parse_device_set(device_set.first_spec)))
     return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=strategy.name,
-                        impl=cfg.impl, updates=cfg.budget.updates, max_diff=max_param_diff(params, reference))
+                        impl=cfg.impl, updates=cfg.budget.updates, max_diff=max_param_diff(params, reference),
+                        recipe=cfg.recipe.name)
 
 
 def main(argv=None):
-    """One MPI rank: ``python -m sinelstm.verify DEVICES IMPL UPDATES``."""
-    spec, impl, updates = (sys.argv[1:] if argv is None else argv)[:3]
+    """One MPI rank: ``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE``."""
+    spec, impl, updates, recipe = (sys.argv[1:] if argv is None else argv)[:4]
     device_set = parse_device_set(spec)
-    cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices)
+    cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices, recipe=RECIPES[recipe])
     result = verify(device_set, STRATEGIES[1], cfg)
     if result is not None:
         print(RESULT_PREFIX + json.dumps(asdict(result)), flush=True)

@@ -10,6 +10,7 @@ from sinelstm.impls import ArticleImpl, SinebenchImpl
 from sinelstm.iterator import WindowIterator, window_indices
 from sinelstm.flops import count_flops
 from sinelstm.model import SineLSTM
+from sinelstm.recipes import RECIPES
 from sinelstm.verify import TOLERANCE, verify, verify_config
 
 
@@ -90,11 +91,12 @@ def test_same_seed_same_model():
             assert not np.array_equal(pa.array, pc.array)
 
 
+@pytest.mark.parametrize("recipe", ["article", "quality"])
 @pytest.mark.parametrize("impl", ["sinebench", "article"])
 @pytest.mark.parametrize("spec", ["cpu+cpu", "cpu+cpu+cpu+cpu"])
-def test_data_parallel_matches_single_device(spec, impl):
+def test_data_parallel_matches_single_device(spec, impl, recipe):
     ds = parse_device_set(spec)
-    res = verify(ds, "single-process", verify_config(impl=impl, n_devices=ds.n_devices))
+    res = verify(ds, "single-process", verify_config(impl=impl, n_devices=ds.n_devices, recipe=RECIPES[recipe]))
     assert res.passed, res
     assert res.max_diff <= TOLERANCE
 
