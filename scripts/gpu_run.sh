@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole GPU run, on a bare machine without network, in one command:
-# install the carried Chainer wheel, verify, GPU tests, the published sweep,
-# and its report.
+# The per-update timing sweep, on a bare machine without network, in one
+# command: install the carried Chainer wheel, verify, GPU tests, the sweep
+# (the article's 10-step windows, the whole budget per run), and its report.
+# scripts/gpu_ttq.sh is the time-to-quality sweep.
 #
 #   scripts/build_chainer_wheel.sh      # once, where there is network
 #   git rev-parse HEAD > .commit        # a copied tree has no .git
@@ -15,29 +16,12 @@
 # SKIP_CHECKS=1 to go straight to the sweep when resuming, REPORT=0 to leave
 # the report for later.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-gpu_tag() {  # "NVIDIA H100 80GB HBM3" x 2 -> h100x2
-  nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null |
-    awk '{for (i = 1; i <= NF; i++) if ($i ~ /[0-9]/ && $i !~ /GB$/) {t = tolower($i); break}} END {print (t ? t : "gpu") "x" NR}'
-}
+source "$(dirname "$0")/gpu_env.sh"
 RES=${RES:-results/$(gpu_tag)-$(date +%F)}
 REPEATS=${REPEATS:-3}
 mkdir -p "$RES"
 exec > >(tee -a "$RES/log.txt") 2>&1
-
-export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export SINEBENCH_COMMAND=${SINEBENCH_COMMAND:-"RES=$RES REPEATS=$REPEATS scripts/gpu_run.sh"}
-# A copied tree has no .git, or a stale one: .commit (written when copying)
-# says which commit it is; without it env.json asks git.
-if [ -z "${SINEBENCH_GIT_COMMIT:-}" ] && [ -s .commit ]; then
-  export SINEBENCH_GIT_COMMIT=$(cat .commit)
-fi
-if ! python3 -c "import sinelstm, chainer" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/chainer-*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-SB="python3 -m bench.cli"
 
 echo "== machine $(date -u)"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
@@ -49,7 +33,8 @@ if [ -z "${SKIP_CHECKS:-}" ]; then
   python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_core.py tests/test_fused.py 2>&1 | tail -4
 fi
 
-BUDGET=(--updates 1500 --max-seconds 1.5 --warmup 3 --no-report --no-progress --out "$RES")
+BUDGET=(--recipe article --full-budget --updates 1500 --max-seconds 1.5 --warmup 3 --no-report --no-progress
+        --out "$RES")
 GRID=(--devices cpu,0,0+1 --strategy single-process,chainermn)
 for r in $(seq 1 "$REPEATS"); do
   echo "== sweep round $r $(date -u)"
