@@ -2,7 +2,6 @@
 sentences with numbers, then the charts that back it (PNGs beside it too)."""
 import base64
 import io
-import json
 from pathlib import Path
 
 import jinja2
@@ -11,9 +10,10 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from bench import plots
+from bench import envinfo, plots
 from bench.analysis import (CostModel, aggregate, crossover_flops, device_label, fit_cost_model, ok_runs,
                             speedup_grid)
+from bench.fsio import atomic_write
 from bench.store import ResultStore
 from sinelstm.flops import count_flops
 
@@ -39,13 +39,13 @@ def _units_for_flops(flops: float, batch: int, seqlen: int, impl: str) -> float:
 
 
 class Report:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, warn=lambda message: None):
         self.folder = Path(folder)
-        tables = ResultStore(folder).load()
-        self.runs, self.curves = tables["runs"], tables["curves"]
-        self.closed, self.breakdown = tables["closed_loop"], tables["breakdown"]
-        env_path = self.folder / "env.json"
-        self.env = json.loads(env_path.read_text()) if env_path.exists() else {}
+        tables = ResultStore(folder, warn=warn).load()
+        # The latest attempt of each run; failed attempts before it only in the count.
+        self.runs, self.attempts = tables["runs"], tables["attempts"]
+        self.curves, self.closed, self.breakdown = tables["curves"], tables["closed_loop"], tables["breakdown"]
+        self.env = envinfo.load(self.folder, warn)
         self.ok = ok_runs(self.runs)
         self.agg = aggregate(self.runs)
         self.impl = "sinebench" if (self.agg["impl"] == "sinebench").any() else "article"
@@ -393,6 +393,8 @@ class Report:
         return Markup(html)
 
     def env_table(self) -> Markup:
+        if not self.env:
+            return Markup("<p>No env.json.</p>")
         flat = pd.json_normalize(self.env, sep=".").T.reset_index()
         flat.columns = ["field", "value"]
         flat = flat[flat["field"] != "command"]
@@ -400,17 +402,21 @@ class Report:
 
     def problems(self) -> str:
         bad = self.runs[self.runs["status"] != "ok"]
-        if bad.empty:
-            return ""
-        counts = bad["status"].value_counts()
-        return "Not every run finished: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + \
-            " (see 'All configurations')."
+        retried = len(self.attempts) - len(self.runs)
+        parts = []
+        if len(bad):
+            counts = bad["status"].value_counts()
+            parts.append("Not every run finished: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                         + " (see 'All configurations').")
+        if retried:
+            parts.append(f"{retried} failed attempts were tried again; each run counts by its latest attempt.")
+        return " ".join(parts)
 
 
-def render(folder, output=None) -> Path:
+def render(folder, output=None, warn=lambda message: None) -> Path:
     folder = Path(folder)
     output = Path(output) if output else folder / "report.html"
-    rep = Report(folder)
+    rep = Report(folder, warn)
     summary = rep.summary()
     sections = rep.sections()
     env = jinja2.Environment(loader=jinja2.PackageLoader("bench", "templates"), autoescape=True)
@@ -418,9 +424,9 @@ def render(folder, output=None) -> Path:
         title=folder.name, machine=rep.machine(), summary=summary, sections=sections, problems=rep.problems(),
         command=rep.env.get("command", "unknown"), env_table=rep.env_table())
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(html)
+    atomic_write(output, html)
     figdir = output.parent / "figures"
     figdir.mkdir(exist_ok=True)
     for name, png in rep.figures.items():
-        (figdir / f"{name}.png").write_bytes(png)
+        atomic_write(figdir / f"{name}.png", png)
     return output

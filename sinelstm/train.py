@@ -5,6 +5,7 @@ strategy goes through it, so that their timings are comparable. The strategy
 (:mod:`sinelstm.strategy`) makes the updater and lets the processes of a
 multi-process run stop together.
 """
+import math
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,17 @@ class TrainResult:
     val_mse: float
     time_to_target_s: float | None
     model: chainer.Chain
+
+
+class Diverged(ArithmeticError):
+    """The loss became NaN or infinite: the run cannot recover, and its
+    timings would be of arithmetic on garbage. Raised at the first evaluation
+    that sees it (every process of a run sees the same values there)."""
+
+    def __init__(self, update: int, train_loss: float, val_mse: float):
+        super().__init__(f"loss became non-finite by update {update} "
+                         f"(train loss {train_loss:g}, test MSE {val_mse:g})")
+        self.update = update
 
 
 def train(cfg: TrainConfig, strategy) -> TrainResult:
@@ -71,6 +83,8 @@ def _timed_loop(cfg, updater, strategy) -> TrainResult:
         if k % cfg.eval_every == 0 or k == budget.updates or (out_of_time and not strategy.collective):
             train_loss = updater.loss_value(losses)
             val = one_step_mse(model, cfg.data, cfg.seqlen, series)
+            if not (math.isfinite(train_loss) and math.isfinite(val)):
+                raise Diverged(k, train_loss, val)
             elapsed = time.perf_counter() - t0
             curve.append({"update": k, "elapsed_s": elapsed, "train_loss": train_loss, "val_mse": val})
             if time_to_target is None and val <= cfg.target_mse:
