@@ -91,12 +91,12 @@ def _nccl_version():
 
 
 def _mpi() -> str | None:
-    try:
-        from mpi4py import MPI
-
-        return MPI.Get_library_version().replace("\x00", "").strip().splitlines()[0]
-    except Exception:
-        return None
+    # In a process of its own: loading Open MPI's library installs its own
+    # SIGHUP handler over Python's, and the sweep must stop cleanly on SIGHUP.
+    code = ("import mpi4py; mpi4py.rc.initialize = mpi4py.rc.finalize = False\n"
+            "from mpi4py import MPI; print(MPI.Get_library_version())")
+    version = _run([sys.executable, "-c", code]).replace("\x00", "").strip()
+    return version.splitlines()[0] if version else None
 
 
 def collect(argv: list | None = None) -> dict:
