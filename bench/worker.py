@@ -45,6 +45,7 @@ def gpu_name(device_set) -> str:
 
 
 WATCH_S = 1.0  # how often a worker checks that its sweep is alive
+ORPHANED = 3  # exit code of a worker whose sweep is gone
 
 
 def classify(exc: BaseException) -> str:
@@ -107,13 +108,20 @@ def runner_alive() -> bool:
     return True
 
 
+def orphaned():
+    """Exit at once, with code 3: no atexit handlers (MPI_Finalize would wait
+    for the other ranks), and not 0, so that ``mpiexec`` ends the whole job
+    (after a rank's clean exit it would wait for the others, stopped ones too)."""
+    os._exit(ORPHANED)
+
+
 def watch_runner():
     """Exit this process as soon as the sweep is gone, whatever the main
     thread is doing (NumPy and MPI calls release the GIL)."""
     def watch():
         while runner_alive():
             time.sleep(WATCH_S)
-        os._exit(3)
+        orphaned()
 
     threading.Thread(target=watch, name="runner-watchdog", daemon=True).start()
 
@@ -121,7 +129,7 @@ def watch_runner():
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not runner_alive():
-        return
+        orphaned()
     watch_runner()
     specs = [RunSpec.from_dict(d) for d in json.loads(Path(argv[0]).read_text())]
     batch = Path(argv[1])

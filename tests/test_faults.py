@@ -354,19 +354,24 @@ def test_report_and_train_fail_in_one_line(tmp_path):
     for args, code, message in [
         (["report", out, "-o", ""], 2, "is a folder"),
         (["report", out, "-o", tmp_path], 2, "is a folder"),
-        (["report", out, "-o", tmp_path / "file" / "r.html"], 2, "cannot write the report: Not a directory"),
+        (["report", out, "-o", tmp_path / "file" / "r.html"], 2, "cannot write the report: File exists"),
         (["train", "--seqlen", "800", "--out", tmp_path / "t"], 2, "does not fit"),
         (["train", "--units", "3000000", "--updates", "1", "--out", tmp_path / "t"], 1, "out of memory"),
     ]:
         proc = sinebench(*args)
         assert proc.returncode == code and message in one_line(proc), (args, proc.stderr)
-    for damage in ("", "[1, 2]", '{"cpu": {"model": "x"'):
-        (out / "env.json").write_text(damage)
-        proc = sinebench("report", out)
-        assert proc.returncode == 0 and "env.json" in one_line(proc) and "warning" in proc.stderr
-    (out / "env.json").unlink()
-    (out / "env.json").mkdir()
-    proc = sinebench("report", out)
+    from bench import envinfo
+
+    for damage, why in [("", "unreadable"), ("[1, 2]", "holds a list"), ('{"cpu": {"model"', "unreadable"),
+                        (b"\xff{}", "unreadable"), (None, "unreadable")]:
+        (out / "env.json").unlink(missing_ok=True)
+        if damage is None:  # a folder
+            (out / "env.json").mkdir()
+        else:
+            (out / "env.json").write_bytes(damage.encode() if isinstance(damage, str) else damage)
+        said = []
+        assert envinfo.load(out, said.append) == {} and why in said[0]
+    proc = sinebench("report", out)  # env.json is a folder: a warning, then the report
     assert proc.returncode == 0 and "env.json is unreadable" in one_line(proc)
     proc = subprocess.run(sweep_cmd(out), env=cli_env(), cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert proc.returncode == 1 and "env.json" in one_line(proc)
@@ -382,7 +387,7 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path):
         out = disk / "res"
         proc = subprocess.run(sweep_cmd(out, "--units", "5,6,7"), env=cli_env(), cwd=PROJECT_ROOT,
                               capture_output=True, text=True, timeout=300)
-        assert "Traceback" not in proc.stderr
+        assert "Traceback" not in proc.stderr, proc.stderr
         if proc.returncode:
             assert proc.returncode == 1 and "No space left on device" in proc.stderr.splitlines()[-1]
         shutil.copytree(out, tmp_path / "moved", ignore=shutil.ignore_patterns(".lock", ".work"))
