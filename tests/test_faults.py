@@ -385,8 +385,8 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path):
         pytest.skip("cannot mount a tmpfs here (the store-level ENOSPC case still runs)")
     try:
         out = disk / "res"
-        proc = subprocess.run(sweep_cmd(out, "--units", "5,6,7"), env=cli_env(), cwd=PROJECT_ROOT,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(sweep_cmd(out, "--units", "5,6,7", "--retries", "0"), env=cli_env(),
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
         assert "Traceback" not in proc.stderr, proc.stderr
         if proc.returncode:
             assert proc.returncode == 1 and "No space left on device" in proc.stderr.splitlines()[-1]
@@ -398,6 +398,4 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     runs = check_folder(out)
-    assert sorted(runs.loc[runs["status"] == "ok", "run_id"]) == sorted(
-        s.run_id for s in [spec(5), spec(6), spec(7)]) or True
     assert (runs.groupby("run_id")["status"].last() == "ok").all() and runs["run_id"].nunique() == 3
