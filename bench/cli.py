@@ -1,11 +1,14 @@
 """``sinebench``: sweep, report, train, verify, env.
 
 Bad input gets one line on stderr and exit code 2, before anything is
-written.
+written (:mod:`bench.options`); any other failure one line and exit code 1
+(:mod:`bench.errors`).
 """
+import errno
 import itertools
 import json
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,87 +18,36 @@ from sinelstm.config import Budget, TrainConfig
 from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES
 from sinelstm.recipes import RECIPES
 
-from bench.grid import SWEEP
+from bench import errors, interrupt
+from bench.grid import SWEEP, grid_size
+from bench.options import (InputError, check_grid_size, check_mpi, choice_list, device_sets, fail, int_list,
+                           positive)
 
 DEFAULT_OUT = "results/local"
 DEFAULT = TrainConfig()
 
 
-class InputError(click.ClickException):
-    exit_code = 2
-
-
-def fail(message: str):
-    raise InputError(message)
-
-
-# -- option parsing ------------------------------------------------------------
-def int_list(name: str, text: str) -> list:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        fail(f"--{name} takes comma-separated whole numbers, got {text!r}")
-    if not values or any(v <= 0 for v in values):
-        fail(f"--{name} values must be positive, got {text!r}")
-    return values
-
-
-def choice_list(name: str, text: str, choices) -> list:
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    bad = [v for v in values if v not in choices]
-    if not values or bad:
-        fail(f"--{name}: unknown value {bad[0] if bad else text!r}; choose from {', '.join(choices)}")
-    return values
-
-
-def device_sets(text: str | None, batchsizes=()) -> list:
-    from sinelstm.devices import DeviceSpecError, default_device_sets, parse_device_set
-
-    specs = [s.strip() for s in text.split(",")] if text else default_device_sets()
-    try:
-        sets = [parse_device_set(s) for s in specs]
-    except DeviceSpecError as exc:
-        fail(str(exc))
-    for ds in sets:
-        for b in batchsizes:
-            if b % ds.n_devices:
-                fail(f"batch size {b} is not divisible by the {ds.n_devices} devices of {ds.spec!r}")
-    return sets
-
-
-def check_mpi(strategies):
-    if STRATEGIES[1] in strategies:
-        from bench.launch import MpiMissing, find_mpiexec
-
-        try:
-            find_mpiexec()
-        except MpiMissing as exc:
-            fail(str(exc))
-
-
-def positive(name):
-    def check(ctx, param, value):
-        if value is not None and value <= 0:
-            fail(f"--{name} must be positive, got {value}")
-        return value
-
-    return check
-
-
 # -- commands ------------------------------------------------------------------
+def warn(message: str):
+    click.echo(f"sinebench: warning: {message}", err=True)
+
+
 class Group(click.Group):
     def main(self, *args, **kwargs):
-        # Every usage error as one line and exit 2 (click prints several).
+        # Every failure as one line (click prints several for a usage error).
+        interrupt.install()
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
-        except click.exceptions.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            click.echo(f"sinebench: error: {exc.format_message()}", err=True)
-            sys.exit(2 if isinstance(exc, (InputError, click.UsageError)) else exc.exit_code)
+            errors.die(exc.format_message(), 2 if isinstance(exc, (InputError, click.UsageError)) else exc.exit_code)
+        except click.exceptions.Abort:
+            errors.die("aborted", 1)
+        except Exception as exc:  # noqa: BLE001 - the one place every other failure ends
+            if errors.debugging():
+                raise
+            errors.die(*errors.describe(exc))
 
 
 @click.group(cls=Group, invoke_without_command=True)
@@ -136,10 +88,10 @@ def config(recipe: str, seqlen: int | None, updates: int, warmup: int = DEFAULT.
            max_seconds: float | None = None, **settings) -> TrainConfig:
     """A training config from the library's defaults and these settings;
     settings the library refuses are bad input."""
+    limits = budget(updates=updates, seconds=max_seconds, warmup=warmup)
     try:
         chosen = RECIPES[recipe] if seqlen is None else replace(RECIPES[recipe], seqlen=seqlen)
-        return replace(DEFAULT, recipe=chosen, budget=Budget(updates=updates, seconds=max_seconds, warmup=warmup),
-                       **settings)
+        return replace(DEFAULT, recipe=chosen, budget=limits, **settings)
     except ValueError as exc:
         fail(str(exc))
 
@@ -166,13 +118,17 @@ def config(recipe: str, seqlen: int | None, updates: int, warmup: int = DEFAULT.
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--isolate", is_flag=True,
               help="A fresh process for every run [default: runs of one device set share a worker].")
+@click.option("--retries", default=1, show_default=True, type=click.IntRange(min=0),
+              help="More tries, after the other runs, for a run that fails with error, timeout, oom or killed. "
+                   "A run without an ok row is tried again by every sweep; each attempt stays in runs.csv "
+                   "(column attempt) and the report uses the latest.")
 def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality,
-          max_seconds, repeats, warmup, impl, strategy, target_mse, out, report, progress, isolate):
-    """Run every combination in worker processes; rerun to resume."""
+          max_seconds, repeats, warmup, impl, strategy, target_mse, out, report, progress, isolate, retries):
+    """Run every combination in worker processes; rerun to resume. One sweep
+    at a time writes a results folder; SIGINT, SIGTERM or SIGHUP stop it
+    with every committed run kept."""
     from bench.grid import expand_grid
 
-    if warmup < 0:
-        fail(f"--warmup must be zero or more, got {warmup}")
     batches = int_list("batchsize", batchsize)
     widths = int_list("units", units)
     impls = choice_list("impl", impl, IMPLS)
@@ -180,19 +136,34 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     sets = device_sets(devices, batches)
     if any(ds.n_devices > 1 for ds in sets):
         check_mpi(strategies)
+    check_grid_size(grid_size(impls=impls, device_sets=sets, strategies=strategies, batchsizes=batches,
+                              units=widths, repeats=repeats))
     base = config(recipe, seqlen, updates, warmup, max_seconds, eval_every=eval_every, target_mse=target_mse,
                   quality_target=quality_target, until_quality=until_quality)
     specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
                         batchsizes=batches, units=widths, repeats=repeats)
     store = open_store(out)
-    write_env(out)
     from bench.runner import sweep as run_sweep
 
-    counts = run_sweep(specs, store, progress=progress, isolate=isolate)
-    click.echo(f"{len(specs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-               + f"; results in {out}/")
-    if report:
-        render_report(out, None)
+    try:
+        write_env(out)
+        counts = run_sweep(specs, store, progress=progress, isolate=isolate, retries=retries, say=warn)
+        click.echo(f"{len(specs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+                   + f"; results in {out}/")
+        if report:
+            render_report(out, None)
+    except interrupt.Interrupted as exc:
+        errors.die(f"{exc}; the runs committed so far are kept in {out}/, rerun the same command to resume",
+                   128 + exc.signum)
+    finally:
+        store.close()
+
+
+def budget(**settings) -> Budget:
+    try:
+        return Budget(**settings)
+    except ValueError as exc:
+        fail(f"--{str(exc).replace('seconds', 'max-seconds', 1)}")
 
 
 def open_store(out: Path):
@@ -200,7 +171,7 @@ def open_store(out: Path):
 
     if out.exists() and not out.is_dir():
         fail(f"--out {out} is a file, not a folder")
-    store = ResultStore(out)
+    store = ResultStore(out, warn=warn)
     try:
         store.open_for_writing()
     except ResultsError as exc:
@@ -208,10 +179,22 @@ def open_store(out: Path):
     return store
 
 
+def writable_folder(out: Path):
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write-test").write_text("")
+        (out / ".write-test").unlink()
+    except OSError as exc:
+        fail(f"cannot write to {out}: {exc.strerror or exc}")
+
+
 def write_env(out: Path):
     from bench.envinfo import collect
+    from bench.fsio import atomic_write
 
-    (out / "env.json").write_text(json.dumps(collect(), indent=2))
+    atomic_write(out / "env.json", json.dumps(collect(), indent=2))
 
 
 def render_report(folder: Path, output: Path | None):
@@ -219,9 +202,13 @@ def render_report(folder: Path, output: Path | None):
     from bench.store import ResultsError
 
     try:
-        path = render(folder, output)
+        path = render(folder, output, warn=warn)
     except ResultsError as exc:
         fail(str(exc))
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise  # the machine's failure, not the path's
+        fail(f"cannot write the report: {exc.strerror}: {exc.filename}")
     click.echo(f"report: {path}")
 
 
@@ -230,9 +217,12 @@ def render_report(folder: Path, output: Path | None):
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="HTML file [default: RESULTS_DIR/report.html]; PNGs go beside it.")
 def report(results_dir, output):
-    """Render RESULTS_DIR into one self-contained HTML report."""
+    """Render RESULTS_DIR into one self-contained HTML report (also while a
+    sweep writes it: the report shows the runs committed so far)."""
     if not results_dir.is_dir():
         fail(f"{results_dir} is not a folder of results")
+    if output is not None and (not output.name or output.is_dir()):
+        fail(f"-o {str(output)!r} is a folder; give the report's file name, e.g. -o report.html")
     render_report(results_dir, output)
 
 
@@ -251,6 +241,7 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     model generates the sine. Writes summary.json, the learning curves and
     the closed-loop prediction (PNG) into --out."""
     from bench import plots
+    from bench.fsio import atomic_write
     from sinelstm.evaluate import closed_loop
     from sinelstm.strategy import make_strategy
     from sinelstm.timing import summarize_ms
@@ -261,8 +252,10 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     (ds,) = device_sets(devices, [batchsize])
     cfg = config(recipe, seqlen, updates, n_units=units, batchsize=batchsize, impl=impl, optimizer=optimizer,
                  seed=seed, eval_every=eval_every, quality_target=quality_target, until_quality=until_quality)
-    open_store(out)
-    result = run_train(cfg, make_strategy(STRATEGIES[0], ds))
+    writable_folder(out)
+    with warnings.catch_warnings():  # NumPy's overflow warnings before a divergence
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = run_train(cfg, make_strategy(STRATEGIES[0], ds))
     loop = closed_loop(result.model, cfg.data)
     stats = summarize_ms(result.step_ms)
     summary = {
@@ -273,7 +266,7 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         "quality_target": cfg.quality_target, "quality_status": result.quality_status,
         "time_to_quality_s": result.time_to_quality_s, "updates_to_quality": result.updates_to_quality,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2))
     label = f"{impl} on {ds.spec}, recipe {cfg.recipe.name}, n_units {units}, batch {batchsize}"
     plots.save_single_run(result.curve, loop, label, out)
     ttq = (f"reached RMSE {cfg.quality_target:g} after {result.updates_to_quality} updates, "

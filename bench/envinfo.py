@@ -1,5 +1,6 @@
 """What is recorded about the machine beside every sweep (env.json)."""
 import importlib.metadata
+import json
 import os
 import platform
 import shlex
@@ -90,12 +91,12 @@ def _nccl_version():
 
 
 def _mpi() -> str | None:
-    try:
-        from mpi4py import MPI
-
-        return MPI.Get_library_version().replace("\x00", "").strip().splitlines()[0]
-    except Exception:
-        return None
+    # In a process of its own: loading Open MPI's library installs its own
+    # SIGHUP handler over Python's, and the sweep must stop cleanly on SIGHUP.
+    code = ("import mpi4py; mpi4py.rc.initialize = mpi4py.rc.finalize = False\n"
+            "from mpi4py import MPI; print(MPI.Get_library_version())")
+    version = _run([sys.executable, "-c", code]).replace("\x00", "").strip()
+    return version.splitlines()[0] if version else None
 
 
 def collect(argv: list | None = None) -> dict:
@@ -133,3 +134,20 @@ def _commit() -> str:
         return "unknown"
     dirty = bool(_run(["git", "status", "--porcelain", "--untracked-files=no"]))
     return commit + ("-dirty" if dirty else "")
+
+
+def load(folder, warn=lambda message: None) -> dict:
+    """A folder's env.json, or {} with a warning if it is absent, damaged or
+    not a JSON object: the report then leaves the machine out."""
+    path = Path(folder) / "env.json"
+    if not path.exists():
+        return {}
+    try:
+        env = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # a folder, a cut-off or non-UTF-8 file
+        warn(f"{path.name} is unreadable ({type(exc).__name__}); the report leaves the machine out")
+        return {}
+    if not isinstance(env, dict):
+        warn(f"{path.name} holds a {type(env).__name__}, not an object; the report leaves the machine out")
+        return {}
+    return env

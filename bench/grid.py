@@ -27,6 +27,13 @@ def expand_grid(base: TrainConfig, *, impls, device_specs, strategies, batchsize
     return runs
 
 
+def grid_size(*, impls, device_sets, strategies, batchsizes, units, repeats) -> int:
+    """How many runs :func:`expand_grid` would make, without making them (a
+    mistyped ``--repeats`` could ask for more than memory holds)."""
+    per_repeat = sum(1 if ds.n_devices == 1 else len(strategies) for ds in device_sets)
+    return repeats * len(impls) * per_repeat * len(batchsizes) * len(units)
+
+
 @dataclass(frozen=True)
 class SweepDefaults:
     """What ``sinebench sweep`` sweeps when not told: time to quality at the

@@ -9,7 +9,6 @@ report can be built on a machine without Chainer or CuPy.
 """
 import base64
 import io
-import json
 from pathlib import Path
 
 import jinja2
@@ -17,9 +16,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from markupsafe import Markup
 
-from bench import facts, plots, plots_quality, sentences, ttq
+from bench import envinfo, facts, plots, plots_quality, sentences, ttq
 from bench.analysis import CPU, ONE_GPU, cost_models, predicted_speedup, speedup_grid
 from bench.facts import Sweep
+from bench.fsio import atomic_write
 from bench.store import ResultStore
 from sinelstm.devices import parse_device_set
 from sinelstm.names import SINGLE_DEVICE, device_label
@@ -169,38 +169,42 @@ def machine(env: dict) -> str:
 
 
 def env_table(env: dict) -> Markup:
+    if not env:
+        return Markup("<p>No env.json.</p>")
     flat = pd.json_normalize(env, sep=".").T.reset_index()
     flat.columns = ["field", "value"]
     flat = flat[flat["field"] != "command"]
     return Markup(flat.to_html(index=False, escape=True))
 
 
-def page(folder, figs: Figures) -> str:
-    """The report's HTML for a results folder; its figures land in ``figs``."""
+def page(folder, figs: Figures, warn=lambda message: None) -> str:
+    """The report's HTML for a results folder; its figures land in ``figs``;
+    what cannot be read is passed to ``warn`` and left out."""
     folder = Path(folder)
-    sw = facts.sweep(ResultStore(folder).load())
-    env_path = folder / "env.json"
-    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    tables = ResultStore(folder, warn=warn).load()
+    sw = facts.sweep(tables)
+    env = envinfo.load(folder, warn)
     models = cost_models(sw.main)
     summary = sentences.summary(sw, models)
     secs = sections(sw, models, figs)
     template = jinja2.Environment(loader=jinja2.PackageLoader("bench", "templates"), autoescape=True)
     return template.get_template("report.html.j2").render(
         title=folder.name, machine=machine(env), summary=summary, sections=secs,
-        problems=sentences.failures(facts.failure_counts(sw.runs)), command=env.get("command", "unknown"),
+        problems=sentences.failures(facts.failure_counts(sw.runs), len(tables["attempts"]) - len(sw.runs)),
+        command=env.get("command", "unknown"),
         env_table=env_table(env))
 
 
-def render(folder, output=None) -> Path:
+def render(folder, output=None, warn=lambda message: None) -> Path:
     """Write the report (``folder``/report.html by default) and its PNGs in figures/ beside it."""
     folder = Path(folder)
     output = Path(output) if output else folder / "report.html"
     figs = Figures()
-    html = page(folder, figs)
+    html = page(folder, figs, warn)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(html)
+    atomic_write(output, html)
     figdir = output.parent / "figures"
     figdir.mkdir(exist_ok=True)
     for name, png in figs.png.items():
-        (figdir / f"{name}.png").write_bytes(png)
+        atomic_write(figdir / f"{name}.png", png)
     return output

@@ -6,28 +6,35 @@ CUDA context costs seconds per process, more than a short run itself. A crash,
 an out-of-memory error or a hang costs one row, not the sweep: the worker is
 killed and the runs after it go on in a fresh one. ``isolate=True`` gives every
 run a process of its own. Rows are committed as each run ends, and a rerun
-skips what is recorded.
+skips what finished: a failed run is tried again, by every sweep until one
+attempt is ok, and within a sweep ``retries`` more times if its failure may
+pass (:data:`bench.schema.TRANSIENT`), after the other runs.
+
+Each worker's folder under ``.work/`` names its session (the worker's pid):
+a sweep that starts after one that was killed ends that sweep's orphaned
+workers and MPI ranks before it measures anything (:mod:`bench.procs`).
 """
 import itertools
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from sinelstm.names import STRATEGIES
 
+from bench import interrupt, procs
 from bench.launch import PROJECT_ROOT, python_command, worker_env
-from bench.schema import RunRow, RunSpec
+from bench.schema import TRANSIENT, RunRow, RunSpec, clean_text
 from bench.store import ResultStore
 
 POLL_S = 0.1
 EXIT_GRACE_S = 30.0  # for a worker to exit after its last row (MPI teardown)
+SESSION = "session"  # file in a worker's folder: its session id
 
 
 def launcher(spec: RunSpec) -> int:
@@ -43,31 +50,71 @@ def run_timeout(spec: RunSpec) -> float:
     return spec.train.budget.timeout_s()
 
 
-def _last_line(path: Path) -> str:
-    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()] if path.exists() else []
-    return lines[-1] if lines else "no output"
+def log_message(path: Path) -> str:
+    """What a dead worker's output says: the first paragraph of an MPI
+    banner (the banner's last lines are dashes or boilerplate), else the
+    last line (a traceback's ends with the exception)."""
+    try:
+        lines = [clean_text(ln) for ln in path.read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    rule = [i for i, ln in enumerate(lines) if ln.startswith("-----")]
+    if rule:
+        paragraph = list(itertools.takewhile(bool, itertools.dropwhile(lambda ln: not ln, lines[rule[0] + 1:])))
+        if paragraph and not paragraph[0].startswith("-----"):
+            return " ".join(paragraph)
+    text = [ln for ln in lines if ln and not ln.startswith("-----")]
+    return text[-1] if text else ""
+
+
+def _read_row(path: Path) -> RunRow | None:
+    try:
+        return RunRow(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):  # absent, or cut short by a full disk
+        return None
 
 
 def _collect(out: Path) -> tuple | None:
     """(row, side rows) once the worker has marked the run done, else None."""
-    result = out / "result.json"
-    if not result.exists():
+    row = _read_row(out / "result.json")
+    if row is None:
         return None
-    side = out / "side.json"
-    return RunRow(**json.loads(result.read_text())), json.loads(side.read_text()) if side.exists() else {}
+    try:
+        side = json.loads((out / "side.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return row, side
 
 
 def _failure(spec: RunSpec, out: Path, code: int | None, log: Path) -> tuple:
-    errors = sorted(out.glob("error-rank*.json"))
-    if errors:
-        return RunRow(**json.loads(errors[0].read_text())), {}
-    return RunRow.failure(spec, "error", f"worker exited with code {code}: {_last_line(log)}"), {}
+    # The rank that failed first wrote its own message; later ones only saw it go.
+    for path in sorted(out.glob("error-rank*.json"), key=lambda p: p.stat().st_mtime):
+        row = _read_row(path)
+        if row is not None:
+            return row, {}
+    said = log_message(log) or "no output"
+    sig = procs.signal_name(code)
+    if sig:
+        return RunRow.failure(spec, "killed", f"worker killed by {sig}: {said}"), {}
+    return RunRow.failure(spec, "error", f"worker exited with code {code}: {said}"), {}
 
 
-def _kill(proc: subprocess.Popen):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
+def _kill(proc: subprocess.Popen, batch: Path):
+    procs.kill_session(proc.pid, mentioning=str(batch))
     proc.wait()
+
+
+def end_orphans(work: Path) -> int:
+    """End the workers of a dead sweep on this folder and clear their
+    folders; returns how many processes were ended."""
+    ended = 0
+    for batch in work.glob("*/"):
+        try:
+            ended += procs.kill_session(int((batch / SESSION).read_text()), mentioning=str(batch))
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(batch, ignore_errors=True)
+    return ended
 
 
 def run_in_one_process(specs: list, work: Path):
@@ -79,34 +126,37 @@ def run_in_one_process(specs: list, work: Path):
     specs_path = batch / "specs.json"
     specs_path.write_text(json.dumps([s.to_dict() for s in specs]))
     log = batch / "log.txt"
-    with open(log, "w") as log_file:
-        proc = subprocess.Popen(worker_command(launcher(specs[0]), specs_path, batch), stdout=log_file,
-                                stderr=subprocess.STDOUT, env=worker_env(), cwd=PROJECT_ROOT,
-                                start_new_session=True)
-        try:
-            for spec in specs:
-                out, deadline = batch / spec.run_id, time.monotonic() + run_timeout(spec)
+    proc = None
+    try:
+        with open(log, "w") as log_file:
+            proc = subprocess.Popen(worker_command(launcher(specs[0]), specs_path, batch), stdout=log_file,
+                                    stderr=subprocess.STDOUT, env=worker_env(), cwd=PROJECT_ROOT,
+                                    start_new_session=True)
+        (batch / SESSION).write_text(str(proc.pid))
+        for spec in specs:
+            out, deadline = batch / spec.run_id, time.monotonic() + run_timeout(spec)
+            got = _collect(out)
+            while got is None and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(POLL_S)
                 got = _collect(out)
-                while got is None and proc.poll() is None and time.monotonic() < deadline:
-                    time.sleep(POLL_S)
-                    got = _collect(out)
-                got = got or _collect(out)  # written just before the worker exited
-                if got is not None:
-                    yield spec, *got
-                    continue
-                if proc.poll() is None:  # still running past the deadline: hung
-                    _kill(proc)
-                    yield spec, RunRow.failure(spec, "timeout", f"no result after {run_timeout(spec):.0f} s"), {}
-                else:
-                    yield spec, *_failure(spec, out, proc.returncode, log)
-                return
-            try:
-                proc.wait(timeout=EXIT_GRACE_S)
-            except subprocess.TimeoutExpired:  # every row is in; a hang at exit costs nothing
-                pass
-        finally:
-            _kill(proc)
-            shutil.rmtree(batch, ignore_errors=True)
+            got = got or _collect(out)  # written just before the worker exited
+            if got is not None:
+                yield spec, *got
+                continue
+            if proc.poll() is None:  # still running past the deadline: hung
+                _kill(proc, batch)
+                yield spec, RunRow.failure(spec, "timeout", f"no result after {run_timeout(spec):.0f} s"), {}
+            else:
+                yield spec, *_failure(spec, out, proc.returncode, log)
+            return
+        try:
+            proc.wait(timeout=EXIT_GRACE_S)
+        except subprocess.TimeoutExpired:  # every row is in; a hang at exit costs nothing
+            pass
+    finally:
+        if proc is not None:
+            _kill(proc, batch)
+        shutil.rmtree(batch, ignore_errors=True)
 
 
 def run_all(specs: list, work: Path, isolate: bool = False):
@@ -122,21 +172,38 @@ def run_all(specs: list, work: Path, isolate: bool = False):
             group = group[ended:]
 
 
-def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool = False) -> dict:
-    """Run every spec not yet recorded in ``store``; returns status counts."""
-    store.open_for_writing()
-    done = store.completed_ids()
-    pending = [s for s in specs if s.run_id not in done]
+def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool = False, retries: int = 1,
+          say=print) -> dict:
+    """Run every spec without an ok row in ``store`` (opened for writing);
+    returns status counts of the last attempt of each run run now."""
     work = store.folder / ".work"
-    counts = {"skipped": len(specs) - len(pending)}
-    with tqdm(total=len(pending), unit="run", disable=not progress, dynamic_ncols=True) as bar:
-        bar.set_postfix_str(pending[0].label if pending else "")
-        for i, (spec, row, side) in enumerate(run_all(pending, work, isolate), 1):
-            store.append_run(row, side)
-            counts[row.status] = counts.get(row.status, 0) + 1
-            if row.status != "ok":
-                bar.write(f"{spec.label}: {row.status}: {row.message}")
-            bar.set_postfix_str(pending[i].label if i < len(pending) else "", refresh=False)
-            bar.update()
-    shutil.rmtree(work, ignore_errors=True)
+    ended = end_orphans(work)
+    if ended:
+        say(f"ended {ended} leftover worker process(es) of an earlier sweep on {store.folder}")
+    done, attempts = store.completed_ids(), store.attempts()
+    unique = list({s.run_id: s for s in specs}.values())
+    pending = [s for s in unique if s.run_id not in done]
+    counts, last, committed = {"skipped": len(unique) - len(pending)}, {}, 0
+    try:
+        with tqdm(total=len(pending), unit="run", disable=not progress, dynamic_ncols=True) as bar:
+            for round_ in range(retries + 1):
+                if round_:
+                    pending = [s for s in pending if last[s.run_id] in TRANSIENT]
+                    bar.total += len(pending)
+                for spec, row, side in run_all(pending, work, isolate):
+                    attempts[spec.run_id] += 1
+                    row = replace(row, attempt=attempts[spec.run_id])
+                    with interrupt.deferred():
+                        store.append_run(row, side)
+                    last[spec.run_id] = row.status
+                    committed += 1
+                    if row.status != "ok":
+                        bar.write(f"{spec.label}: {row.status} (attempt {row.attempt}): {row.message}")
+                    bar.set_postfix_str(spec.label, refresh=False)
+                    bar.update()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for status in last.values():
+        counts[status] = counts.get(status, 0) + 1
+    counts["retried"] = committed - len(last)
     return counts

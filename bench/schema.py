@@ -82,7 +82,7 @@ class RunRow:
     n_units: int
     seqlen: int
     repeat: int
-    status: str  # ok, error, timeout, oom, unavailable
+    status: str  # one of STATUSES
     message: str
     updates: int | None
     ms_per_update_median: float | None
@@ -104,10 +104,11 @@ class RunRow:
     gpu_name: str | None
     host: str
     started_at: str
+    attempt: int  # 1, then 2, ... for each retry of a failed run_id
     recipe: str
     seed: int
     quality_target: float
-    quality_status: str | None  # reached, not reached, diverged
+    quality_status: str | None  # reached, not reached (a diverged run: status diverged)
     time_to_quality_s: float | None  # training time, evaluations excluded
     updates_to_quality: int | None
     eval_s: float | None  # time spent evaluating, outside every other time
@@ -129,15 +130,40 @@ class RunRow:
     @classmethod
     def failure(cls, spec: RunSpec, status: str, message: str) -> "RunRow":
         # One line, so that the CSV row stays readable.
-        return cls(**_settings(spec), status=status, message=" ".join(str(message).split())[:500],
+        return cls(**_settings(spec), status=status, message=clean_text(message)[:500],
                    **dict.fromkeys(cls.measured_columns()))
+
+
+# What became of a run. Only "ok" counts as done: a rerun of the sweep tries
+# the others again (their rows stay, as the run's history).
+STATUSES = {
+    "ok": "finished",
+    "diverged": "the loss became NaN or infinite",
+    "timeout": "no result within the run's time limit",
+    "oom": "out of memory",
+    "killed": "the worker died of a signal",
+    "error": "an exception",
+    "unavailable": "the device set or a library is missing",
+}
+# Failures worth another try in the same sweep: their cause may pass.
+TRANSIENT = ("error", "timeout", "oom", "killed")
+
+# A results folder written before a column existed is read (and, by a sweep,
+# rewritten) with that column filled by its entry here, or left empty.
+LEGACY_DEFAULTS = {"attempt": 1, "recipe": ARTICLE_RECIPE, "seed": 0}
+
+
+def clean_text(text) -> str:
+    """One line without control characters (a NUL from a crashed process, an
+    escape sequence, a newline), so that every CSV row is one line."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in str(text)).split())
 
 
 def _settings(spec: RunSpec | None) -> dict:
     """The columns a run's spec decides (keys only when ``spec`` is None)."""
     keys = ("run_id", "impl", "devices", "n_devices", "strategy", "batchsize", "n_units", "seqlen", "repeat",
             "target_mse", "flops_per_update", "optimizer", "update_budget", "max_seconds", "warmup", "host",
-            "started_at", "recipe", "seed", "quality_target")
+            "started_at", "attempt", "recipe", "seed", "quality_target")
     if spec is None:
         return dict.fromkeys(keys)
     c = spec.train
@@ -146,8 +172,9 @@ def _settings(spec: RunSpec | None) -> dict:
         batchsize=c.batchsize, n_units=c.n_units, seqlen=c.seqlen, repeat=spec.repeat, target_mse=c.target_mse,
         flops_per_update=count_flops(c.n_units, c.batchsize, c.seqlen, c.impl), optimizer=c.optimizer,
         update_budget=c.budget.updates, max_seconds=c.budget.seconds, warmup=c.budget.warmup,
-        host=platform.node(), started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), recipe=c.recipe.name, seed=c.seed,
-        quality_target=c.quality_target,
+        host=platform.node(), started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        attempt=1,  # the sweep numbers a retry when it commits the row
+        recipe=c.recipe.name, seed=c.seed, quality_target=c.quality_target,
     )
 
 
@@ -176,9 +203,6 @@ class PhaseTime:
     phase: str
     ms: float
 
-
-# What a column means in a folder written before it existed.
-LEGACY = {"recipe": ARTICLE_RECIPE, "seed": 0}
 
 RUNS = "runs.csv"
 SIDE_FILES = {"curves.csv": CurvePoint, "closed_loop.csv": ClosedLoopPoint, "breakdown.csv": PhaseTime}

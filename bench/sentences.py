@@ -108,11 +108,14 @@ def repeat_spread(r: facts.RepeatSpread) -> str:
             f"smaller differences than that are within this machine's noise.")
 
 
-def failures(counts: pd.Series) -> str:
-    if counts.empty:
-        return ""
-    return ("Not every run finished: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-            + " (see 'All configurations').")
+def failures(counts: pd.Series, retried: int = 0) -> str:
+    parts = []
+    if not counts.empty:
+        parts.append("Not every run finished: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                     + " (see 'All configurations').")
+    if retried:
+        parts.append(f"{retried} failed attempts were tried again; each run counts by its latest attempt.")
+    return " ".join(parts)
 
 
 def fmt_s(seconds: float) -> str:

@@ -1,22 +1,41 @@
 """The results folder: append-only CSVs that survive a crash of the sweep.
 
 A run's side files (curve, closed loop, breakdown) are appended first and its
-``runs.csv`` row last, each write flushed to disk: the row is the commit
-mark. On opening, a torn last line is cut off and side rows whose run has no
-row are dropped, so a sweep killed at any point and run again ends with the
-same rows as one that was never interrupted.
+``runs.csv`` row last, each write synced to disk: the row is the commit mark.
+Only a sweep writes, and one at a time (:mod:`bench.lock`). On opening it
+the sweep settles the folder: a torn last line (a kill mid-write) and lines
+that do not parse are moved to ``<name>.quarantine.csv`` with a warning
+naming the line, side rows whose run has no row are dropped (uncommitted),
+and a file of an older schema is rewritten with today's columns; each such
+rewrite is atomic (:mod:`bench.fsio`). So a sweep killed at any point and run
+again ends with the same rows as one that was never interrupted.
+
+Reading (the report) takes one snapshot of each file and never writes: a
+torn last line is a row still being written and is not there yet; a line
+that does not parse is warned about and left out, never counted.
+
+A run may have several rows: a failed attempt stays as history, and the run
+is tried again until one attempt is ok. ``load()`` gives the latest attempt
+of each run (``runs``) and every row (``attempts``).
 
 Columns are the fields of the row types in :mod:`bench.schema`: a row with a
 field too many or too few is refused, never silently dropped or padded.
 """
 import csv
-import os
+import io
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from bench.schema import LEGACY, RUNS, SIDE_FILES, RunRow, columns_of, numeric_columns
+from bench import table
+from bench.fsio import append_synced, atomic_write
+from bench.lock import FolderBusy, FolderLock
+from bench.schema import RUNS, SIDE_FILES, RunRow, clean_text, columns_of, numeric_columns
+
+MAX_WARNINGS = 5  # per file; then a count
 
 
 class ResultsError(Exception):
@@ -35,96 +54,136 @@ def _check(name: str, columns: list, rows: list):
                               f"(unknown {sorted(extra)}, missing {sorted(missing)})")
 
 
-def _append(path: Path, columns: list, rows: list):
-    _check(path.name, columns, rows)
-    new = not path.exists() or path.stat().st_size == 0
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="raise")
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
+def _csv_lines(columns: list, rows: list, header: bool) -> bytes:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="raise")
+    if header:
+        writer.writeheader()
+    writer.writerows({k: clean_text(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows)
+    return buf.getvalue().encode()
 
 
-def _cut_torn_line(path: Path):
-    """Drop a last line that a kill left without its newline."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return
-    path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def _read(path: Path, row_type) -> pd.DataFrame:
-    """A table with the row type's columns, numbers as numbers; columns an
-    older folder lacks read as their legacy value, or empty."""
-    columns = columns_of(row_type)
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame(columns=columns)
-    table = pd.read_csv(path, dtype={"run_id": str})
-    for col in columns:
-        if col not in table:
-            table[col] = LEGACY.get(col)
+def _frame(snap: table.Snapshot, row_type) -> pd.DataFrame:
+    """Rows as a table: empty fields missing, numbers as numbers."""
+    frame = pd.DataFrame(snap.rows, columns=snap.columns).replace("", np.nan)
     for col in numeric_columns(row_type):
-        if col in table:
-            table[col] = pd.to_numeric(table[col], errors="coerce")
-    return table
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    return frame
+
+
+def quarantine_name(name: str) -> str:
+    return name.removesuffix(".csv") + ".quarantine.csv"
 
 
 class ResultStore:
-    def __init__(self, folder):
+    def __init__(self, folder, warn=None):
         self.folder = Path(folder)
+        self.warn = warn or (lambda message: None)
+        self.lock = FolderLock(self.folder)
 
     @property
     def runs_path(self) -> Path:
         return self.folder / RUNS
 
+    # -- the sweep's side ------------------------------------------------------
     def open_for_writing(self):
+        """Take the folder (or raise :class:`ResultsError`) and settle it."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             probe = self.folder / ".write-test"
             probe.write_text("")
             probe.unlink()
+            self.lock.acquire()
+        except FolderBusy as exc:
+            raise ResultsError(str(exc)) from None
         except OSError as exc:
             raise ResultsError(f"cannot write to {self.folder}: {exc.strerror or exc}") from None
-        self.repair()
+        try:
+            self.repair()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        self.lock.release()
 
     def repair(self):
-        _cut_torn_line(self.runs_path)
-        done = self.completed_ids()
-        for name in SIDE_FILES:
-            path = self.folder / name
-            _cut_torn_line(path)
-            if not path.exists() or path.stat().st_size == 0:
-                continue
-            side = pd.read_csv(path, dtype={"run_id": str})
-            keep = side[side["run_id"].isin(done)]
-            if len(keep) != len(side):
-                tmp = path.with_suffix(".tmp")
-                keep.to_csv(tmp, index=False)
-                os.replace(tmp, path)
+        runs = self._snapshot(RUNS, RunRow)
+        self._settle(runs, None)
+        recorded = {r["run_id"] for r in runs.rows}
+        for name, row_type in SIDE_FILES.items():
+            self._settle(self._snapshot(name, row_type), recorded)
+
+    def _settle(self, snap: table.Snapshot, recorded: set | None):
+        """Quarantine bad and torn lines, drop uncommitted side rows, migrate."""
+        name = snap.path.name
+        bad = snap.bad + ([(snap.n_lines + 1, snap.torn, "cut off (a write was interrupted)")]
+                          if snap.torn else [])
+        if bad:
+            append_synced(self.folder / quarantine_name(name), b"".join(raw + b"\n" for _, raw, _ in bad))
+            self._warn_lines(name, bad, f"moved to {quarantine_name(name)}")
+        keep = snap.rows if recorded is None else [r for r in snap.rows if r["run_id"] in recorded]
+        if snap.added and snap.header is not None:
+            self.warn(f"{name}: written by an older version; added the columns {', '.join(snap.added)}")
+        if bad or snap.added or len(keep) != len(snap.rows):
+            snap.rows = keep
+            atomic_write(snap.path, snap.to_csv())
 
     def completed_ids(self) -> set:
-        if not self.runs_path.exists() or self.runs_path.stat().st_size == 0:
-            return set()
-        return set(pd.read_csv(self.runs_path, usecols=["run_id"], dtype=str)["run_id"])
+        """Runs with an ok attempt: the ones a sweep skips."""
+        return {r["run_id"] for r in self._snapshot(RUNS, RunRow).rows if r["status"] == "ok"}
+
+    def attempts(self) -> Counter:
+        """Rows recorded so far per run_id."""
+        return Counter(r["run_id"] for r in self._snapshot(RUNS, RunRow).rows)
 
     def append_run(self, row: RunRow, side: dict):
         """``side`` maps a side-file name to its rows (dicts of its columns)."""
-        for name, rows in side.items():
+        for name in side:
             if name not in SIDE_FILES:
                 raise SchemaError(f"unknown side file {name!r}")
+        runs = asdict(row)
+        _check(RUNS, RunRow.columns(), [runs])
+        for name, rows in side.items():
+            _check(name, columns_of(SIDE_FILES[name]), rows)
+        for name, rows in side.items():
             if rows:
-                _append(self.folder / name, columns_of(SIDE_FILES[name]), rows)
-        _append(self.runs_path, RunRow.columns(), [asdict(row)])
+                self._append(name, columns_of(SIDE_FILES[name]), rows)
+        self._append(RUNS, RunRow.columns(), [runs])
 
+    def _append(self, name: str, columns: list, rows: list):
+        path = self.folder / name
+        new = not path.exists() or path.stat().st_size == 0
+        append_synced(path, _csv_lines(columns, rows, header=new))
+
+    # -- the report's side -----------------------------------------------------
     def load(self) -> dict:
-        """All tables as DataFrames (empty ones for absent files)."""
-        if not self.runs_path.exists() or self.runs_path.stat().st_size == 0:
+        """All tables as DataFrames (empty ones for absent files), from one
+        snapshot, without writing anything."""
+        runs = self._snapshot(RUNS, RunRow)
+        if runs.header is None:
             raise ResultsError(f"no results in {self.folder} (no {RUNS})")
-        tables = {"runs": _read(self.runs_path, RunRow)}
+        self._warn_lines(RUNS, runs.bad, "left out (the next sweep quarantines it)")
+        attempts = _frame(runs, RunRow)
+        tables = {"runs": attempts.drop_duplicates("run_id", keep="last").reset_index(drop=True),
+                  "attempts": attempts}
+        recorded = set(attempts["run_id"])
         for name, row_type in SIDE_FILES.items():
-            tables[name.removesuffix(".csv")] = _read(self.folder / name, row_type)
+            snap = self._snapshot(name, row_type)
+            self._warn_lines(name, snap.bad, "left out (the next sweep quarantines it)")
+            snap.rows = [r for r in snap.rows if r["run_id"] in recorded]  # a run being committed now
+            tables[name.removesuffix(".csv")] = _frame(snap, row_type)
         return tables
+
+    # -- both ------------------------------------------------------------------
+    def _snapshot(self, name: str, row_type) -> table.Snapshot:
+        try:
+            return table.read(self.folder / name, row_type)
+        except table.HeaderError as exc:
+            raise ResultsError(str(exc)) from None
+
+    def _warn_lines(self, name: str, bad: list, what: str):
+        for number, _, why in bad[:MAX_WARNINGS]:
+            self.warn(f"{name} line {number}: {why}; {what}")
+        if len(bad) > MAX_WARNINGS:
+            self.warn(f"{name}: {len(bad) - MAX_WARNINGS} more such lines; {what}")

@@ -23,10 +23,12 @@ CONFIG = ["impl", "recipe", "strategy", "devices", "n_devices", "batchsize", "n_
 
 
 def measured(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs that measured quality (folders from before it have none)."""
+    """Runs that measured quality (folders from before it have none); a run
+    that diverged counts as a seed that did not converge."""
     if "quality_status" not in runs:
         return runs.iloc[0:0]
-    return runs[runs["status"].isin(["ok", "diverged"]) & runs["quality_status"].notna()]
+    runs = runs.assign(quality_status=runs["quality_status"].where(runs["status"] != DIVERGED, DIVERGED))
+    return runs[runs["status"].isin(["ok", DIVERGED]) & runs["quality_status"].notna()]
 
 
 def olympic_mean(times) -> float:

@@ -9,11 +9,15 @@ SPECS_JSON holds a list of runs; run ``r`` writes ``OUT_DIR/<r.run_id>/``:
 (the runs.csv row), which marks the run done. A failure is written as
 ``error-rank<k>.json`` and ends the process, so that the next run starts in a
 clean one; under MPI the failing rank aborts the job, so that the other ranks
-do not hang in a collective.
+do not hang in a collective. A worker whose sweep is gone (killed) exits at
+once, from a watchdog thread: nobody would commit its run, and a rank left
+spinning in a collective would hold a core forever.
 """
 import json
 import os
 import sys
+import threading
+import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
@@ -25,8 +29,9 @@ from sinelstm.names import REACHED, STRATEGIES
 from sinelstm.profile import profile_phases
 from sinelstm.strategy import make_strategy
 from sinelstm.timing import summarize_ms
-from sinelstm.train import train
+from sinelstm.train import Diverged, train
 
+from bench.fsio import atomic_write
 from bench.schema import ClosedLoopPoint, CurvePoint, PhaseTime, RunRow, RunSpec
 
 
@@ -39,7 +44,13 @@ def gpu_name(device_set) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
+WATCH_S = 1.0  # how often a worker checks that its sweep is alive
+ORPHANED = 3  # exit code of a worker whose sweep is gone
+
+
 def classify(exc: BaseException) -> str:
+    if isinstance(exc, Diverged):
+        return "diverged"
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return "oom"
     if isinstance(exc, (DeviceSpecError, ImportError)):
@@ -82,38 +93,50 @@ def write_results(spec: RunSpec, device_set, result, breakdown, out: Path):
         side["breakdown.csv"] = [PhaseTime(rid, k, v) for k, v in breakdown.items()]
     # Side rows first, the row last: result.json is what marks the run done,
     # and it appears whole (the sweep polls for it).
-    (out / "side.json").write_text(json.dumps({k: [asdict(r) for r in rows] for k, rows in side.items()}))
-    (out / "result.tmp").write_text(json.dumps(asdict(row)))
-    os.replace(out / "result.tmp", out / "result.json")
+    atomic_write(out / "side.json", json.dumps({k: [asdict(r) for r in rows] for k, rows in side.items()}))
+    atomic_write(out / "result.json", json.dumps(asdict(row)))
 
 
-def runner_alive(mpi: bool) -> bool:
-    """False once the sweep that started this worker is gone (killed): then
-    the runs left are not wanted. Under MPI rank 0 decides for all ranks."""
+def runner_alive() -> bool:
+    """False once the sweep that started this worker is gone (killed)."""
     pid = os.environ.get("SINEBENCH_RUNNER_PID")
-    alive = True
     if pid:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            alive = False
+            return False
         except PermissionError:
             pass
-    if mpi:
-        from mpi4py import MPI
+    return True
 
-        alive = MPI.COMM_WORLD.bcast(alive, root=0)
-    return alive
+
+def orphaned():
+    """Exit at once, with code 3: no atexit handlers (MPI_Finalize would wait
+    for the other ranks), and not 0, so that ``mpiexec`` ends the whole job
+    (after a rank's clean exit it would wait for the others, stopped ones too)."""
+    os._exit(ORPHANED)
+
+
+def watch_runner():
+    """Exit this process as soon as the sweep is gone, whatever the main
+    thread is doing (NumPy and MPI calls release the GIL)."""
+    def watch():
+        while runner_alive():
+            time.sleep(WATCH_S)
+        orphaned()
+
+    threading.Thread(target=watch, name="runner-watchdog", daemon=True).start()
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if not runner_alive():
+        orphaned()
+    watch_runner()
     specs = [RunSpec.from_dict(d) for d in json.loads(Path(argv[0]).read_text())]
     batch = Path(argv[1])
     rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")))
     for spec in specs:
-        if not runner_alive(spec.strategy == STRATEGIES[1]):
-            return
         out = batch / spec.run_id
         out.mkdir(parents=True, exist_ok=True)
         run_or_fail(spec, out, rank)
@@ -124,10 +147,14 @@ def run_or_fail(spec: RunSpec, out: Path, rank: int):
     try:
         run(spec, out)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a row
-        message = f"{type(exc).__name__}: {exc}"
-        row = RunRow.failure(spec, classify(exc), f"rank {rank}: {message}" if mpi else message)
-        (out / f"error-rank{rank}.json").write_text(json.dumps(asdict(row)))
         traceback.print_exc()
+        # The traceback's last line: the exception's type and message.
+        message = traceback.format_exception_only(exc)[-1].strip()
+        row = RunRow.failure(spec, classify(exc), f"rank {rank}: {message}" if mpi else message)
+        try:
+            atomic_write(out / f"error-rank{rank}.json", json.dumps(asdict(row)))
+        except OSError:  # a full disk: the sweep reads the log instead
+            traceback.print_exc()
         if mpi:
             try:
                 from mpi4py import MPI

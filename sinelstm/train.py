@@ -22,7 +22,7 @@ import chainer
 
 from sinelstm.config import TrainConfig
 from sinelstm.evaluate import closed_loop_rmse, one_step_mse
-from sinelstm.names import DIVERGED, NOT_REACHED, REACHED
+from sinelstm.names import NOT_REACHED, REACHED
 from sinelstm.timing import make_update_timer
 
 
@@ -37,10 +37,21 @@ class TrainResult:
     train_loss: float
     val_mse: float
     time_to_target_s: float | None  # wall time to the one-step MSE target
-    quality_status: str  # REACHED, NOT_REACHED or DIVERGED
+    quality_status: str  # REACHED or NOT_REACHED (a diverged run raises Diverged)
     time_to_quality_s: float | None  # training time to the closed-loop target
     updates_to_quality: int | None
     model: chainer.Chain
+
+
+class Diverged(ArithmeticError):
+    """The loss became NaN or infinite: the run cannot recover, and its
+    timings would be of arithmetic on garbage. Raised at the first evaluation
+    that sees it (every process of a run sees the same values there)."""
+
+    def __init__(self, update: int, train_loss: float, val_mse: float):
+        super().__init__(f"loss became non-finite by update {update} "
+                         f"(train loss {train_loss:g}, test MSE {val_mse:g})")
+        self.update = update
 
 
 def train(cfg: TrainConfig, strategy) -> TrainResult:
@@ -108,18 +119,17 @@ def _timed_loop(cfg, updater, strategy) -> TrainResult:
         train_loss = updater.loss_value(losses)  # waits for the device
         clock.end_training_segment()
         val = one_step_mse(model, cfg.data, cfg.seqlen, series)
+        if not (math.isfinite(train_loss) and math.isfinite(val)):
+            raise Diverged(k, train_loss, val)
         rmse = closed_loop_rmse(model, cfg.data)
         clock.end_evaluation()
         curve.append({"update": k, "elapsed_s": clock.wall(), "train_s": clock.train_s, "train_loss": train_loss,
                       "val_mse": val, "rmse_all": rmse})
         if time_to_target is None and val <= cfg.target_mse:
             time_to_target = clock.wall()
-        if not math.isfinite(train_loss):
-            status = DIVERGED
-        elif quality is None and rmse <= cfg.quality_target:
+        if quality is None and rmse <= cfg.quality_target:
             status, quality = REACHED, (clock.train_s, k)
-        done = status == DIVERGED or (cfg.until_quality and status == REACHED)
-        if strategy.agree(out_of_time or done):
+        if strategy.agree(out_of_time or (cfg.until_quality and status == REACHED)):
             break
     updater.synchronize()
     return TrainResult(

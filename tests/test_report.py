@@ -15,7 +15,7 @@ from markupsafe import escape
 from bench.analysis import CostModel, aggregate, crossover_flops, fit_cost_model
 from bench import analysis, facts, sentences
 from bench.report import render
-from bench.schema import LEGACY, RunRow
+from bench.schema import LEGACY_DEFAULTS, RunRow
 from bench.store import ResultStore
 from sinelstm.flops import count_flops
 from tests.helpers import PROJECT_ROOT, cli_env
@@ -26,7 +26,7 @@ GPU = (3.0, 0.02)  # 50 TFLOP/s
 
 def synthetic_row(fields: dict) -> RunRow:
     """A runs.csv row with these fields, the others empty."""
-    return RunRow(**{**dict.fromkeys(RunRow.columns()), **LEGACY, "message": "", **fields})
+    return RunRow(**{**dict.fromkeys(RunRow.columns()), **LEGACY_DEFAULTS, "message": "", **fields})
 
 
 def make_results(folder, message="<script>alert(1)</script>", n_sets=3):

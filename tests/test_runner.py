@@ -62,5 +62,5 @@ def test_a_worker_whose_sweep_is_gone_runs_nothing(tmp_path):
     env = {**cli_env(), "SINEBENCH_RUNNER_PID": str(gone.pid)}
     proc = subprocess.run([sys.executable, "-m", "bench.worker", str(specs_path), str(tmp_path)], env=env,
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # bench.worker.ORPHANED
     assert not (tmp_path / spec().run_id).exists()

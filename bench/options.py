@@ -1,0 +1,98 @@
+"""Checking the command line's values, before anything runs or is written.
+
+Every problem is an :class:`InputError`: one line on stderr and exit code 2.
+A list option refuses an empty item (``10,,100``) and an item given twice
+(which would run one configuration twice and count the copy as a repeat).
+"""
+import math
+
+import click
+
+from sinelstm.names import STRATEGIES
+
+MAX_RUNS = 100_000  # a larger grid is a typo: it would not finish in a year
+
+
+class InputError(click.ClickException):
+    exit_code = 2
+
+
+def fail(message: str):
+    raise InputError(message)
+
+
+def items(name: str, text: str) -> list:
+    """The comma-separated items of ``--name``: none empty, none twice."""
+    values = [v.strip() for v in text.split(",")]
+    if not text.strip() or "" in values:
+        fail(f"--{name} has an empty item in {text!r}")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        fail(f"--{name} lists {twice[0]!r} more than once in {text!r}")
+    return values
+
+
+def int_list(name: str, text: str) -> list:
+    try:
+        values = [int(v) for v in items(name, text)]
+    except ValueError:
+        fail(f"--{name} takes comma-separated whole numbers, got {text!r}")
+    if any(v <= 0 for v in values):
+        fail(f"--{name} values must be positive, got {text!r}")
+    if len(set(values)) != len(values):
+        fail(f"--{name} lists a number more than once in {text!r}")
+    return values
+
+
+def choice_list(name: str, text: str, choices) -> list:
+    values = items(name, text)
+    bad = [v for v in values if v not in choices]
+    if bad:
+        fail(f"--{name}: unknown value {bad[0]!r}; choose from {', '.join(choices)}")
+    return values
+
+
+def device_sets(text: str | None, batchsizes=()) -> list:
+    from sinelstm.devices import DeviceSpecError, default_device_sets, parse_device_set
+
+    specs = items("devices", text) if text is not None else default_device_sets()
+    try:
+        sets = [parse_device_set(s) for s in specs]
+    except DeviceSpecError as exc:
+        fail(str(exc))
+    names = [ds.spec for ds in sets]
+    if len(set(names)) != len(names):
+        fail(f"--devices lists a device set more than once in {text!r}")
+    for ds in sets:
+        for b in batchsizes:
+            if b % ds.n_devices:
+                fail(f"batch size {b} is not divisible by the {ds.n_devices} devices of {ds.spec!r}")
+    return sets
+
+
+def check_mpi(strategies):
+    if STRATEGIES[1] in strategies:
+        from bench.launch import MpiMissing, find_mpiexec
+
+        try:
+            find_mpiexec()
+        except MpiMissing as exc:
+            fail(str(exc))
+
+
+def positive(name):
+    """A click callback: a finite number above zero (``nan`` and ``inf``
+    parse as floats, and would make every run an instant timeout)."""
+    def check(ctx, param, value):
+        if value is not None and not value > 0:
+            fail(f"--{name} must be positive, got {value}")
+        if value is not None and not math.isfinite(value):
+            fail(f"--{name} must be a finite number, got {value}")
+        return value
+
+    return check
+
+
+def check_grid_size(n_runs: int):
+    if n_runs > MAX_RUNS:
+        fail(f"the sweep would have {n_runs} runs; at most {MAX_RUNS} are allowed - fewer repeats or values")
