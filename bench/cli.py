@@ -64,9 +64,10 @@ def training_options(fn):
     """The options that shape one training run, shared by sweep and train;
     every default is the library's (:class:`sinelstm.config.TrainConfig`)."""
     options = [
-        click.option("--recipe", default=DEFAULT.recipe.name, show_default=True, type=click.Choice(list(RECIPES)),
-                     help="Training recipe: window, burn-in and learning-rate schedule ('article': the "
-                          "article's 10-step windows)."),
+        click.option("--recipe", default=DEFAULT.recipe.name, show_default=True,
+                     help=f"Training recipe, from {', '.join(RECIPES)}: window, burn-in and learning-rate "
+                          "schedule ('article': the article's 10-step windows; 'quality_small' for n_units "
+                          "below 16; sweep takes several)."),
         click.option("--seqlen", default=None, type=int, callback=positive("seqlen"),
                      help="BPTT window length [default: the recipe's]."),
         click.option("--updates", default=DEFAULT.budget.updates, show_default=True, callback=positive("updates"),
@@ -84,14 +85,22 @@ def training_options(fn):
     return fn
 
 
-def config(recipe: str, seqlen: int | None, updates: int, warmup: int = DEFAULT.budget.warmup,
-           max_seconds: float | None = None, **settings) -> TrainConfig:
+def recipes(text: str, seqlen: int | None) -> list:
+    """The named recipes, each with ``--seqlen`` when given."""
+    try:
+        return [RECIPES[name] if seqlen is None else replace(RECIPES[name], seqlen=seqlen)
+                for name in choice_list("recipe", text, list(RECIPES))]
+    except ValueError as exc:
+        fail(f"--seqlen {seqlen}: {exc}")
+
+
+def config(recipe, updates: int, warmup: int = DEFAULT.budget.warmup, max_seconds: float | None = None,
+           **settings) -> TrainConfig:
     """A training config from the library's defaults and these settings;
     settings the library refuses are bad input."""
     limits = budget(updates=updates, seconds=max_seconds, warmup=warmup)
     try:
-        chosen = RECIPES[recipe] if seqlen is None else replace(RECIPES[recipe], seqlen=seqlen)
-        return replace(DEFAULT, recipe=chosen, budget=limits, **settings)
+        return replace(DEFAULT, recipe=recipe, budget=limits, **settings)
     except ValueError as exc:
         fail(str(exc))
 
@@ -136,12 +145,15 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     sets = device_sets(devices, batches)
     if any(ds.n_devices > 1 for ds in sets):
         check_mpi(strategies)
+    chosen = recipes(recipe, seqlen)
     check_grid_size(grid_size(impls=impls, device_sets=sets, strategies=strategies, batchsizes=batches,
-                              units=widths, repeats=repeats))
-    base = config(recipe, seqlen, updates, warmup, max_seconds, eval_every=eval_every, target_mse=target_mse,
+                              units=widths, repeats=repeats, recipes=chosen))
+    base = config(chosen[0], updates, warmup, max_seconds, eval_every=eval_every, target_mse=target_mse,
                   quality_target=quality_target, until_quality=until_quality)
+    for other in chosen[1:]:
+        config(other, updates)  # each recipe's window must fit the data too
     specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
-                        batchsizes=batches, units=widths, repeats=repeats)
+                        batchsizes=batches, units=widths, repeats=repeats, recipes=chosen)
     store = open_store(out)
     from bench.runner import sweep as run_sweep
 
@@ -242,7 +254,7 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     the closed-loop prediction (PNG) into --out."""
     from bench import plots
     from bench.fsio import atomic_write
-    from sinelstm.evaluate import closed_loop
+    from sinelstm.quality import closed_loop_fast
     from sinelstm.strategy import make_strategy
     from sinelstm.timing import summarize_ms
     from sinelstm.train import train as run_train
@@ -250,13 +262,16 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     if "," in devices:
         fail("--devices takes one device set for train")
     (ds,) = device_sets(devices, [batchsize])
-    cfg = config(recipe, seqlen, updates, n_units=units, batchsize=batchsize, impl=impl, optimizer=optimizer,
+    chosen = recipes(recipe, seqlen)
+    if len(chosen) > 1:
+        fail("--recipe takes one recipe for train")
+    cfg = config(chosen[0], updates, n_units=units, batchsize=batchsize, impl=impl, optimizer=optimizer,
                  seed=seed, eval_every=eval_every, quality_target=quality_target, until_quality=until_quality)
     writable_folder(out)
     with warnings.catch_warnings():  # NumPy's overflow warnings before a divergence
         warnings.simplefilter("ignore", RuntimeWarning)
         result = run_train(cfg, make_strategy(STRATEGIES[0], ds))
-    loop = closed_loop(result.model, cfg.data)
+    loop = closed_loop_fast(result.model, cfg.data)
     stats = summarize_ms(result.step_ms)
     summary = {
         "devices": ds.spec, "impl": impl, "recipe": cfg.recipe.name, "seed": seed, "batchsize": batchsize,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import sinelstm  # noqa: F401
 from sinelstm.devices import DeviceSpecError, parse_device_set
-from sinelstm.evaluate import closed_loop
+from sinelstm.quality import closed_loop_fast
 from sinelstm.names import REACHED, STRATEGIES
 from sinelstm.profile import profile_phases
 from sinelstm.strategy import make_strategy
@@ -73,7 +73,7 @@ def _six(value) -> float:
 
 def write_results(spec: RunSpec, device_set, result, breakdown, out: Path):
     stats = summarize_ms(result.step_ms)
-    loop = closed_loop(result.model, spec.train.data)
+    loop = closed_loop_fast(result.model, spec.train.data)
     row = RunRow.ok(
         spec, updates=result.updates, ms_per_update_median=stats["median"], ms_per_update_p25=stats["p25"],
         ms_per_update_p75=stats["p75"], samples_per_s=spec.train.batchsize / (stats["median"] / 1e3),

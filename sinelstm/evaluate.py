@@ -64,5 +64,8 @@ def closed_loop(model, data: SineData, warmup_fraction: float = 0.1) -> ClosedLo
 
 
 def closed_loop_rmse(model, data: SineData, warmup_fraction: float = 0.1) -> float:
-    """Full-horizon closed-loop RMSE: whether the model generates the sine."""
-    return closed_loop(model, data, warmup_fraction).rmse_all
+    """Full-horizon closed-loop RMSE: whether the model generates the sine
+    (the fast evaluator, :mod:`sinelstm.quality`)."""
+    from sinelstm.quality import closed_loop_fast
+
+    return closed_loop_fast(model, data, warmup_fraction).rmse_all

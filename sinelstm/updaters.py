@@ -7,6 +7,7 @@ import numpy as np
 import sinelstm  # noqa: F401
 import chainer
 import chainer.optimizers as O
+from chainer.optimizer_hooks import GradientClipping
 
 from sinelstm.impls import make_impl
 from sinelstm.names import PHASES  # noqa: F401  (profile reads it here)
@@ -47,13 +48,17 @@ class Updater:
     gradient of the same global-batch loss.
     """
 
-    def __init__(self, model, optimizer, iterator, series, device, impl="sinebench", burn_in=0, schedule=None):
+    def __init__(self, model, optimizer, iterator, series, device, impl="sinebench", burn_in=0, schedule=None,
+                 grad_clip=None):
         self.iterator = iterator
         self.device = device
         model.to_device(device)
         self.model = model
         self.optimizer = optimizer
         optimizer.setup(model)
+        if grad_clip is not None:
+            # On the summed (or all-reduced) gradient, as one device would.
+            optimizer.add_hook(GradientClipping(grad_clip))
         self.replicas = [model]
         self.impl_name, self.series, self.burn_in = impl, series, burn_in
         self.impls = [self.make_impl(device)]
