@@ -7,6 +7,7 @@
 #   STAGE=small scripts/gpu_ttq.sh      # the article's batch: n_units 5 and 32
 #   STAGE=large scripts/gpu_ttq.sh      # larger batches and widths, then the report
 #
+# LARGE lists the larger sizes as batch:n_units (default "100:128 1000:256").
 # Stages write into one folder RES (default results/<gpu>x<count>-ttq-<date>)
 # and resume where a cut-short run stopped; STAGE=all runs both. The article's
 # recipe runs beside them as the baseline that does not get there.
@@ -32,8 +33,9 @@ if [ "$STAGE" = small ] || [ "$STAGE" = all ]; then
 fi
 if [ "$STAGE" = large ] || [ "$STAGE" = all ]; then
   echo "== larger batches and widths $(date -u)"
-  $SB sweep "${RUN[@]}" --recipe quality --batchsize 100 --units 128
-  $SB sweep "${RUN[@]}" --recipe quality --batchsize 1000 --units 256
+  for size in ${LARGE:-100:128 1000:256}; do  # batch:n_units
+    $SB sweep "${RUN[@]}" --recipe quality --batchsize "${size%%:*}" --units "${size##*:}"
+  done
   echo "== report $(date -u)"
   $SB report "$RES"
 fi
