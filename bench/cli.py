@@ -98,6 +98,7 @@ class Group(click.Group):
 
 
 @click.group(cls=Group, invoke_without_command=True)
+@click.version_option(package_name="sinebench", message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx):
     """When does training an LSTM go faster on one GPU, or on two, than on the
@@ -160,13 +161,15 @@ def config(recipe: str, seqlen: int | None, updates: int, warmup: int = DEFAULT.
               help=f"Multi-device strategies, from {', '.join(STRATEGIES)}.")
 @click.option("--target-mse", default=DEFAULT.target_mse, show_default=True, callback=positive("target-mse"),
               help="One-step test MSE for time-to-target.")
-@click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(path_type=Path))
+@click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(path_type=Path),
+              help="Results folder; rerunning into it resumes.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Render the report at the end.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @click.option("--isolate", is_flag=True,
               help="A fresh process for every run [default: runs of one device set share a worker].")
+@click.option("--dry-run", is_flag=True, help="List the runs and an estimated time; run nothing, write nothing.")
 def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality,
-          max_seconds, repeats, warmup, impl, strategy, target_mse, out, report, progress, isolate):
+          max_seconds, repeats, warmup, impl, strategy, target_mse, out, report, progress, isolate, dry_run):
     """Run every combination in worker processes; rerun to resume."""
     from bench.grid import expand_grid
 
@@ -183,11 +186,19 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
                   quality_target=quality_target, until_quality=until_quality)
     specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
                         batchsizes=batches, units=widths, repeats=repeats)
+    from bench import plan
+
+    if dry_run:
+        from bench.store import ResultStore
+
+        click.echo("\n".join(plan.dry_run(specs, ResultStore(out).completed_ids())))
+        return
+    click.echo(plan.devices_line([ds.spec for ds in sets], asked=devices is not None))
     store = open_store(out)
-    write_env(out)
+    invocation = write_env(out)
     from bench.runner import sweep as run_sweep
 
-    counts = run_sweep(specs, store, progress=progress, isolate=isolate)
+    counts = run_sweep(specs, store, progress=progress, isolate=isolate, invocation=invocation)
     click.echo(f"{len(specs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
                + f"; results in {out}/")
     if report:
@@ -207,18 +218,33 @@ def open_store(out: Path):
     return store
 
 
-def write_env(out: Path):
+def write_env(out: Path) -> str:
+    """Append this invocation's machine to env.json; returns its id."""
+    from bench import invocations
     from bench.envinfo import collect
 
-    (out / "env.json").write_text(json.dumps(collect(), indent=2))
+    return invocations.append(out, collect())
 
 
-def render_report(folder: Path, output: Path | None):
+def writable_output(output: Path):
+    """Refuse an output path that cannot be written, before minutes of rendering."""
+    if output.is_dir():
+        fail(f"-o {output} is a folder; name the HTML file")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        probe = output.parent / f".{output.name}.probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        fail(f"cannot write the report to {output}: {exc.strerror or exc}")
+
+
+def render_report(folder: Path, output: Path | None, compare: Path | None = None):
     from bench.report import render
     from bench.store import ResultsError
 
     try:
-        path = render(folder, output)
+        path = render(folder, output, compare=compare)
     except ResultsError as exc:
         fail(str(exc))
     click.echo(f"report: {path}")
@@ -228,22 +254,32 @@ def render_report(folder: Path, output: Path | None):
 @click.argument("results_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="HTML file [default: RESULTS_DIR/report.html]; PNGs go beside it.")
-def report(results_dir, output):
+@click.option("--compare", type=click.Path(path_type=Path), default=None,
+              help="Another results folder (e.g. a published GPU sweep) to set beside this one: a CPU-only "
+                   "machine's runs against that machine's GPUs.")
+def report(results_dir, output, compare):
     """Render RESULTS_DIR into one self-contained HTML report."""
-    if not results_dir.is_dir():
-        fail(f"{results_dir} is not a folder of results")
-    render_report(results_dir, output)
+    for folder in (results_dir, compare):
+        if folder is not None and not folder.is_dir():
+            fail(f"{folder} is not a folder of results")
+    writable_output(output or results_dir / "report.html")
+    render_report(results_dir, output, compare)
 
 
 @main.command()
 @click.option("--devices", default="cpu", show_default=True, help="One device set, e.g. cpu, 0 or 0+1.")
-@click.option("--batchsize", default=DEFAULT.batchsize, show_default=True, callback=positive("batchsize"))
-@click.option("--units", default=DEFAULT.n_units, show_default=True, callback=positive("units"))
+@click.option("--batchsize", default=DEFAULT.batchsize, show_default=True, callback=positive("batchsize"),
+              help="Windows per update (global, split over the devices).")
+@click.option("--units", default=DEFAULT.n_units, show_default=True, callback=positive("units"),
+              help="LSTM width (n_units).")
 @training_options
-@click.option("--seed", default=DEFAULT.seed, show_default=True, help="Weights and batches.")
-@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice(IMPLS))
-@click.option("--optimizer", default=DEFAULT.optimizer, show_default=True, type=click.Choice(["adam", "sgd"]))
-@click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path))
+@click.option("--seed", default=DEFAULT.seed, show_default=True, help="Seed of the weights and the batches.")
+@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice(IMPLS),
+              help="Implementation: sinebench's, or the article's approach.")
+@click.option("--optimizer", default=DEFAULT.optimizer, show_default=True, type=click.Choice(["adam", "sgd"]),
+              help="Optimizer.")
+@click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for summary.json and the plots.")
 def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality, seed,
           impl, optimizer, out):
     """One training run, like the article's run_LSTM: by default until the
@@ -289,7 +325,8 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
 @click.option("--strategy", default=STRATEGIES[0], show_default=True,
               help=f"Strategies, from {', '.join(STRATEGIES)}.")
 @click.option("--impl", default=IMPLS[0], show_default=True, help=f"Implementations, from {', '.join(IMPLS)}.")
-@click.option("--updates", default=20, show_default=True, callback=positive("updates"))
+@click.option("--updates", default=20, show_default=True, callback=positive("updates"),
+              help="SGD updates compared.")
 def verify(devices, strategy, impl, updates):
     """Check that each device set trains the same model as its first device
     alone (SGD, identical weights and batches); exit 1 if one differs."""
@@ -304,6 +341,9 @@ def verify(devices, strategy, impl, updates):
     strategies = choice_list("strategy", strategy, STRATEGIES)
     impls = choice_list("impl", impl, IMPLS)
     sets = device_sets(devices)
+    if single := [ds.spec for ds in sets if ds.n_devices == 1]:
+        fail(f"verify compares a multi-device set with its first device alone; {single[0]!r} is one device "
+             f"(try cpu+cpu, or 0+1)")
     check_mpi(strategies)
     results = []
     for ds in sets:

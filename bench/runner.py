@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -122,17 +123,20 @@ def run_all(specs: list, work: Path, isolate: bool = False):
             group = group[ended:]
 
 
-def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool = False) -> dict:
-    """Run every spec not yet recorded in ``store``; returns status counts."""
+def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool = False,
+          invocation: str = "") -> dict:
+    """Run every spec not yet recorded in ``store``; returns status counts.
+    Each row names ``invocation`` (see :mod:`bench.invocations`)."""
     store.open_for_writing()
     done = store.completed_ids()
     pending = [s for s in specs if s.run_id not in done]
     work = store.folder / ".work"
     counts = {"skipped": len(specs) - len(pending)}
-    with tqdm(total=len(pending), unit="run", disable=not progress, dynamic_ncols=True) as bar:
+    # No bar at all when nothing is left: an empty "0run" bar says nothing.
+    with tqdm(total=len(pending), unit="run", disable=not (progress and pending), dynamic_ncols=True) as bar:
         bar.set_postfix_str(pending[0].label if pending else "")
         for i, (spec, row, side) in enumerate(run_all(pending, work, isolate), 1):
-            store.append_run(row, side)
+            store.append_run(replace(row, invocation=invocation), side)
             counts[row.status] = counts.get(row.status, 0) + 1
             if row.status != "ok":
                 bar.write(f"{spec.label}: {row.status}: {row.message}")

@@ -111,6 +111,9 @@ class RunRow:
     time_to_quality_s: float | None  # training time, evaluations excluded
     updates_to_quality: int | None
     eval_s: float | None  # time spent evaluating, outside every other time
+    # The sweep invocation that measured the run (a key of env.json's
+    # "invocations"); set by the sweep process, not the worker.
+    invocation: str = ""
 
     @classmethod
     def columns(cls) -> list:
@@ -118,7 +121,7 @@ class RunRow:
 
     @classmethod
     def measured_columns(cls) -> list:
-        given = set(_settings(None)) | {"status", "message"}
+        given = set(_settings(None)) | {"status", "message", "invocation"}
         return [c for c in cls.columns() if c not in given]
 
     @classmethod
@@ -178,7 +181,7 @@ class PhaseTime:
 
 
 # What a column means in a folder written before it existed.
-LEGACY = {"recipe": "article", "seed": 0}
+LEGACY = {"recipe": "article", "seed": 0, "invocation": ""}
 
 RUNS = "runs.csv"
 SIDE_FILES = {"curves.csv": CurvePoint, "closed_loop.csv": ClosedLoopPoint, "breakdown.csv": PhaseTime}

@@ -73,6 +73,24 @@ def _read(path: Path, row_type) -> pd.DataFrame:
     return table
 
 
+def _add_new_columns(path: Path, columns: list):
+    """A folder written before a column was added at the end of the schema:
+    rewrite it with that column (its legacy value), so that appended rows
+    line up with the header. Any other mismatch is left alone."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    if header == columns or header != columns[: len(header)]:
+        return
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for col in columns[len(header):]:
+        table[col] = LEGACY.get(col, "")
+    tmp = path.with_suffix(".tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
 class ResultStore:
     def __init__(self, folder):
         self.folder = Path(folder)
@@ -93,6 +111,7 @@ class ResultStore:
 
     def repair(self):
         _cut_torn_line(self.runs_path)
+        _add_new_columns(self.runs_path, RunRow.columns())
         done = self.completed_ids()
         for name in SIDE_FILES:
             path = self.folder / name
