@@ -98,7 +98,7 @@ class Group(click.Group):
 
 
 @click.group(cls=Group, invoke_without_command=True)
-@click.version_option(package_name="sinebench", message="%(prog)s %(version)s")
+@click.version_option(package_name="sinebench", message="sinebench %(version)s")
 @click.pass_context
 def main(ctx):
     """When does training an LSTM go faster on one GPU, or on two, than on the
