@@ -113,7 +113,8 @@ def verdict(sw: facts.Sweep, models: dict, compare: tuple | None = None) -> str:
         lead = [f"{f.label} at {at(f.batchsize, f.n_units)} ({fmt_s(f.mean_s)}"
                 + (f"; {f.others[0][0]} {fmt_s(f.others[0][1])})" if f.others else ")") for f in fast]
     head = ("Fastest to a model that generates the sine: " + "; ".join(lead)) if lead else (
-        "No device set trained a model that generates the sine within its budget" if not table.empty else "")
+        "No device set trained a model that generates the sine within its budget"
+        if (table["recipe"] != "article").any() else "")  # the article's recipe is known not to
     gpu = facts.one_gpu(sw.main)
     g = facts.gpu_vs_cpu(sw.main, sw.ok, gpu) if gpu else None
     if g is None and compare is not None and not compare[0].empty:
