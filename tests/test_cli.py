@@ -249,3 +249,17 @@ def test_chainermn_on_two_cpu_ranks(tmp_path):
     row = pd.read_csv(tmp_path / "runs.csv").iloc[0]
     assert row["status"] == "ok", row["message"]
     assert row["strategy"] == "chainermn" and row["updates"] == 60
+
+
+def test_a_folder_from_before_the_invocation_column_is_resumed_with_it(tmp_path):
+    from bench.schema import RunRow
+
+    old = tmp_path / "runs.csv"
+    old_columns = RunRow.columns()[:-1]
+    old.write_text(",".join(old_columns) + "\n" + ",".join(["x"] + [""] * (len(old_columns) - 1)) + "\n")
+    proc = sinebench("sweep", *TINY, "--units", "5", "--repeats", "1", "--out", tmp_path, "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    runs = pd.read_csv(tmp_path / "runs.csv", dtype=str, keep_default_na=False)
+    assert list(runs.columns) == RunRow.columns()
+    assert list(runs["invocation"]) == ["", next(iter(json.loads((tmp_path / "env.json").read_text())["invocations"]))]
+    assert runs["status"].iloc[1] == "ok"
