@@ -12,6 +12,9 @@ from sinelstm.names import SINGLE_DEVICE, device_label
 
 CPU = device_label("cpu", SINGLE_DEVICE)  # the labels of the two cost models that cross
 ONE_GPU = device_label("0", SINGLE_DEVICE)
+# A fit whose median error is larger than this is reported, not drawn, and
+# the crossover is then read from the measured cells.
+MAX_ERROR = 0.25
 KEYS = ["impl", "recipe", "strategy", "devices", "n_devices", "batchsize", "n_units", "seqlen"]
 
 
@@ -72,6 +75,13 @@ class CostModel:
     ms_per_gflop: float
     points: int
     rel_error: float  # median |measured - predicted| / measured
+    peak_gflops: float | None = None  # what the devices can do at most; the fitted rate stays below
+    capped: bool = False  # the unconstrained fit was faster than the peak
+
+    @property
+    def drawn(self) -> bool:
+        """Small enough an error to draw the line and read a crossover off it."""
+        return self.rel_error <= MAX_ERROR
 
     def predict_ms(self, flops):
         return self.fixed_ms + np.asarray(flops) / 1e9 * self.ms_per_gflop
@@ -86,9 +96,11 @@ class CostModel:
         return 1e3 / self.ms_per_gflop if self.ms_per_gflop > 0 else float("inf")
 
 
-def fit_cost_model(rows: pd.DataFrame, label: str) -> CostModel | None:
+def fit_cost_model(rows: pd.DataFrame, label: str, peak_gflops: float | None = None) -> CostModel | None:
     """Least squares on relative error (each point weighted by 1/measured),
-    both terms kept non-negative."""
+    both terms kept non-negative and the rate at most ``peak_gflops``: a
+    fit that needs a faster device than exists is explaining the times
+    with the wrong model, and its error should show it."""
     rows = rows.dropna(subset=["ms", "flops"])
     if len(rows) < 2 or rows["flops"].nunique() < 2:
         return None
@@ -102,7 +114,11 @@ def fit_cost_model(rows: pd.DataFrame, label: str) -> CostModel | None:
         fixed, per = 0.0, float(np.sum(w * w * f * t) / np.sum(w * w * f * f))
     if per < 0:  # flat: a fixed cost only
         fixed, per = float(np.sum(w * w * t) / np.sum(w * w)), 0.0
-    model = CostModel(label, float(fixed), float(per), len(rows), 0.0)
+    capped = bool(peak_gflops) and per < 1e3 / peak_gflops
+    if capped:  # the rate at the peak; the fixed cost refitted under it
+        per = 1e3 / peak_gflops
+        fixed = max(0.0, float(np.sum(w * w * (t - f * per)) / np.sum(w * w)))
+    model = CostModel(label, float(fixed), float(per), len(rows), 0.0, peak_gflops, capped)
     model.rel_error = float(np.median(np.abs(model.predict_ms(rows["flops"]) - t) / t))
     return model
 
@@ -119,9 +135,19 @@ def crossover_flops(slow_start: CostModel, fast_start: CostModel) -> float | Non
     return d_fixed / d_rate * 1e9
 
 
-def cost_models(main: pd.DataFrame) -> dict:
-    """A fitted :class:`CostModel` per device label, where one fits."""
-    return {label: m for label, g in main.groupby("label") if (m := fit_cost_model(g, label)) is not None}
+def cost_models(main: pd.DataFrame, peaks: dict | None = None) -> dict:
+    """A fitted :class:`CostModel` per device label, where one fits; ``peaks``
+    ({"cpu": FLOP/s of the machine, "gpu": FLOP/s of one GPU}, see
+    :func:`bench.peaks.peaks`) bounds each rate by what its devices can do."""
+    out = {}
+    for label, g in main.groupby("label"):
+        first = g.iloc[0]
+        peak = (peaks or {}).get("gpu" if first["is_gpu"] else "cpu")
+        # CPU replicas share one CPU; GPUs add up.
+        bound = peak * (first["n_devices"] if first["is_gpu"] else 1) / 1e9 if peak else None
+        if (m := fit_cost_model(g, label, bound)) is not None:
+            out[label] = m
+    return out
 
 
 def units_for_flops(flops: float, batch: int, seqlen: int, impl: str) -> float:

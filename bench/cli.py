@@ -51,6 +51,7 @@ class Group(click.Group):
 
 
 @click.group(cls=Group, invoke_without_command=True)
+@click.version_option(package_name="sinebench", message="sinebench %(version)s")
 @click.pass_context
 def main(ctx):
     """When does training an LSTM go faster on one GPU, or on two, than on the
@@ -122,17 +123,20 @@ def config(recipe, updates: int, warmup: int = DEFAULT.budget.warmup, max_second
               help=f"Multi-device strategies, from {', '.join(STRATEGIES)}.")
 @click.option("--target-mse", default=DEFAULT.target_mse, show_default=True, callback=positive("target-mse"),
               help="One-step test MSE for time-to-target.")
-@click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(path_type=Path))
+@click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(path_type=Path),
+              help="Results folder; rerunning into it resumes.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Render the report at the end.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @click.option("--isolate", is_flag=True,
               help="A fresh process for every run [default: runs of one device set share a worker].")
 @click.option("--retries", default=1, show_default=True, type=click.IntRange(min=0),
               help="More tries, after the other runs, for a run that fails with error, timeout, oom or killed. "
                    "A run without an ok row is tried again by every sweep; each attempt stays in runs.csv "
                    "(column attempt) and the report uses the latest.")
+@click.option("--dry-run", is_flag=True, help="List the runs and an estimated time; run nothing, write nothing.")
 def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality,
-          max_seconds, repeats, warmup, impl, strategy, target_mse, out, report, progress, isolate, retries):
+          max_seconds, repeats, warmup, impl, strategy, target_mse, out, report, progress, isolate, retries,
+          dry_run):
     """Run every combination in worker processes; rerun to resume. One sweep
     at a time writes a results folder; SIGINT, SIGTERM or SIGHUP stop it
     with every committed run kept."""
@@ -154,12 +158,21 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         config(other, updates)  # each recipe's window must fit the data too
     specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
                         batchsizes=batches, units=widths, repeats=repeats, recipes=chosen)
+    from bench import plan
+
+    if dry_run:
+        from bench.store import ResultStore
+
+        click.echo("\n".join(plan.dry_run(specs, ResultStore(out).completed_ids())))
+        return
+    click.echo(plan.devices_line([ds.spec for ds in sets], asked=devices is not None))
     store = open_store(out)
     from bench.runner import sweep as run_sweep
 
     try:
-        write_env(out)
-        counts = run_sweep(specs, store, progress=progress, isolate=isolate, retries=retries, say=warn)
+        invocation = write_env(out)
+        counts = run_sweep(specs, store, progress=progress, isolate=isolate, retries=retries, say=warn,
+                           invocation=invocation)
         click.echo(f"{len(specs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
                    + f"; results in {out}/")
         if report:
@@ -202,19 +215,33 @@ def writable_folder(out: Path):
         fail(f"cannot write to {out}: {exc.strerror or exc}")
 
 
-def write_env(out: Path):
+def write_env(out: Path) -> str:
+    """Append this invocation's machine to env.json; returns its id."""
+    from bench import invocations
     from bench.envinfo import collect
-    from bench.fsio import atomic_write
 
-    atomic_write(out / "env.json", json.dumps(collect(), indent=2))
+    return invocations.append(out, collect())
 
 
-def render_report(folder: Path, output: Path | None):
+def writable_output(output: Path):
+    """Refuse an output path that cannot be written, before minutes of rendering."""
+    if output.is_dir():
+        fail(f"-o {output} is a folder; name the HTML file")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        probe = output.parent / f".{output.name}.probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        fail(f"cannot write the report to {output}: {exc.strerror or exc}")
+
+
+def render_report(folder: Path, output: Path | None, compare: Path | None = None):
     from bench.report import render
     from bench.store import ResultsError
 
     try:
-        path = render(folder, output, warn=warn)
+        path = render(folder, output, compare=compare, warn=warn)
     except ResultsError as exc:
         fail(str(exc))
     except OSError as exc:
@@ -228,36 +255,41 @@ def render_report(folder: Path, output: Path | None):
 @click.argument("results_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="HTML file [default: RESULTS_DIR/report.html]; PNGs go beside it.")
-def report(results_dir, output):
+@click.option("--compare", type=click.Path(path_type=Path), default=None,
+              help="Another results folder (e.g. a published GPU sweep) to set beside this one: a CPU-only "
+                   "machine's runs against that machine's GPUs.")
+def report(results_dir, output, compare):
     """Render RESULTS_DIR into one self-contained HTML report (also while a
     sweep writes it: the report shows the runs committed so far)."""
-    if not results_dir.is_dir():
-        fail(f"{results_dir} is not a folder of results")
+    for folder in (results_dir, compare):
+        if folder is not None and not folder.is_dir():
+            fail(f"{folder} is not a folder of results")
     if output is not None and (not output.name or output.is_dir()):
         fail(f"-o {str(output)!r} is a folder; give the report's file name, e.g. -o report.html")
-    render_report(results_dir, output)
+    writable_output(output or results_dir / "report.html")
+    render_report(results_dir, output, compare)
 
 
 @main.command()
 @click.option("--devices", default="cpu", show_default=True, help="One device set, e.g. cpu, 0 or 0+1.")
-@click.option("--batchsize", default=DEFAULT.batchsize, show_default=True, callback=positive("batchsize"))
-@click.option("--units", default=DEFAULT.n_units, show_default=True, callback=positive("units"))
+@click.option("--batchsize", default=DEFAULT.batchsize, show_default=True, callback=positive("batchsize"),
+              help="Windows per update (global, split over the devices).")
+@click.option("--units", default=DEFAULT.n_units, show_default=True, callback=positive("units"),
+              help="LSTM width (n_units).")
 @training_options
-@click.option("--seed", default=DEFAULT.seed, show_default=True, help="Weights and batches.")
-@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice(IMPLS))
-@click.option("--optimizer", default=DEFAULT.optimizer, show_default=True, type=click.Choice(["adam", "sgd"]))
-@click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path))
+@click.option("--seed", default=DEFAULT.seed, show_default=True, help="Seed of the weights and the batches.")
+@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice(IMPLS),
+              help="Implementation: sinebench's, or the article's approach.")
+@click.option("--optimizer", default=DEFAULT.optimizer, show_default=True, type=click.Choice(["adam", "sgd"]),
+              help="Optimizer.")
+@click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for summary.json and the plots.")
 def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality, seed,
           impl, optimizer, out):
     """One training run, like the article's run_LSTM: by default until the
     model generates the sine. Writes summary.json, the learning curves and
     the closed-loop prediction (PNG) into --out."""
-    from bench import plots
-    from bench.fsio import atomic_write
-    from sinelstm.quality import closed_loop_fast
-    from sinelstm.strategy import make_strategy
-    from sinelstm.timing import summarize_ms
-    from sinelstm.train import train as run_train
+    from bench.single_run import train_and_save
 
     if "," in devices:
         fail("--devices takes one device set for train")
@@ -270,27 +302,7 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     writable_folder(out)
     with warnings.catch_warnings():  # NumPy's overflow warnings before a divergence
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = run_train(cfg, make_strategy(STRATEGIES[0], ds))
-    loop = closed_loop_fast(result.model, cfg.data)
-    stats = summarize_ms(result.step_ms)
-    summary = {
-        "devices": ds.spec, "impl": impl, "recipe": cfg.recipe.name, "seed": seed, "batchsize": batchsize,
-        "n_units": units, "seqlen": cfg.seqlen, "updates": result.updates, "train_s": result.train_s,
-        "eval_s": result.eval_s, "ms_per_update_median": stats["median"], "one_step_mse": result.val_mse,
-        "one_step_context": cfg.seqlen, "closed_loop_rmse_50": loop.rmse_50, "closed_loop_rmse_all": loop.rmse_all,
-        "quality_target": cfg.quality_target, "quality_status": result.quality_status,
-        "time_to_quality_s": result.time_to_quality_s, "updates_to_quality": result.updates_to_quality,
-    }
-    atomic_write(out / "summary.json", json.dumps(summary, indent=2))
-    label = f"{impl} on {ds.spec}, recipe {cfg.recipe.name}, n_units {units}, batch {batchsize}"
-    plots.save_single_run(result.curve, loop, label, out)
-    ttq = (f"reached RMSE {cfg.quality_target:g} after {result.updates_to_quality} updates, "
-           f"{result.time_to_quality_s:.1f} s of training" if result.time_to_quality_s is not None
-           else f"quality {result.quality_status}")
-    click.echo(f"{label}: {result.updates} updates in {result.train_s:.1f} s ({stats['median']:.2f} ms/update "
-               f"median; evaluation {result.eval_s:.1f} s apart); {ttq}; closed-loop RMSE {loop.rmse_50:.3f} "
-               f"(50 steps) / {loop.rmse_all:.3f} (all); one-step test MSE {result.val_mse:.2e}; "
-               f"summary.json and plots in {out}/")
+        click.echo(train_and_save(cfg, ds, out))
 
 
 @main.command()
@@ -316,6 +328,9 @@ def verify(devices, strategy, impl, recipe, updates):
     impls = choice_list("impl", impl, IMPLS)
     recipes = choice_list("recipe", recipe, list(RECIPES))
     sets = device_sets(devices)
+    if single := [ds.spec for ds in sets if ds.n_devices == 1]:
+        fail(f"verify compares a multi-device set with its first device alone; {single[0]!r} is one device "
+             f"(try cpu+cpu, or 0+1)")
     check_mpi(strategies)
     results = []
     for ds, strat, im, rec in itertools.product(sets, strategies, impls, recipes):

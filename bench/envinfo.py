@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench import peaks
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -68,8 +70,10 @@ def _gpus() -> dict:
     for i in range(n):
         props = rt.getDeviceProperties(i)
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        sms, capability, mhz = props["multiProcessorCount"], (props["major"], props["minor"]), _clock_mhz(props, i)
         gpus.append({"id": i, "name": name, "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
-                     "multiprocessors": props["multiProcessorCount"]})
+                     "multiprocessors": sms, "compute_capability": f"{capability[0]}.{capability[1]}",
+                     "clock_mhz": mhz, "peak_fp32_flops": peaks.gpu_peak_flops(sms, capability, mhz)})
     peer = {f"{a}->{b}": bool(rt.deviceCanAccessPeer(a, b)) for a in range(n) for b in range(n) if a != b}
     return {
         "count": n, "devices": gpus, "peer_access": peer,
@@ -79,6 +83,19 @@ def _gpus() -> dict:
         "topology": _run(["nvidia-smi", "topo", "-m"]) if shutil.which("nvidia-smi") else "",
         "driver": _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]).splitlines()[:1],
     }
+
+
+def _clock_mhz(props: dict, device: int) -> float | None:
+    """Boost clock: CUDA 13 dropped clockRate from the properties, but not
+    from the device attributes (cudaDevAttrClockRate = 13, in kHz)."""
+    if props.get("clockRate"):
+        return props["clockRate"] / 1e3
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.deviceGetAttribute(13, device) / 1e3
+    except Exception:
+        return None
 
 
 def _nccl_version():
@@ -105,15 +122,15 @@ def collect(argv: list | None = None) -> dict:
     import sinelstm  # noqa: F401
     import chainer
 
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         # A wrapper script (scripts/gpu_run.sh) names itself here.
         "command": os.environ.get("SINEBENCH_COMMAND") or shlex.join(argv if argv is not None else sys.argv),
         "host": platform.node(),
         "os": platform.platform(),
-        "cpu": {"model": _cpu_model(), "logical_cores": os.cpu_count(),
-                "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-                "blas_threads": _blas_threads()},
+        "cpu": {"model": _cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": cores,
+                "blas_threads": _blas_threads(), **peaks.cpu_peak(cores)},
         "ram_gib": _ram_gib(),
         "gpu": _gpus(),
         "versions": {"python": platform.python_version(), "numpy": numpy.__version__,

@@ -287,8 +287,9 @@ def breakdown_bars(breakdown: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
     b = b.assign(order=b["devices"].map(lambda d: sets[d].n_devices if sets[d].is_gpu else 0))
     b = b.sort_values(["batchsize", "n_units", "impl", "order", "strategy"],
                       ascending=[True, True, False, True, True])
-    return b.assign(bar=[f"b{bs}/n{n} · {series_label(d, s, i)}" for bs, n, d, s, i in
-                         zip(b["batchsize"], b["n_units"], b["devices"], b["strategy"], b["impl"])])
+    series = [series_label(d, s, i) for d, s, i in zip(b["devices"], b["strategy"], b["impl"])]
+    return b.assign(series=series, bar=[f"b{bs}/n{n} · {s}" for bs, n, s in zip(b["batchsize"], b["n_units"],
+                                                                                 series)])
 
 
 def configurations(agg: pd.DataFrame) -> pd.DataFrame:

@@ -9,13 +9,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
+from bench import style  # noqa: E402
 from sinelstm.names import series_label  # noqa: E402
-
-
-def _palette(labels) -> dict:
-    return dict(zip(sorted(set(labels)), sns.color_palette("tab10", 10)))
 
 
 def time_to_quality_bars(ttq: pd.DataFrame):
@@ -26,13 +22,12 @@ def time_to_quality_bars(ttq: pd.DataFrame):
     cols = min(4, len(sizes))
     rows = math.ceil(len(sizes) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
-    palette = _palette(ttq["label"])
     for ax, size in zip(axes.flat, sizes):
         g = ttq[(ttq["recipe"] == size[0]) & (ttq["batchsize"] == size[1]) & (ttq["n_units"] == size[2])]
-        g = g.sort_values("label")
+        g = g.set_index("label").loc[style.order(g["label"])].reset_index()
         y = np.arange(len(g))
         finite = np.isfinite(g["mean_s"].to_numpy(float))
-        ax.barh(y[finite], g["mean_s"][finite], color=[palette[lab] for lab in g["label"][finite]])
+        ax.barh(y[finite], g["mean_s"][finite], color=[style.colour(lab) for lab in g["label"][finite]])
         lo = (g["mean_s"] - g["fastest_s"]).clip(lower=0)[finite]
         hi = (g["slowest_s"] - g["mean_s"]).clip(lower=0)[finite]
         ax.errorbar(g["mean_s"][finite], y[finite], xerr=[lo, hi], fmt="none", ecolor="black", capsize=3, lw=1)
@@ -60,13 +55,13 @@ def rmse_vs_time(curves: pd.DataFrame, runs: pd.DataFrame, target: float):
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False, sharey=True)
     labels = [series_label(d, s, i) for d, s, i in zip(runs["devices"], runs["strategy"], runs["impl"])]
     runs = runs.assign(label=labels)
-    palette = _palette(labels)
     for ax, size in zip(axes.flat, sizes):
         sel = runs[(runs["recipe"] == size[0]) & (runs["batchsize"] == size[1]) & (runs["n_units"] == size[2])]
-        for label, g in sel.groupby("label"):
+        for label in style.order(sel["label"]):
+            g = sel[sel["label"] == label]
             for i, rid in enumerate(g["run_id"]):
                 c = curves[curves["run_id"] == rid]
-                ax.plot(c["train_s"], c["rmse_all"], color=palette[label], lw=1, alpha=0.8,
+                ax.plot(c["train_s"], c["rmse_all"], color=style.colour(label), lw=1, alpha=0.8,
                         label=label if i == 0 else None)
         ax.axhline(target, color="grey", ls=":", lw=1)
         ax.set_yscale("log")
@@ -93,14 +88,14 @@ def generated_grid(closed: pd.DataFrame, examples: pd.DataFrame, warmup: int):
         c = closed[closed["run_id"] == run["run_id"]]
         ax.axvspan(0, warmup, color="0.9", lw=0)
         ax.plot(c["t"], c["truth"], color="0.45", lw=1)
-        ax.plot(c["t"], c["prediction"], color="tab:blue", lw=1)
         name = series_label(run["devices"], run["strategy"], run["impl"])
+        ax.plot(c["t"], c["prediction"], color=style.colour(name), lw=1)
         ax.set_title(f"{name} · b{run['batchsize']} n{run['n_units']} · seed {run['seed']}\n"
                      f"RMSE {run['closed_loop_rmse_all']:.3f}", fontsize=7.5)
         ax.set_ylim(-1.2, 1.2)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
-    fig.supxlabel("time step (grey band: warm-up on the true series; grey line: truth; blue: generated)",
+    fig.supxlabel("time step (grey band: warm-up on the true series; grey line: truth; coloured: generated)",
                   fontsize=8)
     fig.tight_layout()
     return fig

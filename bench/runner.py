@@ -173,9 +173,10 @@ def run_all(specs: list, work: Path, isolate: bool = False):
 
 
 def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool = False, retries: int = 1,
-          say=print) -> dict:
+          say=print, invocation: str = "") -> dict:
     """Run every spec without an ok row in ``store`` (opened for writing);
-    returns status counts of the last attempt of each run run now."""
+    returns status counts of the last attempt of each run run now. Each row
+    names ``invocation`` (see :mod:`bench.invocations`)."""
     work = store.folder / ".work"
     ended = end_orphans(work)
     if ended:
@@ -185,14 +186,15 @@ def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool 
     pending = [s for s in unique if s.run_id not in done]
     counts, last, committed = {"skipped": len(unique) - len(pending)}, {}, 0
     try:
-        with tqdm(total=len(pending), unit="run", disable=not progress, dynamic_ncols=True) as bar:
+        # No bar at all when nothing is left: an empty "0run" bar says nothing.
+        with tqdm(total=len(pending), unit="run", disable=not (progress and pending), dynamic_ncols=True) as bar:
             for round_ in range(retries + 1):
                 if round_:
                     pending = [s for s in pending if last[s.run_id] in TRANSIENT]
                     bar.total += len(pending)
                 for spec, row, side in run_all(pending, work, isolate):
                     attempts[spec.run_id] += 1
-                    row = replace(row, attempt=attempts[spec.run_id])
+                    row = replace(row, attempt=attempts[spec.run_id], invocation=invocation)
                     with interrupt.deferred():
                         store.append_run(row, side)
                     last[spec.run_id] = row.status

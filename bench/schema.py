@@ -112,6 +112,9 @@ class RunRow:
     time_to_quality_s: float | None  # training time, evaluations excluded
     updates_to_quality: int | None
     eval_s: float | None  # time spent evaluating, outside every other time
+    # The sweep invocation that measured the run (a key of env.json's
+    # "invocations"); set by the sweep process, not the worker.
+    invocation: str = ""
 
     @classmethod
     def columns(cls) -> list:
@@ -119,7 +122,7 @@ class RunRow:
 
     @classmethod
     def measured_columns(cls) -> list:
-        given = set(_settings(None)) | {"status", "message"}
+        given = set(_settings(None)) | {"status", "message", "invocation"}
         return [c for c in cls.columns() if c not in given]
 
     @classmethod

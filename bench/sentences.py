@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from bench import analysis, facts, ttq
+from bench import analysis, crossover as xover, facts, ttq
 from bench.facts import ARTICLE
 from sinelstm.names import ARTICLE_RECIPE, SINGLE_DEVICE, device_label
 
@@ -20,6 +20,13 @@ def fmt_ms(ms: float) -> str:
 
 def fmt_x(x: float) -> str:
     return f"{x:.2g}×" if x < 10 else f"{x:.0f}×"
+
+
+def fmt_flops(flops: float) -> str:
+    for unit, scale in (("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
+        if flops >= scale:
+            return f"{flops / scale:.2g} {unit}"
+    return f"{flops:.2g} FLOP"
 
 
 def at(batch, units) -> str:
@@ -52,8 +59,87 @@ def gpu_vs_cpu(f: facts.GpuVsCpu) -> list:
 
 
 def cost_model(m) -> str:
+    held = ("; held at what its devices can do at most — an unbounded fit needs a faster device than exists"
+            if m.capped else "")
+    bad = "; too large an error to draw it or read a crossover off it" if not m.drawn else ""
     return (f"Cost model for {m.label}: {m.fixed_ms:.3g} ms fixed per update plus the FLOPs at {m.rate_text} "
-            f"(median error {m.rel_error:.0%} over {m.points} sizes).")
+            f"(median error {m.rel_error:.0%} over {m.points} sizes{held}{bad}).")
+
+
+def measured_crossover(m: xover.Measured, why: str) -> str:
+    """The crossover read from the measured cells, with why not from the model."""
+    if m.gpu_wins_from is None:
+        out = f"Measured, one GPU is slower than the CPU in all {m.cells} configurations."
+    elif m.cpu_wins_up_to is None:
+        out = f"Measured, one GPU beats the CPU in all {m.cells} configurations."
+    elif m.clean:
+        out = (f"Measured, one GPU beats the CPU in every configuration above {m.cpu_wins_up_to:.2g} FLOPs per "
+               f"update (the first: {at(*m.first_win)}, {m.gpu_wins_from:.2g} FLOPs) and the CPU wins every one "
+               f"at or below it.")
+    else:
+        out = (f"Measured, one GPU beats the CPU in every configuration above {m.cpu_wins_up_to:.2g} FLOPs per "
+               f"update and loses every one below {m.gpu_wins_from:.2g}; in between the shape decides (the GPU "
+               f"already wins at {at(*m.first_win)}, the CPU still at {at(*m.last_loss)}).")
+    return out + (f" The cost model's crossover is not stated: {why}." if why else "")
+
+
+def why_not_model(a: xover.Agreement | None) -> str:
+    if a is None:
+        return ""
+    if a.bad_fits:
+        return f"the median error of the fit for {' and '.join(a.bad_fits)} is above {analysis.MAX_ERROR:.0%}"
+    return (f"it puts {len(a.misplaced)} of the {a.cells} measured configurations on the wrong side of 1.0× "
+            f"({', '.join(at(*c) for c in a.misplaced[:2])})")
+
+
+def compared(grid: pd.DataFrame, card: str, name: str, hint: str) -> str:
+    """This machine's CPU against another machine's GPU (see bench.compare)."""
+    if grid.empty:
+        return f"No size ran both here and in {name}; to compare, run: {hint}"
+    s = grid.stack().dropna()
+    wins, best, worst = int((s > 1).sum()), s.idxmax(), s.idxmin()
+    return (f"This machine's CPU against one {card} from {name}, at the {len(s)} sizes both ran: the GPU is "
+            f"faster in {wins} (at most {fmt_x(s[best])}, at {at(*best)}) and slower in {len(s) - wins}"
+            + (f" (down to {fmt_x(s[worst])}, at {at(*worst)})." if wins < len(s) else "."))
+
+
+def verdict(sw: facts.Sweep, models: dict, compare: tuple | None = None) -> str:
+    """The one sentence at the top of the page: time to quality first when the
+    sweep measured it, then where one GPU beats the CPU per update."""
+    lead = []
+    table = ttq.time_to_quality(sw.runs)
+    if not table.empty:
+        fast = [f for f in ttq.fastest_per_size(table) if math.isfinite(f.mean_s)][:3]
+        lead = [f"{f.label} at {at(f.batchsize, f.n_units)} ({fmt_s(f.mean_s)}"
+                + (f"; {f.others[0][0]} {fmt_s(f.others[0][1])})" if f.others else ")") for f in fast]
+    head = ("Fastest to a model that generates the sine: " + "; ".join(lead)) if lead else (
+        "No device set trained a model that generates the sine within its budget"
+        if (table["recipe"] != "article").any() else "")  # the article's recipe is known not to
+    gpu = facts.one_gpu(sw.main)
+    g = facts.gpu_vs_cpu(sw.main, sw.ok, gpu) if gpu else None
+    if g is None and compare is not None and not compare[0].empty:
+        grid, card, name = compare
+        s = grid.stack().dropna()
+        tail = (f"per update, one {card} from {name} beats this machine's CPU in {int((s > 1).sum())} of the "
+                f"{len(s)} sizes both ran")
+    elif g is None and compare is not None:
+        tail = f"no GPU ran here, and no size ran both here and in {compare[2]} (the line below says how to)"
+    elif g is None:
+        tail = ("no GPU ran here, so this is the CPU's side only: render it with --compare and a GPU machine's "
+                "results folder to set it beside one")
+    else:
+        m = xover.measured(sw.main, gpu, sw.seqlen, sw.impl)
+        where = (f" — every one above {fmt_flops(m.cpu_wins_up_to)} per update, from {at(*m.first_win)}"
+                 if m.clean and None not in (m.cpu_wins_up_to, m.gpu_wins_from) else "")
+        card = f"one {g.cards[0]}" if len(g.cards) == 1 else "one GPU"
+        tail = f"per update, {card} beats the CPU in {g.wins} of {g.sizes} configurations{where}"
+        eff = facts.efficiency(sw.main)
+        if not eff.empty:
+            best = eff.loc[eff["speedup"].idxmax()]
+            tail += f"; {best['label']} beat one GPU by at most {fmt_x(best['speedup'])}"
+    if not head:
+        return tail[0].upper() + tail[1:] + "."
+    return f"{head} — {tail}."
 
 
 def crossover(c: analysis.Crossover) -> str:
@@ -97,8 +183,14 @@ def time_to_target(size: tuple, t: facts.TimeToTarget) -> str:
 
 
 def time_to_target_each(t: facts.TimeToTarget) -> str:
-    each = "; ".join(f"{label}: " + (f"{s:.2f} s" if s is not None else "not reached") for label, s in t.times)
-    return f"Time to one-step test MSE {t.target:g} (evaluations included): {each}."
+    """Each device set's time, the ones that did not reach it named once."""
+    reached = "; ".join(f"{label}: {s:.2f} s" for label, s in t.times if s is not None)
+    missed = [label for label, s in t.times if s is None]
+    if not reached:
+        return (f"None of the {len(missed)} device sets reached one-step test MSE {t.target:g} within its "
+                f"budget.")
+    return (f"Time to one-step test MSE {t.target:g} (evaluations included): {reached}"
+            + (f"; not reached: {', '.join(missed)}." if missed else "."))
 
 
 def repeat_spread(r: facts.RepeatSpread) -> str:
@@ -160,8 +252,12 @@ def summary(sw: facts.Sweep, models: dict) -> list:
     elif (g := facts.gpu_vs_cpu(sw.main, sw.ok, gpu)) is not None:
         out += gpu_vs_cpu(g)
     out += [cost_model(models[label]) for label in (analysis.CPU, analysis.ONE_GPU) if label in models]
-    if (c := analysis.crossover(models, sw.main["batchsize"].unique(), sw.seqlen, sw.impl)) is not None:
+    agree = xover.agreement(models, sw.main, gpu, sw.seqlen, sw.impl) if gpu else None
+    c = analysis.crossover(models, sw.main["batchsize"].unique(), sw.seqlen, sw.impl)
+    if c is not None and agree is not None and agree.trusted:
         out.append(crossover(c))
+    elif gpu and (m := xover.measured(sw.main, gpu, sw.seqlen, sw.impl)) is not None:
+        out.append(measured_crossover(m, why_not_model(agree)))
     phases = facts.phase_medians(sw.breakdown, sw.ok, sw.impl)
     out += [scaling(s) for s in facts.scaling(facts.efficiency(sw.main), phases)]
     splits = (facts.phase_split(phases, d) for d in ["cpu"] + ([gpu] if gpu else []))

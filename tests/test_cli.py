@@ -1,10 +1,13 @@
 """End-to-end tests of the sinebench command on the CPU."""
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import click
 import pandas as pd
 import pytest
 
@@ -58,6 +61,49 @@ def test_rerun_skips_completed_runs(swept):
     assert proc.returncode == 0
     assert "4 skipped" in proc.stdout
     assert (swept / "runs.csv").read_bytes() == before
+    assert "0run" not in proc.stderr and "run/s" not in proc.stderr  # no empty progress bar
+    assert proc.stdout.splitlines()[0].startswith("device sets: cpu (as asked with --devices)")
+    # both invocations recorded; the rows name the one that measured them, and the first record stays on top
+    env = json.loads((swept / "env.json").read_text())
+    first, *later = env["invocations"]
+    assert later and env["recorded_at"] == env["invocations"][first]["recorded_at"]
+    assert set(pd.read_csv(swept / "runs.csv")["invocation"]) == {first}
+
+
+def test_dry_run_lists_the_runs_and_an_estimate_and_writes_nothing(swept, tmp_path):
+    proc = sinebench("sweep", *TINY, "--repeats", "3", "--out", swept, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert sum(ln.startswith("done ") for ln in lines) == 4 and sum(ln.startswith("to run ") for ln in lines) == 2
+    # 2 runs of 2 s (a third repeat: no profile) + 2 s each + one worker start of 6 s
+    assert lines[-1] == ("2 runs to do, 4 already recorded; estimated at most 14 s (runs that reach the quality "
+                         "target stop earlier)")
+    proc = sinebench("sweep", *TINY, "--out", tmp_path / "new", "--dry-run")
+    assert proc.returncode == 0 and not (tmp_path / "new").exists()
+
+
+def test_help_version_and_one_device_verify():
+    for cmd in ("sweep", "verify", "train", "report"):
+        text = sinebench(cmd, "--help").stdout
+        assert "both" not in text
+        assert "--" in text
+    from bench.cli import main
+
+    for name, cmd in main.commands.items():
+        undocumented = [p.name for p in cmd.params if isinstance(p, click.Option) and not p.help]
+        assert undocumented == [], name
+    assert re.fullmatch(r"sinebench \d+\.\d+\.\d+\n", sinebench("--version").stdout)
+    proc = sinebench("verify", "--devices", "cpu")
+    assert proc.returncode == 2 and "PASS" not in proc.stdout
+    assert proc.stderr.strip() == ("sinebench: error: verify compares a multi-device set with its first device "
+                                   "alone; 'cpu' is one device (try cpu+cpu, or 0+1)")
+
+
+def test_report_to_an_unwritable_path_fails_before_rendering(swept):
+    start = time.monotonic()
+    proc = sinebench("report", swept, "-o", "/proc/x.html")
+    assert proc.returncode == 2 and time.monotonic() - start < 4
+    assert proc.stderr.strip() == "sinebench: error: cannot write the report to /proc/x.html: No such file or directory"
 
 
 def test_kill_9_then_resume_gives_the_same_rows(tmp_path):
@@ -204,3 +250,18 @@ def test_chainermn_on_two_cpu_ranks(tmp_path):
     row = pd.read_csv(tmp_path / "runs.csv").iloc[0]
     assert row["status"] == "ok", row["message"]
     assert row["strategy"] == "chainermn" and row["updates"] == 60
+
+
+def test_a_folder_from_before_the_invocation_column_is_resumed_with_it(tmp_path):
+    from bench.schema import RunRow
+
+    old = tmp_path / "runs.csv"
+    old_columns = RunRow.columns()[:-1]
+    failed = row_of(5)  # an earlier version's failed run, in a folder without the column
+    pd.DataFrame([{c: getattr(failed, c) for c in old_columns}]).to_csv(old, index=False)
+    proc = sinebench("sweep", *TINY, "--units", "5", "--repeats", "1", "--out", tmp_path, "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    runs = pd.read_csv(tmp_path / "runs.csv", dtype=str, keep_default_na=False)
+    assert list(runs.columns) == RunRow.columns()
+    assert list(runs["invocation"]) == ["", next(iter(json.loads((tmp_path / "env.json").read_text())["invocations"]))]
+    assert runs["status"].iloc[1] == "ok"

@@ -172,7 +172,7 @@ def test_time_to_target_over_the_first_repeat_at_the_article_size():
                                                  "1 GPU in 1.25 s; 2 of 3 device sets reached it within each run's "
                                                  "budget (2 s).")
     assert sentences.time_to_target_each(t) == ("Time to one-step test MSE 0.001 (evaluations included): 1 GPU: "
-                                                "1.25 s; CPU: 3.00 s; 2 GPUs (chainermn): not reached.")
+                                                "1.25 s; CPU: 3.00 s; not reached: 2 GPUs (chainermn).")
 
 
 def test_representative_size_without_the_article_size_is_the_most_shared():

@@ -114,6 +114,9 @@ SUMMARY = [
 ]
 FIGURES = {"time_per_update", "throughput", "speedup_1gpu_vs_cpu", "speedup_0_1_chainermn", "cost_model", "breakdown",
            "scaling", "loss_vs_time", "closed_loop"}
+# GPU wins carry at least 5.436e8 FLOPs (b10/n500), CPU wins at most 5.76e7 (b100/n50); (3 + 1.087) / (3.5 + 0.544)
+VERDICT = ("Per update, one Fake GPU beats the CPU in 4 of 9 configurations — every one above 58 MFLOP per update, "
+           "from batch 10 / n_units 500; 2 GPUs (chainermn) beat one GPU by at most 1×.")
 
 
 def test_summary_states_the_numbers_of_the_known_model(tmp_path):
@@ -128,13 +131,18 @@ def test_page_has_the_summary_sections_prose_and_figures_and_escapes_labels(tmp_
     for s in SUMMARY:
         assert f"<li>{escape(s)}</li>" in html, s
     ids = re.findall(r'<h2 id="([^"]+)">', html)
-    assert ids == ["time", "speedup-gpu", "speedup-0+1-chainermn", "cost", "breakdown", "scaling", "quality", "runs",
-                   "env"]
+    assert ids == ["summary", "time", "cost", "breakdown", "scaling", "quality", "runs", "env"]
+    # the first screen: verdict, the crossover, then the maps, all before the summary
+    first = html[:html.index('<h2 id="summary">')]
+    assert f'<p class="verdict" id="verdict">{escape(VERDICT)}</p>' in first
+    assert f'<p class="lead">{escape(SUMMARY[6])}</p>' in first
+    assert re.findall(r'<figure id="([^"]+)"><img', first) == ["speedup_1gpu_vs_cpu", "speedup_0_1_chainermn"]
     # the template's prose, under its section's heading
-    assert re.search(r'<h2 id="scaling">Scaling efficiency</h2>\s*<p>Speedup of each multi-device set', html)
-    assert re.search(r'Time to one-step test MSE 0.001 \(evaluations included\): 1 GPU: not reached; CPU: not '
-                     r'reached; 2 GPUs \(chainermn\): not reached.</p><p>Closed loop:', html)
-    assert "<td>2 GPUs (chainermn)</td>\n      <td>3.5</td>\n      <td>100 TFLOP/s</td>" in html  # cost table
+    assert re.search(r'<h2 id="scaling">Scaling efficiency</h2>\s*<p>How many times faster each multi-device set', html)
+    assert re.search(r'None of the 3 device sets reached one-step test MSE 0.001 within its budget.</p><p>Closed '
+                     r'loop:', html)
+    assert ('<td class="l">2 GPUs (chainermn)</td><td class="r">3.5</td><td class="l">100 TFLOP/s</td>'
+            '<td class="l">not recorded</td><td class="r">0%</td><td class="l">yes</td>') in html  # cost table
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>" not in html and "sinebench sweep --devices &#39;&lt;b&gt;&#39;" in html
     assert escape("Not every run finished: 1 oom (see 'All configurations').") in html
@@ -147,7 +155,8 @@ def test_page_without_a_gpu_says_so(tmp_path):
     html = render(tmp_path).read_text()
     assert escape("No GPU ran in this sweep, so it shows only the CPU's side of the question") in html
     assert escape("At the article's size (batch 10, n_units 5) the CPU takes 0.501 ms per update.") in html
-    assert re.findall(r'<h2 id="([^"]+)">', html) == ["time", "cost", "breakdown", "quality", "runs", "env"]
+    assert re.findall(r'<h2 id="([^"]+)">', html) == ["summary", "time", "cost", "breakdown", "quality", "runs", "env"]
+    assert '<div class="maps"' not in html
 
 
 def test_the_report_imports_neither_chainer_nor_cupy():

@@ -1,0 +1,55 @@
+"""env.json: the machine of every sweep invocation on a results folder.
+
+A folder may be filled by several invocations (a resumed sweep, a rerun on
+another machine); each run row names the invocation that measured it, so
+the report can describe the machine a number came from. env.json keeps every
+invocation's record under ``invocations``, keyed by when and where it ran,
+and is only ever appended to; its top-level fields stay the first record,
+which is what a folder written before invocations were recorded holds.
+"""
+import json
+from pathlib import Path
+
+from bench.fsio import atomic_write
+
+ENV = "env.json"
+
+
+def invocation_id(record: dict) -> str:
+    """'<recorded_at>@<host>': when and where, readable in runs.csv."""
+    return f"{record.get('recorded_at', '?')}@{record.get('host', '?')}"
+
+
+def read(folder, warn=lambda message: None) -> dict:
+    """env.json, or {} (with a warning) when it is absent or damaged."""
+    from bench.envinfo import load
+
+    return load(folder, warn)
+
+
+def append(folder, record: dict) -> str:
+    """Add ``record`` as a new invocation of ``folder``; returns its id."""
+    env = read(folder)
+    invocations = env.get("invocations") or ({invocation_id(env): _machine(env)} if env else {})
+    key = base = invocation_id(record)
+    n = 1
+    while key in invocations:  # two invocations within one second on one host
+        n += 1
+        key = f"{base}#{n}"
+    invocations[key] = record
+    first = {k: v for k, v in env.items() if k != "invocations"} or record
+    atomic_write(Path(folder) / ENV, json.dumps({**first, "invocations": invocations}, indent=2))
+    return key
+
+
+def _machine(env: dict) -> dict:
+    return {k: v for k, v in env.items() if k != "invocations"}
+
+
+def records(env: dict, used=()) -> dict:
+    """The invocations' records by id, restricted to ``used`` ids when any
+    run names one; a folder from before invocations has its one record."""
+    invocations = env.get("invocations") or ({invocation_id(env): _machine(env)} if env else {})
+    used = {u for u in used if isinstance(u, str) and u}
+    chosen = {k: v for k, v in invocations.items() if k in used}
+    return chosen or invocations

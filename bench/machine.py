@@ -1,0 +1,107 @@
+"""The machine a sweep ran on, as a person reads it: env.json's fields in
+words (driver 13000 is CUDA 13.0, NCCL 22809 is 2.28.9), terminal colour
+codes stripped from nvidia-smi's output, lists and dicts written out, not
+printed as Python."""
+import re
+
+from markupsafe import Markup, escape
+
+from bench import invocations, peaks
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def cuda_version(v) -> str:
+    """cudaDriverGetVersion's integer, 1000 x major + 10 x minor."""
+    return f"{int(v) // 1000}.{int(v) % 1000 // 10}" if isinstance(v, int) and v > 0 else "–"
+
+
+def nccl_version(v) -> str:
+    if not isinstance(v, int) or v <= 0:
+        return "–"
+    return f"{v // 10000}.{v // 100 % 100}.{v % 100}" if v >= 20900 else f"{v // 1000}.{v // 100 % 10}.{v % 100}"
+
+
+def flops(v) -> str:
+    return "not recorded" if not v else f"{v / 1e12:.3g} TFLOP/s" if v >= 1e12 else f"{v / 1e9:.3g} GFLOP/s"
+
+
+def _blas(threads) -> str:
+    if isinstance(threads, list):
+        pools = {}
+        for p in threads:
+            key = f"{p.get('api')}: {p.get('threads')} threads"
+            pools[key] = pools.get(key, 0) + 1
+        return ", ".join(k + (f" ({n} pools)" if n > 1 else "") for k, n in pools.items()) or "–"
+    return str(threads)
+
+
+def _gpus(gpu: dict) -> list:
+    devices = gpu.get("devices") or []
+    if not devices:
+        return [("GPUs", "none" + (f" ({gpu['note']})" if gpu.get("note") else ""))]
+    names = {}
+    for d in devices:
+        key = f"{d.get('name')} ({d.get('memory_gib')} GiB, {d.get('multiprocessors')} SMs)"
+        names[key] = names.get(key, 0) + 1
+    rows = [("GPUs", ", ".join(f"{n} × {k}" for k, n in names.items()))]
+    first = devices[0]
+    peak = first.get("peak_fp32_flops")
+    basis = (f"{first.get('multiprocessors')} SMs at {first.get('clock_mhz'):.0f} MHz" if peak and
+             first.get("clock_mhz") else "from the card's name and SM count (not recorded)")
+    peak = peak or peaks.gpu_peak_from_name(first.get("name", ""), first.get("multiprocessors"))
+    rows.append(("GPU peak, FP32", f"{flops(peak)} per GPU ({basis})"))
+    driver = gpu.get("driver")
+    rows.append(("CUDA driver / runtime", f"{cuda_version(gpu.get('driver_version'))} / "
+                                          f"{cuda_version(gpu.get('runtime_version'))}"
+                 + (f" (driver {driver[0]})" if isinstance(driver, list) and driver else "")))
+    rows.append(("CuPy / NCCL", f"{gpu.get('cupy', '–')} / {nccl_version(gpu.get('nccl'))}"))
+    peer = gpu.get("peer_access") or {}
+    if peer:
+        rows.append(("peer access", ", ".join(f"{k.replace('->', ' → ')}: {'yes' if v else 'no'}"
+                                              for k, v in peer.items())))
+    return rows
+
+
+def rows(env: dict) -> list:
+    """(field, value) pairs of one invocation's record; value may be Markup."""
+    cpu, v = env.get("cpu") or {}, env.get("versions") or {}
+    out = [("recorded", f"{env.get('recorded_at', '?')} on {env.get('host', '?')}"),
+           ("command", env.get("command", "unknown")),
+           ("CPU", f"{cpu.get('model', '?')}, {cpu.get('logical_cores', '?')} logical cores, "
+                   f"{cpu.get('usable_cores', '?')} usable"),
+           ("CPU peak, FP32 (estimate)", flops(cpu.get("peak_fp32_flops"))
+            + (f" ({cpu['basis']})" if cpu.get("basis") else "")),
+           ("BLAS threads", _blas(cpu.get("blas_threads"))),
+           ("RAM", f"{env.get('ram_gib', '?')} GiB"), *_gpus(env.get("gpu") or {})]
+    topo = ANSI.sub("", (env.get("gpu") or {}).get("topology") or "").split("\n\nLegend")[0].strip()
+    if topo:
+        out.append(("GPU topology", Markup(f"<pre>{escape(topo.expandtabs(8))}</pre>")))
+    out += [("OS", env.get("os", "?")),
+            ("software", ", ".join(f"{k} {val}" for k, val in v.items() if val and k != "mpi")),
+            ("MPI", v.get("mpi") or "–"), ("commit", env.get("git_commit", "?"))]
+    return out
+
+
+def tables(env: dict, used=()) -> Markup:
+    """One two-column table per invocation that measured the runs."""
+    recs = invocations.records(env, used)
+    if not recs:
+        return Markup("<p>No env.json: the machine was not recorded.</p>")
+    html = []
+    for key, rec in recs.items():
+        head = f"<h3>Invocation {escape(key)}</h3>" if len(recs) > 1 else ""
+        body = "".join(f'<tr><th class="l">{escape(k)}</th><td class="l">{escape(val)}</td></tr>'
+                       for k, val in rows(rec))
+        html.append(f'{head}<div class="tablewrap"><table class="machine">{body}</table></div>')
+    return Markup("".join(html))
+
+
+def summary_line(env: dict) -> str:
+    """The page's subtitle: CPU and GPUs in a few words."""
+    cpu, gpu = env.get("cpu") or {}, env.get("gpu") or {}
+    names = {}
+    for d in gpu.get("devices") or []:
+        names[d.get("name")] = names.get(d.get("name"), 0) + 1
+    gpus = ", ".join(f"{n} × {k}" for k, n in names.items()) or "no GPU"
+    return f"{cpu.get('model', '?')} ({cpu.get('usable_cores', '?')} cores) · {gpus} · {env.get('recorded_at', '?')}"
