@@ -50,10 +50,11 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 def speedups(rows: pd.DataFrame, base: tuple, other: tuple) -> pd.Series:
     """base ms / other ms (>1: ``other`` is faster) at each (batchsize,
     n_units) that both ran, from the aggregate rows of one implementation.
-    ``base`` and ``other`` are (devices, strategy) pairs."""
+    ``base`` and ``other`` are (devices, strategy) pairs; recipes of one
+    window length that ran the same size count by their median."""
     def ms(devices, strategy):
         sel = rows[(rows["devices"] == devices) & (rows["strategy"] == strategy)]
-        return sel.set_index(["batchsize", "n_units"])["ms"]
+        return sel.groupby(["batchsize", "n_units"])["ms"].median()
 
     return (ms(*base) / ms(*other)).dropna().sort_index().rename("speedup")
 

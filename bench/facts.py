@@ -41,8 +41,10 @@ def sweep(tables: dict) -> Sweep:
     runs = tables["runs"]
     agg = aggregate(runs)
     impl = SINEBENCH if (agg["impl"] == SINEBENCH).any() else ARTICLE_IMPL
-    seqlen = int(agg["seqlen"].iloc[0]) if len(agg) else 10
-    return Sweep(runs, ok_runs(runs), agg, impl, agg[agg["impl"] == impl], seqlen,
+    mine = agg[agg["impl"] == impl]
+    # Per-update facts compare one window length: the one most configurations ran.
+    seqlen = int(mine["seqlen"].mode().max()) if len(mine) else 10
+    return Sweep(runs, ok_runs(runs), agg, impl, mine[mine["seqlen"] == seqlen], seqlen,
                  *(tables.get(k, pd.DataFrame()) for k in ("breakdown", "curves", "closed_loop")))
 
 

@@ -210,12 +210,14 @@ def failures(counts: pd.Series, retried: int = 0) -> str:
     return " ".join(parts)
 
 
-def fmt_s(seconds: float) -> str:
-    return f"{seconds:.3g} s" if math.isfinite(seconds) else "not reached"
+def fmt_s(seconds: float, budget: float = math.nan) -> str:
+    if math.isfinite(seconds):
+        return f"{seconds:.3g} s"
+    return f"not reached within {budget:g} s" if math.isfinite(budget) else "not reached"
 
 
 def time_to_quality(f: ttq.Fastest, target: float) -> str:
-    others = "; ".join(f"{label} {fmt_s(s)}" for label, s in f.others)
+    others = "; ".join(f"{label} {fmt_s(s, budget)}" for label, s, budget in f.others)
     return (f"Time to a model that generates the sine (closed-loop RMSE ≤ {target:g}) at batch {f.batchsize} / "
             f"n_units {f.n_units}, recipe {f.recipe}: fastest {f.label}, {fmt_s(f.mean_s)} of training (mean of "
             f"{f.seeds} seeds without the fastest and slowest; {f.reached} of {f.seeds} reached it, "

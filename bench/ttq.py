@@ -46,7 +46,7 @@ def time_to_quality(runs: pd.DataFrame) -> pd.DataFrame:
     diverged, the olympic mean of seconds and of updates to quality, and the
     fastest and slowest seed that reached it."""
     columns = CONFIG + ["label", "seeds", "reached", "diverged", "mean_s", "mean_updates", "fastest_s",
-                        "slowest_s", "target"]
+                        "slowest_s", "target", "budget_s"]
     ok = measured(runs)
     if ok.empty:
         return pd.DataFrame(columns=columns)
@@ -62,7 +62,7 @@ def time_to_quality(runs: pd.DataFrame) -> pd.DataFrame:
                      "mean_s": olympic_mean(seconds), "mean_updates": olympic_mean(updates),
                      "fastest_s": float(hit.min()) if len(hit) else math.nan,
                      "slowest_s": float(hit.max()) if len(hit) else math.nan,
-                     "target": float(g["quality_target"].iloc[0])})
+                     "target": float(g["quality_target"].iloc[0]), "budget_s": float(g["max_seconds"].max())})
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -79,7 +79,7 @@ class Fastest:
     slowest_s: float
     reached: int
     seeds: int
-    others: list  # (label, mean_s) of the other device sets, fastest first; inf = not reached
+    others: list  # (label, mean_s, budget_s) of the other device sets, fastest first; inf = not reached
 
 
 def fastest_per_size(ttq: pd.DataFrame) -> list:
@@ -93,7 +93,7 @@ def fastest_per_size(ttq: pd.DataFrame) -> list:
             continue
         out.append(Fastest(recipe, int(b), int(n), best["label"], float(best["mean_s"]), float(best["fastest_s"]),
                            float(best["slowest_s"]), int(best["reached"]), int(best["seeds"]),
-                           [(r["label"], float(r["mean_s"])) for _, r in g.iloc[1:].iterrows()]))
+                           [(r["label"], float(r["mean_s"]), float(r["budget_s"])) for _, r in g.iloc[1:].iterrows()]))
     return out
 
 
