@@ -9,22 +9,20 @@ import itertools
 import json
 import sys
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from sinelstm.config import Budget, TrainConfig
 from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES
 from sinelstm.recipes import RECIPES
 
 from bench import errors, interrupt
 from bench.grid import SWEEP, grid_size
 from bench.options import (InputError, check_grid_size, check_mpi, choice_list, device_sets, fail, int_list,
-                           positive)
+                           positive, writable_folder, writable_output)
+from bench.run_options import DEFAULT, config, recipes, training_options
 
 DEFAULT_OUT = "results/local"
-DEFAULT = TrainConfig()
 
 
 # -- commands ------------------------------------------------------------------
@@ -59,51 +57,6 @@ def main(ctx):
     results/local, then its report."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(sweep)
-
-
-def training_options(fn):
-    """The options that shape one training run, shared by sweep and train;
-    every default is the library's (:class:`sinelstm.config.TrainConfig`)."""
-    options = [
-        click.option("--recipe", default=DEFAULT.recipe.name, show_default=True,
-                     help=f"Training recipe, from {', '.join(RECIPES)}: window, burn-in and learning-rate "
-                          "schedule ('article': the article's 10-step windows; 'quality_small' for n_units "
-                          "below 16; sweep takes several)."),
-        click.option("--seqlen", default=None, type=int, callback=positive("seqlen"),
-                     help="BPTT window length [default: the recipe's]."),
-        click.option("--updates", default=DEFAULT.budget.updates, show_default=True, callback=positive("updates"),
-                     help="Timed updates per run (at most)."),
-        click.option("--eval-every", default=DEFAULT.eval_every, show_default=True, callback=positive("eval-every"),
-                     help="Updates between evaluations (timed apart from training)."),
-        click.option("--quality-target", default=DEFAULT.quality_target, show_default=True,
-                     callback=positive("quality-target"),
-                     help="Closed-loop RMSE over the whole horizon that counts as generating the sine."),
-        click.option("--until-quality/--full-budget", default=True, show_default=True,
-                     help="Stop a run at the quality target, or run its whole budget."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def recipes(text: str, seqlen: int | None) -> list:
-    """The named recipes, each with ``--seqlen`` when given."""
-    try:
-        return [RECIPES[name] if seqlen is None else replace(RECIPES[name], seqlen=seqlen)
-                for name in choice_list("recipe", text, list(RECIPES))]
-    except ValueError as exc:
-        fail(f"--seqlen {seqlen}: {exc}")
-
-
-def config(recipe, updates: int, warmup: int = DEFAULT.budget.warmup, max_seconds: float | None = None,
-           **settings) -> TrainConfig:
-    """A training config from the library's defaults and these settings;
-    settings the library refuses are bad input."""
-    limits = budget(updates=updates, seconds=max_seconds, warmup=warmup)
-    try:
-        return replace(DEFAULT, recipe=recipe, budget=limits, **settings)
-    except ValueError as exc:
-        fail(str(exc))
 
 
 @main.command()
@@ -184,13 +137,6 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         store.close()
 
 
-def budget(**settings) -> Budget:
-    try:
-        return Budget(**settings)
-    except ValueError as exc:
-        fail(f"--{str(exc).replace('seconds', 'max-seconds', 1)}")
-
-
 def open_store(out: Path):
     from bench.store import ResultsError, ResultStore
 
@@ -204,36 +150,12 @@ def open_store(out: Path):
     return store
 
 
-def writable_folder(out: Path):
-    if out.exists() and not out.is_dir():
-        fail(f"--out {out} is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write-test").write_text("")
-        (out / ".write-test").unlink()
-    except OSError as exc:
-        fail(f"cannot write to {out}: {exc.strerror or exc}")
-
-
 def write_env(out: Path) -> str:
     """Append this invocation's machine to env.json; returns its id."""
     from bench import invocations
     from bench.envinfo import collect
 
     return invocations.append(out, collect())
-
-
-def writable_output(output: Path):
-    """Refuse an output path that cannot be written, before minutes of rendering."""
-    if output.is_dir():
-        fail(f"-o {output} is a folder; name the HTML file")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        probe = output.parent / f".{output.name}.probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        fail(f"cannot write the report to {output}: {exc.strerror or exc}")
 
 
 def render_report(folder: Path, output: Path | None, compare: Path | None = None):

@@ -5,6 +5,7 @@ A list option refuses an empty item (``10,,100``) and an item given twice
 (which would run one configuration twice and count the copy as a repeat).
 """
 import math
+from pathlib import Path
 
 import click
 
@@ -96,3 +97,27 @@ def positive(name):
 def check_grid_size(n_runs: int):
     if n_runs > MAX_RUNS:
         fail(f"the sweep would have {n_runs} runs; at most {MAX_RUNS} are allowed - fewer repeats or values")
+
+
+def writable_folder(out: Path):
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write-test").write_text("")
+        (out / ".write-test").unlink()
+    except OSError as exc:
+        fail(f"cannot write to {out}: {exc.strerror or exc}")
+
+
+def writable_output(output: Path):
+    """Refuse an output path that cannot be written, before minutes of rendering."""
+    if output.is_dir():
+        fail(f"-o {output} is a folder; name the HTML file")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        probe = output.parent / f".{output.name}.probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        fail(f"cannot write the report to {output}: {exc.strerror or exc}")

@@ -21,3 +21,11 @@ if ! python3 -c "import sinelstm, chainer" 2>/dev/null; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 SB="python3 -m bench.cli"
+
+start_log() {  # start_log COMMAND: log into $RES/log.txt, name the machine
+  mkdir -p "$RES"
+  exec > >(tee -a "$RES/log.txt") 2>&1
+  export SINEBENCH_COMMAND=${SINEBENCH_COMMAND:-"$1"}
+  echo "== machine $(date -u)"
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
+}

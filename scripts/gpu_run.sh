@@ -19,12 +19,7 @@ set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
 RES=${RES:-results/$(gpu_tag)-$(date +%F)}
 REPEATS=${REPEATS:-3}
-mkdir -p "$RES"
-exec > >(tee -a "$RES/log.txt") 2>&1
-export SINEBENCH_COMMAND=${SINEBENCH_COMMAND:-"RES=$RES REPEATS=$REPEATS scripts/gpu_run.sh"}
-
-echo "== machine $(date -u)"
-nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
+start_log "RES=$RES REPEATS=$REPEATS scripts/gpu_run.sh"
 python3 -c "import sinelstm, chainer, cupy, numpy; print('chainer', chainer.__version__, 'cupy', cupy.__version__, 'numpy', numpy.__version__)"
 if [ -z "${SKIP_CHECKS:-}" ]; then
   echo "== verify"

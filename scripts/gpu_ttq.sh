@@ -16,12 +16,7 @@ source "$(dirname "$0")/gpu_env.sh"
 RES=${RES:-results/$(gpu_tag)-ttq-$(date +%F)}
 STAGE=${STAGE:-all}
 SEEDS=${SEEDS:-5}
-mkdir -p "$RES"
-exec > >(tee -a "$RES/log.txt") 2>&1
-export SINEBENCH_COMMAND=${SINEBENCH_COMMAND:-"RES=$RES STAGE=$STAGE scripts/gpu_ttq.sh"}
-
-echo "== machine $(date -u)"
-nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
+start_log "RES=$RES STAGE=$STAGE LARGE=${LARGE:-} scripts/gpu_ttq.sh"
 RUN=(--devices cpu,0,0+1 --strategy single-process,chainermn --repeats "$SEEDS" --until-quality
      --max-seconds 30 --eval-every 25 --no-report --no-progress --out "$RES")
 if [ "$STAGE" = small ] || [ "$STAGE" = all ]; then
