@@ -20,7 +20,7 @@ from bench import errors, interrupt
 from bench.grid import SWEEP, grid_size
 from bench.options import (InputError, check_grid_size, check_mpi, choice_list, device_sets, fail, int_list,
                            positive, writable_folder, writable_output)
-from bench.run_options import DEFAULT, config, recipes, training_options
+from bench.run_options import DEFAULT, advice, config, recipes, training_options
 
 DEFAULT_OUT = "results/local"
 
@@ -109,21 +109,30 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
                   quality_target=quality_target, until_quality=until_quality)
     for other in chosen[1:]:
         config(other, updates)  # each recipe's window must fit the data too
+    for line in advice(base, widths):
+        warn(line)
     specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
                         batchsizes=batches, units=widths, repeats=repeats, recipes=chosen)
     from bench import plan
 
-    if dry_run:
-        from bench.store import ResultStore
+    if dry_run:  # the checks of a real sweep, then the list; nothing written
+        from bench.store import ResultsError, ResultStore
 
-        click.echo("\n".join(plan.dry_run(specs, ResultStore(out).completed_ids())))
+        if out.exists() and not out.is_dir():
+            fail(f"--out {out} is a file, not a folder")
+        try:
+            done = ResultStore(out).completed_ids() if out.is_dir() else set()
+        except ResultsError as exc:
+            fail(str(exc))
+        click.echo("\n".join(plan.dry_run(specs, done)))
         return
     click.echo(plan.devices_line([ds.spec for ds in sets], asked=devices is not None))
+    machine = check_same_machine(out)
     store = open_store(out)
     from bench.runner import sweep as run_sweep
 
     try:
-        invocation = write_env(out)
+        invocation = write_env(out, machine)
         counts = run_sweep(specs, store, progress=progress, isolate=isolate, retries=retries, say=warn,
                            invocation=invocation)
         click.echo(f"{len(specs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
@@ -150,12 +159,17 @@ def open_store(out: Path):
     return store
 
 
-def write_env(out: Path) -> str:
+def check_same_machine(out: Path) -> dict:
+    from bench import invocations
+
+    return invocations.check_same_machine(out)
+
+
+def write_env(out: Path, record: dict) -> str:
     """Append this invocation's machine to env.json; returns its id."""
     from bench import invocations
-    from bench.envinfo import collect
 
-    return invocations.append(out, collect())
+    return invocations.append(out, record)
 
 
 def render_report(folder: Path, output: Path | None, compare: Path | None = None):
@@ -186,6 +200,8 @@ def report(results_dir, output, compare):
     for folder in (results_dir, compare):
         if folder is not None and not folder.is_dir():
             fail(f"{folder} is not a folder of results")
+    if compare is not None and compare.resolve() == results_dir.resolve():
+        fail("--compare names the results folder itself; give another machine's folder")
     if output is not None and (not output.name or output.is_dir()):
         fail(f"-o {str(output)!r} is a folder; give the report's file name, e.g. -o report.html")
     writable_output(output or results_dir / "report.html")
@@ -221,6 +237,8 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         fail("--recipe takes one recipe for train")
     cfg = config(chosen[0], updates, n_units=units, batchsize=batchsize, impl=impl, optimizer=optimizer,
                  seed=seed, eval_every=eval_every, quality_target=quality_target, until_quality=until_quality)
+    for line in advice(cfg, [units]):
+        warn(line)
     writable_folder(out)
     with warnings.catch_warnings():  # NumPy's overflow warnings before a divergence
         warnings.simplefilter("ignore", RuntimeWarning)

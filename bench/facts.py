@@ -40,10 +40,12 @@ def sweep(tables: dict) -> Sweep:
     tables may be left out)."""
     runs = tables["runs"]
     agg = aggregate(runs)
-    impl = SINEBENCH if (agg["impl"] == SINEBENCH).any() else ARTICLE_IMPL
+    impl = SINEBENCH if (agg["impl"] == SINEBENCH).any() or not (runs["impl"] == ARTICLE_IMPL).any() \
+        else ARTICLE_IMPL
     mine = agg[agg["impl"] == impl]
-    # Per-update facts compare one window length: the one most configurations ran.
-    seqlen = int(mine["seqlen"].mode().max()) if len(mine) else 10
+    # Per-update facts compare one window length: the one most configurations
+    # ran, the shorter (the article's) on a tie.
+    seqlen = int(mine["seqlen"].mode().min()) if len(mine) else 10
     return Sweep(runs, ok_runs(runs), agg, impl, mine[mine["seqlen"] == seqlen], seqlen,
                  *(tables.get(k, pd.DataFrame()) for k in ("breakdown", "curves", "closed_loop")))
 

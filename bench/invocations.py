@@ -53,3 +53,39 @@ def records(env: dict, used=()) -> dict:
     used = {u for u in used if isinstance(u, str) and u}
     chosen = {k: v for k, v in invocations.items() if k in used}
     return chosen or invocations
+
+
+def machine_kind(record: dict) -> str:
+    """What makes two machines' timings comparable, in words: the CPU (model
+    and usable cores) and the GPUs; not the host name, which a lent machine
+    of the same kind does not keep."""
+    cpu, gpu = record.get("cpu") or {}, record.get("gpu") or {}
+    names = [d.get("name", "?") for d in gpu.get("devices") or []]
+    gpus = f"{len(names)}× {names[0]}" if names and len(set(names)) == 1 else ", ".join(names) or "no GPU"
+    return f"{cpu.get('usable_cores', '?')}-core {cpu.get('model', '?')}, {gpus}"
+
+
+def other_machine(folder, record: dict) -> str | None:
+    """The kind of machine ``folder``'s runs were measured on, when it is
+    not ``record``'s: a sweep resumed there would pool two machines' runs
+    as repeats of one configuration."""
+    env = read(folder)
+    if not env:
+        return None
+    theirs, mine = machine_kind(_machine(env)), machine_kind(record)
+    return theirs if theirs != mine else None
+
+
+def check_same_machine(folder: Path) -> dict:
+    """This machine's record, once a folder measured on another kind of
+    machine has been refused as bad input (its runs and this one's would be
+    pooled as repeats of one configuration)."""
+    from bench.envinfo import collect
+    from bench.options import fail
+
+    record = collect()
+    if folder.is_dir() and (theirs := other_machine(folder, record)):
+        fail(f"{folder} holds runs measured on another kind of machine ({theirs}; this one: "
+             f"{machine_kind(record)}); sweep into a new folder with --out, so that the two are not pooled "
+             f"as repeats")
+    return record

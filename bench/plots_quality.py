@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench import style  # noqa: E402
+from bench.ttq import sizes  # noqa: E402
 from sinelstm.names import series_label  # noqa: E402
 
 
@@ -18,12 +19,11 @@ def time_to_quality_bars(ttq: pd.DataFrame):
     """Olympic-mean seconds to quality per device set, one panel per size
     (recipe, batch, n_units); whiskers from the fastest to the slowest seed
     that reached it; a configuration that did not reach it is marked."""
-    sizes = list(ttq.groupby(["recipe", "batchsize", "n_units"], sort=True).groups)
-    cols = min(4, len(sizes))
-    rows = math.ceil(len(sizes) / cols)
+    groups = list(sizes(ttq))
+    cols = min(4, len(groups))
+    rows = math.ceil(len(groups) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
-    for ax, size in zip(axes.flat, sizes):
-        g = ttq[(ttq["recipe"] == size[0]) & (ttq["batchsize"] == size[1]) & (ttq["n_units"] == size[2])]
+    for ax, (size, g) in zip(axes.flat, groups):
         g = g.set_index("label").loc[style.order(g["label"])].reset_index()
         y = np.arange(len(g))
         finite = np.isfinite(g["mean_s"].to_numpy(float))
@@ -39,7 +39,7 @@ def time_to_quality_bars(ttq: pd.DataFrame):
         ax.set_yticks(y, g["label"], fontsize=8)
         ax.set_xlabel("seconds of training to quality")
         ax.set_title(f"{size[0]} · batch {size[1]} · n_units {size[2]}", fontsize=9)
-    for ax in axes.flat[len(sizes):]:
+    for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig

@@ -59,7 +59,8 @@ class RunSpec:
     @property
     def label(self) -> str:
         c = self.train
-        return f"{series_label(self.devices, self.strategy, c.impl)} b={c.batchsize} n={c.n_units} #{self.repeat}"
+        return (f"{series_label(self.devices, self.strategy, c.impl)} {c.recipe.name} T={c.seqlen} "
+                f"b={c.batchsize} n={c.n_units} #{self.repeat}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,7 +19,10 @@ import pandas as pd
 
 from sinelstm.names import ARTICLE_RECIPE, DIVERGED, REACHED, series_label
 
-CONFIG = ["impl", "recipe", "strategy", "devices", "n_devices", "batchsize", "n_units"]
+# What makes seeds of one configuration: the same training, the same target
+# and the same cap (runs that differ in any of these are not pooled).
+CONFIG = ["impl", "recipe", "seqlen", "strategy", "devices", "n_devices", "batchsize", "n_units", "quality_target",
+          "max_seconds"]
 
 
 def measured(runs: pd.DataFrame) -> pd.DataFrame:
@@ -51,18 +54,19 @@ def time_to_quality(runs: pd.DataFrame) -> pd.DataFrame:
     if ok.empty:
         return pd.DataFrame(columns=columns)
     rows = []
-    for key, g in ok.groupby(CONFIG, sort=True):
+    for key, g in ok.groupby(CONFIG, sort=True, dropna=False):
         reached = g["quality_status"] == REACHED
         seconds = np.where(reached, g["time_to_quality_s"], math.inf)
         updates = np.where(reached, g["updates_to_quality"], math.inf)
         hit = g.loc[reached, "time_to_quality_s"]
-        rows.append({**dict(zip(CONFIG, key)), "label": series_label(key[3], key[2], key[0]),
+        c = dict(zip(CONFIG, key))
+        rows.append({**c, "label": series_label(c["devices"], c["strategy"], c["impl"]),
                      "seeds": len(g), "reached": int(reached.sum()),
                      "diverged": int((g["quality_status"] == DIVERGED).sum()),
                      "mean_s": olympic_mean(seconds), "mean_updates": olympic_mean(updates),
                      "fastest_s": float(hit.min()) if len(hit) else math.nan,
                      "slowest_s": float(hit.max()) if len(hit) else math.nan,
-                     "target": float(g["quality_target"].iloc[0]), "budget_s": float(g["max_seconds"].max())})
+                     "target": float(c["quality_target"]), "budget_s": float(c["max_seconds"])})
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -79,21 +83,33 @@ class Fastest:
     slowest_s: float
     reached: int
     seeds: int
+    target: float
     others: list  # (label, mean_s, budget_s) of the other device sets, fastest first; inf = not reached
+
+
+# One "size" of the headline: device sets compared on the same training,
+# target and cap.
+SIZE = ["recipe", "seqlen", "batchsize", "n_units", "quality_target", "max_seconds"]
+
+
+def sizes(ttq: pd.DataFrame):
+    """(recipe, batch, n_units) and the rows of each size, in order."""
+    for key, g in ttq.groupby(SIZE, sort=True, dropna=False):
+        yield (key[0], key[2], key[3]), g
 
 
 def fastest_per_size(ttq: pd.DataFrame) -> list:
     """For each recipe and size, the device set (and implementation) with the
     lowest olympic mean, if any reached quality."""
     out = []
-    for (recipe, b, n), g in ttq.groupby(["recipe", "batchsize", "n_units"], sort=True):
+    for (recipe, b, n), g in sizes(ttq):
         g = g.sort_values(["mean_s", "label"])
         best = g.iloc[0]
         if not math.isfinite(best["mean_s"]):
             continue
         out.append(Fastest(recipe, int(b), int(n), best["label"], float(best["mean_s"]), float(best["fastest_s"]),
                            float(best["slowest_s"]), int(best["reached"]), int(best["seeds"]),
-                           [(r["label"], float(r["mean_s"]), float(r["budget_s"])) for _, r in g.iloc[1:].iterrows()]))
+                           float(best["target"]), [(r["label"], float(r["mean_s"]), float(r["budget_s"])) for _, r in g.iloc[1:].iterrows()]))
     return out
 
 
@@ -101,7 +117,7 @@ def unreached_sizes(ttq: pd.DataFrame) -> list:
     """(recipe, batch, n_units, seeds reached, seeds run) where no device set's
     olympic mean is finite: too few seeds got there for a time to stand."""
     out = []
-    for (recipe, b, n), g in ttq.groupby(["recipe", "batchsize", "n_units"], sort=True):
+    for (recipe, b, n), g in sizes(ttq):
         if not np.isfinite(g["mean_s"].to_numpy(float)).any():
             out.append((recipe, int(b), int(n), int(g["reached"].sum()), int(g["seeds"].sum())))
     return out

@@ -265,3 +265,14 @@ def test_a_folder_from_before_the_invocation_column_is_resumed_with_it(tmp_path)
     assert list(runs.columns) == RunRow.columns()
     assert list(runs["invocation"]) == ["", next(iter(json.loads((tmp_path / "env.json").read_text())["invocations"]))]
     assert runs["status"].iloc[1] == "ok"
+
+
+def test_a_folder_measured_on_another_kind_of_machine_is_refused(tmp_path):
+    """Its runs and this machine's would be pooled as repeats of one configuration."""
+    env = {"cpu": {"model": "Other CPU", "usable_cores": 64}, "gpu": {"devices": [{"name": "Other GPU"}] * 2}}
+    (tmp_path / "env.json").write_text(json.dumps(env))
+    proc = sinebench("sweep", *TINY, "--units", "5", "--repeats", "1", "--out", tmp_path, "--no-report")
+    assert proc.returncode == 2
+    assert "another kind of machine (64-core Other CPU, 2× Other GPU; this one:" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert json.loads((tmp_path / "env.json").read_text()) == env and not (tmp_path / "runs.csv").exists()

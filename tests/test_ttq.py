@@ -13,7 +13,7 @@ def seeds(devices, strategy, seconds, recipe="quality", batch=10, units=32, stat
     rows = []
     for seed, s in enumerate(seconds):
         rows.append({"run_id": f"{devices}-{strategy}-{recipe}-{batch}-{units}-{seed}", "impl": "sinebench",
-                     "recipe": recipe, "strategy": strategy, "devices": devices,
+                     "recipe": recipe, "seqlen": 10 if recipe == "article" else 200, "strategy": strategy, "devices": devices,
                      "n_devices": len(devices.split("+")), "batchsize": batch, "n_units": units, "seed": seed,
                      "repeat": seed, "status": (status or ["ok"] * len(seconds))[seed],
                      "quality_status": "reached" if s is not None else "not reached",
@@ -57,6 +57,24 @@ def test_fastest_device_set_per_size_and_the_sentence():
                               "n_units 32, recipe quality: fastest 1 GPU, 2 s of training")
     assert said[0].endswith("; CPU 5 s.")
     assert "At batch 100 / n_units 128, recipe quality, no device set" in said[1]
+
+
+def test_runs_with_another_target_window_or_cap_are_not_seeds_of_one_configuration():
+    one = seeds("cpu", "single-device", [1, 2, 3])
+    other_target = [{**r, "run_id": r["run_id"] + "t", "quality_target": 5.0} for r in one]
+    other_window = [{**r, "run_id": r["run_id"] + "w", "seqlen": 20} for r in one]
+    other_cap = [{**r, "run_id": r["run_id"] + "c", "max_seconds": 1.0} for r in one]
+    table = ttq.time_to_quality(pd.DataFrame(one + other_target + other_window + other_cap))
+    assert len(table) == 4 and (table["seeds"] == 3).all()
+    assert sorted(table["target"]) == [0.1, 0.1, 0.1, 5.0]
+    said = sentences.quality(pd.DataFrame(one + other_target))
+    assert sorted(s.split("RMSE ≤ ")[1].split(")")[0] for s in said) == ["0.1", "5"]
+
+
+def test_fewer_than_three_seeds_drop_none_and_say_so():
+    (f,) = ttq.fastest_per_size(ttq.time_to_quality(pd.DataFrame(seeds("cpu", "single-device", [2, 4]))))
+    assert f.mean_s == 3.0
+    assert "(mean of 2 seeds (too few to drop the fastest and slowest);" in sentences.time_to_quality(f)
 
 
 def test_article_baseline_counts_its_runs():
