@@ -109,7 +109,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
                   quality_target=quality_target, until_quality=until_quality)
     for other in chosen[1:]:
         config(other, updates)  # each recipe's window must fit the data too
-    for line in advice(base, widths):
+    for line in advice(base):
         warn(line)
     specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
                         batchsizes=batches, units=widths, repeats=repeats, recipes=chosen)
@@ -127,8 +127,14 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         click.echo("\n".join(plan.dry_run(specs, done)))
         return
     click.echo(plan.devices_line([ds.spec for ds in sets], asked=devices is not None))
-    machine = check_same_machine(out)
-    store = open_store(out)
+    from bench.invocations import check_same_machine
+
+    store = open_store(out)  # the lock first: the machine check takes a moment
+    try:
+        machine = check_same_machine(out)
+    except InputError:
+        store.close()
+        raise
     from bench.runner import sweep as run_sweep
 
     try:
@@ -157,12 +163,6 @@ def open_store(out: Path):
     except ResultsError as exc:
         fail(str(exc))
     return store
-
-
-def check_same_machine(out: Path) -> dict:
-    from bench import invocations
-
-    return invocations.check_same_machine(out)
 
 
 def write_env(out: Path, record: dict) -> str:
@@ -237,7 +237,7 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         fail("--recipe takes one recipe for train")
     cfg = config(chosen[0], updates, n_units=units, batchsize=batchsize, impl=impl, optimizer=optimizer,
                  seed=seed, eval_every=eval_every, quality_target=quality_target, until_quality=until_quality)
-    for line in advice(cfg, [units]):
+    for line in advice(cfg):
         warn(line)
     writable_folder(out)
     with warnings.catch_warnings():  # NumPy's overflow warnings before a divergence

@@ -67,13 +67,11 @@ def budget(**settings) -> Budget:
         fail(f"--{str(exc).replace('seconds', 'max-seconds', 1)}")
 
 
-def advice(cfg: TrainConfig, units) -> list:
+def advice(cfg: TrainConfig) -> list:
     """Warnings about settings that run but cannot answer the question."""
     out = []
     zero = cfg.data.amplitude / 2 ** 0.5  # the RMSE of predicting 0 for a sine
     if cfg.quality_target >= zero:
         out.append(f"--quality-target {cfg.quality_target:g} is no better than predicting 0 (RMSE {zero:.2f}): "
                    f"every run will 'generate the sine' at once")
-    if cfg.recipe.name == "quality" and any(n < 16 for n in units):
-        out.append("recipe quality trains n_units below 16 unreliably; quality_small is made for them")
     return out

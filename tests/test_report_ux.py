@@ -25,7 +25,8 @@ def test_one_colour_and_marker_per_device_set_in_every_chart(tmp_path):
     fig = plots.time_vs_batch(sw.agg)
     lines = {ln.get_label(): _hex(ln.get_color()) for ax in fig.axes for ln in ax.get_lines()}
     assert lines["CPU"] == style.colour("CPU") and lines["1 GPU"] == style.colour("1 GPU")
-    ttq = pd.DataFrame({"recipe": "quality", "batchsize": 10, "n_units": 32, "label": ["CPU", "1 GPU"],
+    ttq = pd.DataFrame({"recipe": "quality", "seqlen": 200, "quality_target": 0.1, "max_seconds": 30.0,
+                        "batchsize": 10, "n_units": 32, "label": ["CPU", "1 GPU"],
                         "mean_s": [2.0, 1.0], "fastest_s": [1.5, 0.8], "slowest_s": [2.5, 1.2], "reached": 5,
                         "seeds": 5})
     fig = plots_quality.time_to_quality_bars(ttq)
