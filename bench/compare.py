@@ -44,9 +44,11 @@ def cpu_vs_gpu(local: facts.Sweep, other: Compared) -> pd.DataFrame:
 
 
 def sizes_hint(local: facts.Sweep, other: Compared) -> str:
-    """The sweep command that would measure this CPU at the other's sizes."""
+    """The sweep commands that would measure this CPU at the other's sizes,
+    one per recipe (each with the sizes it ran); empty when it has none."""
     o = other.sweep.main
-    recipe = o["recipe"].iloc[0] if len(o) else "article"
-    return (f"sinebench sweep --devices cpu --recipe {recipe} --batchsize "
-            f"{','.join(map(str, sorted(o['batchsize'].unique())))} --units "
-            f"{','.join(map(str, sorted(o['n_units'].unique())))}")
+    return "; ".join(
+        f"sinebench sweep --devices cpu --recipe {recipe} --batchsize "
+        f"{','.join(map(str, sorted(g['batchsize'].unique())))} --units "
+        f"{','.join(map(str, sorted(g['n_units'].unique())))}"
+        for recipe, g in o.groupby("recipe"))

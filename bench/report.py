@@ -15,6 +15,7 @@ import io
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 import matplotlib.pyplot as plt
 
 from bench import (compare as cmp, facts, invocations, machine, peaks, plots, plots_compare, plots_maps,
@@ -137,7 +138,8 @@ def sections(sw: Sweep, models: dict, figs: Figures) -> list:
                      "Closed-loop prediction per device set (first repeat).", "closed loop")],
             text=[sentences.time_to_target_each(ttt)]))
     secs.append(_section("runs", "All configurations", [], table=tables.configurations(sw.agg)
-                         + tables.failed(sw.runs) if len(sw.agg) else "No run finished."))
+                         + tables.failed(sw.runs) if len(sw.agg) else
+                         Markup("<p>No run finished.</p>") + tables.failed(sw.runs)))
     return secs
 
 

@@ -95,11 +95,13 @@ def why_not_model(a: xover.Agreement | None) -> str:
 def compared(grid: pd.DataFrame, card: str, name: str, hint: str) -> str:
     """This machine's CPU against another machine's GPU (see bench.compare)."""
     if grid.empty:
-        return f"No size ran both here and in {name}; to compare, run: {hint}"
+        return (f"No size ran both here and in {name}; to compare, run: {hint}" if hint else
+                f"{name} has no finished one-GPU runs to compare with.")
     s = grid.stack().dropna()
     wins, best, worst = int((s > 1).sum()), s.idxmax(), s.idxmin()
+    faster = f" (at most {fmt_x(s[best])}, at {at(*best)})" if wins else ""
     return (f"This machine's CPU against one {card} from {name}, at the {len(s)} sizes both ran: the GPU is "
-            f"faster in {wins} (at most {fmt_x(s[best])}, at {at(*best)}) and slower in {len(s) - wins}"
+            f"faster in {wins}{faster} and slower in {len(s) - wins}"
             + (f" (down to {fmt_x(s[worst])}, at {at(*worst)})." if wins < len(s) else "."))
 
 
