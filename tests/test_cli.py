@@ -51,8 +51,11 @@ def test_sweep_writes_results_and_report(swept):
     assert {"cpu", "gpu", "versions", "command", "git_commit"} <= set(pd.read_json(swept / "env.json",
                                                                                    typ="series").index)
     html = (swept / "report.html").read_text()
-    assert "Summary" in html and "data:image/png;base64," in html
-    assert (swept / "figures" / "time_per_update.png").exists()
+    # The report states this sweep's own numbers: its run count and the CPU's median at batch 10 / n_units 5.
+    assert "4 of 4 runs finished" in html
+    cpu_ms = runs[runs["n_units"] == 5]["ms_per_update_median"].median()
+    assert f"the CPU takes {cpu_ms:.3g} ms per update" in html
+    assert html.count("data:image/png;base64,") == len(list((swept / "figures").glob("*.png")))
 
 
 def test_rerun_skips_completed_runs(swept):
