@@ -49,14 +49,12 @@ def rmse_vs_time(curves: pd.DataFrame, runs: pd.DataFrame, target: float):
     """Closed-loop RMSE against training time, every seed a thin line, one
     panel per size, one colour per device set."""
     runs = runs[runs["run_id"].isin(curves["run_id"])]
-    sizes = list(runs.groupby(["recipe", "batchsize", "n_units"], sort=True).groups)
-    cols = min(4, len(sizes))
-    rows = math.ceil(len(sizes) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False, sharey=True)
     labels = [series_label(d, s, i) for d, s, i in zip(runs["devices"], runs["strategy"], runs["impl"])]
-    runs = runs.assign(label=labels)
-    for ax, size in zip(axes.flat, sizes):
-        sel = runs[(runs["recipe"] == size[0]) & (runs["batchsize"] == size[1]) & (runs["n_units"] == size[2])]
+    groups = list(sizes(runs.assign(label=labels)))
+    cols = min(4, len(groups))
+    rows = math.ceil(len(groups) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False, sharey=True)
+    for ax, (size, sel) in zip(axes.flat, groups):
         for label in style.order(sel["label"]):
             g = sel[sel["label"] == label]
             for i, rid in enumerate(g["run_id"]):
@@ -69,7 +67,7 @@ def rmse_vs_time(curves: pd.DataFrame, runs: pd.DataFrame, target: float):
         ax.set_title(f"{size[0]} · batch {size[1]} · n_units {size[2]}", fontsize=9)
         ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("closed-loop RMSE (whole horizon)")
-    for ax in axes.flat[len(sizes):]:
+    for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig

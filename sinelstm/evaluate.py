@@ -61,11 +61,3 @@ def closed_loop(model, data: SineData, warmup_fraction: float = 0.1) -> ClosedLo
         rmse_50=float(np.sqrt(np.mean(err[:50] ** 2))),
         rmse_all=float(np.sqrt(np.mean(err**2))),
     )
-
-
-def closed_loop_rmse(model, data: SineData, warmup_fraction: float = 0.1) -> float:
-    """Full-horizon closed-loop RMSE: whether the model generates the sine
-    (the fast evaluator, :mod:`sinelstm.quality`)."""
-    from sinelstm.quality import closed_loop_fast
-
-    return closed_loop_fast(model, data, warmup_fraction).rmse_all

@@ -29,8 +29,10 @@ def _parts(cfg):
     iterator = WindowIterator(cfg.data.n_train, cfg.batchsize, cfg.seqlen, seed=cfg.seed)
     train_series, _ = cfg.data.split()
     lr = cfg.lr if cfg.lr is not None else lr_for(cfg.recipe, cfg.batchsize)
+    # A constant rate needs no call per update in the timed loop.
+    schedule = None if cfg.recipe.lr_final is None else (lambda k: lr_at(cfg.recipe, k, lr))
     settings = {"impl": cfg.impl, "burn_in": cfg.recipe.burn_in, "grad_clip": cfg.recipe.grad_clip,
-                "schedule": lambda k: lr_at(cfg.recipe, k, lr)}
+                "schedule": schedule}
     return (model, make_optimizer(cfg.optimizer, lr), iterator, train_series), settings
 
 
