@@ -5,7 +5,6 @@ written (:mod:`bench.options`); any other failure one line and exit code 1
 (:mod:`bench.errors`).
 """
 import errno
-import itertools
 import json
 import sys
 import warnings
@@ -252,14 +251,16 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
 @click.option("--impl", default=IMPLS[0], show_default=True, help=f"Implementations, from {', '.join(IMPLS)}.")
 @click.option("--recipe", default=ARTICLE_RECIPE, show_default=True,
               help=f"Recipes, from {', '.join(RECIPES)} (another than the article's checks its burn-in and schedule).")
-@click.option("--updates", default=20, show_default=True, callback=positive("updates"), help="SGD updates compared.")
-def verify(devices, strategy, impl, recipe, updates):
+@click.option("--optimizer", default="sgd", show_default=True, help="Optimizers, from sgd, adam.")
+@click.option("--updates", default=20, show_default=True, callback=positive("updates"), help="Updates compared.")
+def verify(devices, strategy, impl, recipe, optimizer, updates):
     """Check that each device set trains the same model as its first device
-    alone (SGD, identical weights and batches); exit 1 if one differs."""
+    alone (identical weights and batches; the graph implementation against
+    the eager one, on one device too); exit 1 if one differs."""
     from bench.launch import verify_under_mpi
     from sinelstm.devices import gpu_count
     from sinelstm.verify import verify as verify_set
-    from sinelstm.verify import verify_config
+    from sinelstm.verify import cases, reference_impl, verify_config
 
     if devices is None:
         n = gpu_count()
@@ -267,21 +268,22 @@ def verify(devices, strategy, impl, recipe, updates):
     strategies = choice_list("strategy", strategy, STRATEGIES)
     impls = choice_list("impl", impl, IMPLS)
     recipes = choice_list("recipe", recipe, list(RECIPES))
+    optimizers = choice_list("optimizer", optimizer, ["sgd", "adam"])
     sets = device_sets(devices)
-    if single := [ds.spec for ds in sets if ds.n_devices == 1]:
+    if all(reference_impl(im) == im for im in impls) and (single := [ds.spec for ds in sets if ds.n_devices == 1]):
         fail(f"verify compares a multi-device set with its first device alone; {single[0]!r} is one device "
              f"(try cpu+cpu, or 0+1)")
     check_mpi(strategies)
     results = []
-    for ds, strat, im, rec in itertools.product(sets, strategies, impls, recipes):
-        if strat == STRATEGIES[1]:
-            res = verify_under_mpi(ds, im, updates, rec)
+    for ds, strat, im, rec, opt in cases(sets, strategies, impls, recipes, optimizers):
+        if strat == STRATEGIES[1] and ds.n_devices > 1:
+            res = verify_under_mpi(ds, im, updates, rec, opt)
         else:
             res = verify_set(ds, strat, verify_config(impl=im, updates=updates, n_devices=ds.n_devices,
-                                                      recipe=RECIPES[rec]))
+                                                      recipe=RECIPES[rec], optimizer=opt))
         results.append(res)
         click.echo(f"{res.spec:<12} {res.strategy:<15} {res.impl:<10} {res.recipe:<8} vs {res.reference:<4} "
-                   f"{res.updates} SGD updates: max |dparam| = {res.max_diff:.3g}  "
+                   f"{res.updates} {res.optimizer.upper()} updates: max |dparam| = {res.max_diff:.3g}  "
                    f"{'PASS' if res.passed else 'FAIL'} (tolerance {res.tolerance:g})"
                    + (f"  error: {res.error}" if res.error else ""))
     sys.exit(0 if all(r.passed for r in results) else 1)

@@ -194,7 +194,10 @@ def scaling(eff: pd.DataFrame, phases: pd.Series) -> list:
 
 
 def impl_pairs(agg: pd.DataFrame) -> pd.DataFrame:
-    """The configurations that ran with both implementations, one row each."""
+    """The configurations that ran with both sinebench's and the article's
+    implementations, one row each (other implementations have their own
+    comparisons)."""
+    agg = agg[agg["impl"].isin([SINEBENCH, ARTICLE_IMPL])]
     both = agg.groupby(["devices", "strategy", "batchsize", "n_units"])["impl"].transform("nunique") > 1
     pairs = agg[both].copy()
     pairs["config"] = [f"{lab} · b{b}/n{n}" for lab, b, n in zip(pairs["label"], pairs["batchsize"],

@@ -47,7 +47,7 @@ def python_command(module: str, *args, ranks: int = 0) -> list:
     return [find_mpiexec(), "-n", str(ranks)] + cmd if ranks else cmd
 
 
-def verify_under_mpi(device_set, impl: str, updates: int, recipe: str):
+def verify_under_mpi(device_set, impl: str, updates: int, recipe: str, optimizer: str = "sgd"):
     """``sinebench verify --strategy chainermn``: an MPI job of
     :mod:`sinelstm.verify`, one rank per device; its rank 0's result, or a
     failed result carrying the job's last line of output."""
@@ -57,11 +57,12 @@ def verify_under_mpi(device_set, impl: str, updates: int, recipe: str):
     from sinelstm.names import STRATEGIES
     from sinelstm.verify import RESULT_PREFIX, VerifyResult
 
-    cmd = python_command("sinelstm.verify", device_set.spec, impl, updates, recipe, ranks=device_set.n_devices)
+    cmd = python_command("sinelstm.verify", device_set.spec, impl, updates, recipe, optimizer,
+                         ranks=device_set.n_devices)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), cwd=PROJECT_ROOT, timeout=600)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             return VerifyResult(**json.loads(line[len(RESULT_PREFIX):]))
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
     return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=STRATEGIES[1], impl=impl,
-                        updates=updates, max_diff=float("inf"), recipe=recipe, error=tail[0])
+                        updates=updates, max_diff=float("inf"), recipe=recipe, optimizer=optimizer, error=tail[0])

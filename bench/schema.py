@@ -113,6 +113,9 @@ class RunRow:
     time_to_quality_s: float | None  # training time, evaluations excluded
     updates_to_quality: int | None
     eval_s: float | None  # time spent evaluating, outside every other time
+    # How the implementation ran the update: "eager" (framework calls),
+    # "cuda-graph" or "numba" (the graph implementation's compiled paths).
+    path: str | None
     # The sweep invocation that measured the run (a key of env.json's
     # "invocations"); set by the sweep process, not the worker.
     invocation: str = ""
@@ -154,7 +157,7 @@ TRANSIENT = ("error", "timeout", "oom", "killed")
 
 # A results folder written before a column existed is read (and, by a sweep,
 # rewritten) with that column filled by its entry here, or left empty.
-LEGACY_DEFAULTS = {"attempt": 1, "recipe": ARTICLE_RECIPE, "seed": 0}
+LEGACY_DEFAULTS = {"attempt": 1, "recipe": ARTICLE_RECIPE, "seed": 0, "path": "eager"}
 
 
 def clean_text(text) -> str:

@@ -81,7 +81,7 @@ def write_results(spec: RunSpec, device_set, result, breakdown, out: Path):
         closed_loop_rmse_50=loop.rmse_50, closed_loop_rmse_all=loop.rmse_all,
         time_to_target_s=result.time_to_target_s, gpu_name=gpu_name(device_set),
         quality_status=result.quality_status, time_to_quality_s=result.time_to_quality_s,
-        updates_to_quality=result.updates_to_quality, eval_s=result.eval_s,
+        updates_to_quality=result.updates_to_quality, eval_s=result.eval_s, path=result.path,
     )
     rid = spec.run_id
     side = {"curves.csv": [CurvePoint(rid, **point) for point in result.curve]}

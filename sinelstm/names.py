@@ -3,7 +3,8 @@ sweep process, the store and the report can use it without importing a
 framework: implementations, strategies, phases of an update, training
 recipes and the labels that name a series in tables and charts."""
 
-IMPLS = ("sinebench", "article")
+# "graph": the whole update compiled as one unit (sinelstm.graph).
+IMPLS = ("sinebench", "article", "graph")
 # How a multi-device set trains; a one-device set is always SINGLE_DEVICE.
 SINGLE_DEVICE = "single-device"
 STRATEGIES = ("single-process", "chainermn")

@@ -14,6 +14,7 @@ one it is.
 import sinelstm  # noqa: F401
 import chainer
 
+from sinelstm.graph import GRAPH_IMPL, make_graph_updater
 from sinelstm.iterator import WindowIterator
 from sinelstm.model import SineLSTM
 from sinelstm.names import SINGLE_DEVICE, STRATEGIES
@@ -33,6 +34,9 @@ def _parts(cfg):
     schedule = None if cfg.recipe.lr_final is None else (lambda k: lr_at(cfg.recipe, k, lr))
     settings = {"impl": cfg.impl, "burn_in": cfg.recipe.burn_in, "grad_clip": cfg.recipe.grad_clip,
                 "schedule": schedule}
+    if cfg.impl == GRAPH_IMPL:
+        # The compiled update evaluates the schedule on the device.
+        settings.update(recipe=cfg.recipe, lr=lr)
     return (model, make_optimizer(cfg.optimizer, lr), iterator, train_series), settings
 
 
@@ -49,6 +53,11 @@ class SingleProcess:
 
     def make_updater(self, cfg, scale_losses: bool = True):
         parts, settings = _parts(cfg)
+        if cfg.impl == GRAPH_IMPL:
+            if len(self.devices) > 1:
+                raise ValueError("the graph implementation runs one device per process: "
+                                 "use --strategy chainermn for several devices")
+            return make_graph_updater(*parts, self.devices[0], **settings)
         return make_updater(*parts, self.devices, scale_losses, **settings)
 
     def agree(self, stop: bool) -> bool:
@@ -74,6 +83,8 @@ class OneProcessPerDevice:
         from sinelstm.mn import ChainerMNUpdater
 
         parts, settings = _parts(cfg)
+        if cfg.impl == GRAPH_IMPL:
+            return make_graph_updater(*parts, self.device, comm=self.comm, **settings)
         return ChainerMNUpdater(self.comm, *parts, self.device, **settings)
 
     def agree(self, stop: bool) -> bool:

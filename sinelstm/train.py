@@ -42,6 +42,7 @@ class TrainResult:
     time_to_quality_s: float | None  # training time to the closed-loop target
     updates_to_quality: int | None
     model: chainer.Chain
+    path: str = "eager"  # how the updater ran the update (sinelstm.graph)
 
 
 class Diverged(ArithmeticError):
@@ -147,4 +148,5 @@ def _timed_loop(cfg, updater, strategy) -> TrainResult:
         time_to_quality_s=quality[0] if quality else None,
         updates_to_quality=quality[1] if quality else None,
         model=model,
+        path=updater.path,
     )

@@ -48,6 +48,8 @@ class Updater:
     gradient of the same global-batch loss.
     """
 
+    path = "eager"  # how the update runs (sinelstm.graph's updater says otherwise)
+
     def __init__(self, model, optimizer, iterator, series, device, impl="sinebench", burn_in=0, schedule=None,
                  grad_clip=None):
         self.iterator = iterator

@@ -11,7 +11,7 @@ under ``mpiexec``), whose rank 0 prints its result as one JSON line.
 """
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -26,6 +26,13 @@ from sinelstm.strategy import SingleProcess, make_strategy
 
 TOLERANCE = 1e-5
 RESULT_PREFIX = "RESULT "
+# What an implementation is checked against: itself on the first device, or,
+# for the compiled update, the eager path it must equal.
+REFERENCE_IMPL = {"graph": "sinebench"}
+
+
+def reference_impl(impl: str) -> str:
+    return REFERENCE_IMPL.get(impl, impl)
 
 
 @dataclass
@@ -37,6 +44,7 @@ class VerifyResult:
     updates: int
     max_diff: float
     recipe: str = ARTICLE_RECIPE
+    optimizer: str = "sgd"
     tolerance: float = TOLERANCE
     error: str = ""  # why the check could not run, if it could not
 
@@ -46,7 +54,7 @@ class VerifyResult:
 
 
 def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2, n_units: int = 5,
-                  recipe: Recipe = RECIPES[ARTICLE_RECIPE]) -> TrainConfig:
+                  recipe: Recipe = RECIPES[ARTICLE_RECIPE], optimizer: str = "sgd") -> TrainConfig:
     """SGD from the seed's weights; 4 windows per device (8 at least), so
     that every device set splits the batch evenly. The article's short
     windows by default: the check is about gradients, not about quality;
@@ -54,9 +62,25 @@ def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2
     # The loss sums the scored steps: 0.01 for the article's 10, the same
     # step per scored step for longer windows, which otherwise let SGD
     # blow up and amplify rounding until no two runs agree.
-    lr = 0.1 / (recipe.seqlen - recipe.burn_in)
-    return TrainConfig(n_units=n_units, batchsize=4 * max(2, n_devices), recipe=recipe, optimizer="sgd", lr=lr,
+    # Adam (``optimizer="adam"``) checks the moments and the bias correction,
+    # at the recipe's own rate.
+    lr = 0.1 / (recipe.seqlen - recipe.burn_in) if optimizer == "sgd" else None
+    return TrainConfig(n_units=n_units, batchsize=4 * max(2, n_devices), recipe=recipe, optimizer=optimizer, lr=lr,
                        impl=impl, budget=Budget(updates=updates, warmup=0))
+
+
+def cases(device_sets, strategies, impls, recipes, optimizers):
+    """The checks that mean something, in order: a one-device set only
+    against another implementation (once, whatever the strategies), the
+    graph implementation only one device per process."""
+    import itertools
+
+    for ds, strat, im, rec, opt in itertools.product(device_sets, strategies, impls, recipes, optimizers):
+        if ds.n_devices == 1 and (reference_impl(im) == im or strat != strategies[0]):
+            continue
+        if ds.n_devices > 1 and im == "graph" and strat != STRATEGIES[1]:
+            continue
+        yield ds, strat, im, rec, opt
 
 
 def trained_params(cfg: TrainConfig, strategy, scale_losses: bool = True) -> dict:
@@ -77,25 +101,27 @@ def max_param_diff(a: dict, b: dict) -> float:
 
 def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | None = None,
            scale_losses: bool = True) -> VerifyResult | None:
-    """Train ``device_set`` with the strategy and its first device alone;
-    compare the parameters. Under MPI every rank calls this and rank 0 gets
-    the result, the others ``None``."""
+    """Train ``device_set`` with the strategy, and its first device alone
+    with the reference implementation; compare the parameters. Under MPI
+    every rank calls this and rank 0 gets the result, the others ``None``."""
     cfg = cfg or verify_config(n_devices=device_set.n_devices)
     strategy = make_strategy(strategy_name, device_set)
     params = trained_params(cfg, strategy, scale_losses=scale_losses)
     if not strategy.reports:
         return None
-    reference = trained_params(cfg, SingleProcess(parse_device_set(device_set.first_spec)))
-    return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=strategy.name,
-                        impl=cfg.impl, updates=cfg.budget.updates, max_diff=max_param_diff(params, reference),
-                        recipe=cfg.recipe.name)
+    ref_impl = reference_impl(cfg.impl)
+    reference = trained_params(replace(cfg, impl=ref_impl), SingleProcess(parse_device_set(device_set.first_spec)))
+    return VerifyResult(spec=device_set.spec, strategy=strategy.name, impl=cfg.impl, updates=cfg.budget.updates,
+                        reference=device_set.first_spec + ("" if ref_impl == cfg.impl else f" {ref_impl}"),
+                        max_diff=max_param_diff(params, reference), recipe=cfg.recipe.name, optimizer=cfg.optimizer)
 
 
 def main(argv=None):
-    """One MPI rank: ``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE``."""
-    spec, impl, updates, recipe = (sys.argv[1:] if argv is None else argv)[:4]
+    """One MPI rank: ``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE [OPTIMIZER]``."""
+    spec, impl, updates, recipe, *rest = (sys.argv[1:] if argv is None else argv)
     device_set = parse_device_set(spec)
-    cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices, recipe=RECIPES[recipe])
+    cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices, recipe=RECIPES[recipe],
+                        optimizer=rest[0] if rest else "sgd")
     result = verify(device_set, STRATEGIES[1], cfg)
     if result is not None:
         print(RESULT_PREFIX + json.dumps(asdict(result)), flush=True)

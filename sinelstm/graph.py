@@ -1,0 +1,291 @@
+"""The ``graph`` implementation: one training update as one compiled unit.
+
+On a GPU the update — window gather, forward, loss, backward, gradient
+all-reduce, clipping and the optimizer step — is four kernels
+(:mod:`sinelstm.graph_cuda`) and, with one process per GPU, an NCCL
+all-reduce, captured once as a CUDA graph and replayed: the host's cost per
+update is one graph launch, whatever the window length. On the CPU the same
+update is three Numba-compiled loops (:mod:`sinelstm.graph_cpu`) and an MPI
+all-reduce between ranks. Either way the model's parameters and the
+optimizer's moments live in flat buffers that the Chainer model and optimizer
+are re-pointed at (:mod:`sinelstm.flat`), so evaluation, checkpoints and
+``verify`` read them as for any other implementation.
+
+The compiled path serves the sizes where fixed cost matters — n_units up to
+``graph_cuda.MAX_UNITS`` — and runs one device per process. Larger models
+are arithmetic-bound, where the eager path's cuBLAS products are the right
+tool; there :func:`make_graph_updater` returns the eager updater and says so
+in ``path``, which every run records.
+"""
+import math
+
+import numpy as np
+
+import sinelstm  # noqa: F401
+import chainer
+
+from sinelstm import graph_cpu
+from sinelstm.flat import FlatState, LAYOUT
+from sinelstm.updaters import Updater, set_lr, shard
+
+GRAPH_IMPL = "graph"
+# Window offsets are drawn on the host and uploaded this many updates at a
+# time: the graph reads update k's from device memory.
+CHUNK = 1024
+PATH_GPU, PATH_CPU, PATH_EAGER = "cuda-graph", "numba", "eager"
+
+
+def compiled_path(is_gpu: bool, n_units: int) -> str:
+    """Which path the ``graph`` implementation takes for this size."""
+    from sinelstm.graph_cuda import MAX_UNITS
+
+    if n_units > MAX_UNITS:
+        return PATH_EAGER
+    return PATH_GPU if is_gpu else PATH_CPU
+
+
+class GraphUpdater:
+    """One replica on one device (this process's, under MPI: ``comm``),
+    with the updater interface the training loop, the profile and ``verify``
+    use: ``update``, ``loss_value``, ``synchronize``, ``phases``."""
+
+    def __init__(self, model, optimizer, iterator, series, device, *, recipe, lr, burn_in=0, grad_clip=None,
+                 comm=None):
+        model.to_device(device)
+        optimizer.setup(model)
+        if comm is not None:
+            comm.bcast_data(model)  # before the flat views: it may replace arrays
+        self.model, self.optimizer, self.iterator, self.device, self.comm = model, optimizer, iterator, device, comm
+        self.size, self.rank = (comm.size, comm.rank) if comm is not None else (1, 0)
+        self.is_gpu = device.xp is not np
+        self.path = PATH_GPU if self.is_gpu else PATH_CPU
+        self.flat = FlatState(model, optimizer, device.xp)
+        self.n = model.n_units
+        self.batch_global = iterator.batchsize
+        self.batch = len(shard(np.zeros(self.batch_global), self.size)[0])
+        self.seqlen, self.burn_in = iterator.seqlen, burn_in
+        self.clip = float(grad_clip or 0.0)
+        hp = optimizer.hyperparam
+        self.adam = self.flat.adam
+        self.beta1, self.beta2, self.eps = (hp.beta1, hp.beta2, hp.eps) if self.adam else (0.0, 0.0, 0.0)
+        # The schedule of sinelstm.recipes.lr_at, evaluated by the optimizer
+        # kernel from the update count: lr(k) = peak * ratio ** (min(k, d) / d).
+        self.peak = lr
+        self.recipe = recipe
+        decays = recipe is not None and recipe.lr_final is not None
+        self.decay = recipe.decay_updates if decays else 0
+        self.log_ratio = math.log(recipe.lr_final / recipe.lr) if decays else 0.0
+        self.k = 0  # updates done (the device keeps its own count on a GPU)
+        self.offsets_o = np.array([self.flat.start(name) for name, _ in LAYOUT], np.int64)
+        if self.is_gpu:
+            self._gpu = _GpuGraphs(self, series)
+        else:
+            self.series = np.ascontiguousarray(series, dtype=np.float32)
+            T, B, G = self.seqlen, self.batch, 4 * self.n
+            self.act = np.empty((B, T, G), np.float32)
+            self.cs = np.empty((B, T, self.n), np.float32)
+            self.hs = np.empty((B, T, self.n), np.float32)
+            self.dy = np.empty((B, T), np.float32)
+            self._loss = float("nan")
+
+    # -- the learning rate, as the eager path sets it ---------------------------
+    def lr_at(self, k: int) -> float:
+        if not self.decay:
+            return self.peak
+        return self.peak * math.exp(self.log_ratio * min(max(k, 0), self.decay) / self.decay)
+
+    # -- phases (CPU: compiled loops; GPU: one captured graph each) ------------
+    def phases(self):
+        if self.is_gpu:
+            return self._gpu.phases()
+        return [("data", self._cpu_data), ("forward", self._cpu_forward), ("backward", self._cpu_backward),
+                ("communication", self._cpu_communicate), ("optimizer", self._cpu_optimize)]
+
+    def _cpu_data(self, step):
+        step.offsets = shard(next(self.iterator), self.size)[self.rank]
+
+    def _cpu_forward(self, step):
+        self._loss = graph_cpu.forward(self.series, step.offsets, self.seqlen, self.burn_in, 1.0 / self.batch,
+                                       self.flat.params, self.offsets_o, self.n, self.act, self.cs, self.hs,
+                                       self.dy)
+
+    def _cpu_backward(self, step):
+        graph_cpu.backward(self.series, step.offsets, self.seqlen, self.flat.params, self.flat.grads,
+                           self.offsets_o, self.n, self.act, self.cs, self.hs, self.dy)
+
+    def _cpu_communicate(self, step):
+        if self.comm is not None:
+            from mpi4py import MPI
+
+            self.comm.mpi_comm.Allreduce(MPI.IN_PLACE, self.flat.grads, op=MPI.SUM)
+
+    def _cpu_optimize(self, step):
+        f = self.flat
+        zeros = f.grads[:0]
+        graph_cpu.step(f.params, f.grads, f.m if self.adam else zeros, f.v if self.adam else zeros,
+                       1.0 / self.size, self.clip, self.lr_at(self.k), self.k + 1, self.beta1, self.beta2,
+                       self.eps, self.adam)
+        self.k += 1
+
+    # -- one update --------------------------------------------------------------
+    def update(self):
+        if self.is_gpu:
+            self._gpu.replay()
+            self.k += 1
+            return None
+        from sinelstm.updaters import Step
+
+        step = Step()
+        for _, phase in self.phases():
+            phase(step)
+        return None
+
+    def loss_value(self, losses=None) -> float:
+        """The last update's global-batch loss (waits for the device)."""
+        self.synchronize()
+        value = float(self._gpu.loss.get()[0]) if self.is_gpu else float(self._loss)
+        if self.comm is not None:
+            value = float(self.comm.allreduce_obj(value)) / self.size
+        return value
+
+    def synchronize(self):
+        if self.is_gpu:
+            self.device.device.synchronize()
+        self._sync_optimizer()
+
+    def _sync_optimizer(self):
+        """The Chainer optimizer's counters, as the eager path leaves them."""
+        self.optimizer.t = self.k
+        for rule in self.flat.rules:
+            rule.t = self.k
+        set_lr(self.optimizer, self.lr_at(self.k - 1) if self.k else self.peak)
+
+
+class _GpuGraphs:
+    """The device buffers, the four kernels and their captured graphs."""
+
+    def __init__(self, up: GraphUpdater, series):
+        import cupy
+
+        from sinelstm.graph_cuda import kernels, threads_per_sequence
+
+        self.up, self.cupy = up, cupy
+        with up.device.device:
+            self.k = kernels(up.n)
+            self.threads = threads_per_sequence(up.n)
+            T, B, G, n = up.seqlen, up.batch, 4 * up.n, up.n
+            self.series = cupy.asarray(series, dtype=cupy.float32)
+            self.offs = cupy.zeros((CHUNK, up.batch_global), cupy.int64)
+            self.counter = cupy.zeros(1, cupy.int32)
+            self.loss = cupy.zeros(1, cupy.float32)
+            self.duv = cupy.zeros(2 * G, cupy.float32)
+            self.act = cupy.empty((B, T, G), cupy.float32)
+            self.cs = cupy.empty((B, T, n), cupy.float32)
+            self.hs = cupy.empty((B, T, n), cupy.float32)
+            self.dy = cupy.empty((B, T), cupy.float32)
+            self.nccl = None
+            if up.comm is not None:
+                up.comm._init_comms()  # ChainerMN creates its NCCL communicator lazily
+                self.nccl = up.comm.nccl_comm
+            self.capture_stream = cupy.cuda.Stream(non_blocking=True)
+            self.ops = [("data", self._zero), ("forward", self._forward), ("backward", self._backward),
+                        ("communication", self._allreduce), ("optimizer", self._step)]
+            self.whole = self._capture([op for _, op in self.ops])
+            self.graphs = {name: self._capture([op]) for name, op in self.ops}
+        self.refilled_for = -1
+
+    def _capture(self, ops):
+        s = self.capture_stream
+        with s:
+            s.begin_capture()
+            try:
+                for op in ops:
+                    op(s)
+            finally:
+                graph = s.end_capture()
+        graph.upload(s)
+        s.synchronize()
+        return graph
+
+    # the recorded operations (each takes the capturing stream)
+    def _zero(self, s):
+        rt = self.cupy.cuda.runtime
+        for buf in (self.up.flat.grads, self.duv, self.loss):
+            rt.memsetAsync(buf.data.ptr, 0, buf.nbytes, s.ptr)
+
+    def _common(self):
+        up = self.up
+        return (self.series, self.offs, self.counter, np.int32(CHUNK), np.int32(up.batch_global),
+                np.int32(up.rank * up.batch), np.int32(up.seqlen))
+
+    def _forward(self, s):
+        up = self.up
+        self.k["lstm_forward"]((up.batch,), (self.threads,), self._common() + (
+            np.int32(up.burn_in), np.float32(1.0 / up.batch), up.flat.params, self.act, self.cs, self.hs, self.dy,
+            self.loss), stream=s)
+
+    def _backward(self, s):
+        up = self.up
+        self.k["lstm_backward"]((up.batch,), (self.threads,), self._common() + (
+            up.flat.params, up.flat.grads, self.duv, self.act, self.cs, self.hs, self.dy), stream=s)
+        self.k["lstm_finish"]((1,), (256,), (up.flat.params, up.flat.grads, self.duv), stream=s)
+
+    def _allreduce(self, s):
+        if self.nccl is None:
+            return
+        from cupy.cuda import nccl
+
+        g = self.up.flat.grads
+        self.nccl.allReduce(g.data.ptr, g.data.ptr, g.size, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, s.ptr)
+
+    def _step(self, s):
+        up, f = self.up, self.up.flat
+        m = f.m if up.adam else f.grads
+        v = f.v if up.adam else f.grads
+        self.k["optimizer_step"]((1,), (1024,), (
+            f.params, f.grads, m, v, self.counter, np.float32(1.0 / up.size), np.float32(up.clip),
+            np.float64(up.peak), np.float64(up.log_ratio), np.int32(up.decay), np.float64(up.beta1),
+            np.float64(up.beta2), np.float32(up.eps), np.int32(1 if up.adam else 0)), stream=s)
+
+    # replay
+    def _refill(self):
+        """Update k's window offsets must be in device memory before its
+        replay: every CHUNK updates, draw the next CHUNK batches."""
+        k = self.up.k
+        if k % CHUNK == 0 and self.refilled_for != k:
+            host = np.stack([next(self.up.iterator) for _ in range(CHUNK)])
+            self.offs.set(host)  # synchronous: earlier replays have read theirs
+            self.refilled_for = k
+
+    def replay(self):
+        self._refill()
+        self.whole.launch(self.cupy.cuda.get_current_stream())
+
+    def phases(self):
+        """For the profile: each phase's own graph (the data phase also
+        uploads offsets when a chunk is used up)."""
+        def run(name):
+            def phase(step):
+                if name == "data":
+                    self._refill()
+                self.graphs[name].launch(self.cupy.cuda.get_current_stream())
+                if name == "optimizer":
+                    self.up.k += 1
+            return phase
+        return [(name, run(name)) for name, _ in self.ops]
+
+
+def make_graph_updater(model, optimizer, iterator, series, device, *, recipe, lr, comm=None, **settings):
+    """The compiled updater where its path serves the size, else the eager
+    one (``path`` says which ran)."""
+    path = compiled_path(device.xp is not np, model.n_units)
+    if path == PATH_EAGER:
+        settings["impl"] = "sinebench"
+        if comm is not None:
+            from sinelstm.mn import ChainerMNUpdater
+
+            return ChainerMNUpdater(comm, model, optimizer, iterator, series, device, **settings)
+        return Updater(model, optimizer, iterator, series, device, **settings)
+    settings.pop("impl", None)
+    settings.pop("schedule", None)
+    return GraphUpdater(model, optimizer, iterator, series, device, recipe=recipe, lr=lr, comm=comm, **settings)
