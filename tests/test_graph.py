@@ -1,0 +1,137 @@
+"""The graph implementation: the compiled update must train exactly the
+model the eager path trains — on the CPU here (Numba), on GPUs where there
+are some (the captured CUDA graph), one device per process under MPI too."""
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sinelstm  # noqa: F401
+
+from sinelstm.config import Budget, TrainConfig
+from sinelstm.devices import parse_device_set
+from sinelstm.flat import FlatState, offsets
+from sinelstm.graph import PATH_CPU, PATH_EAGER, PATH_GPU, compiled_path
+from sinelstm.graph_cuda import MAX_UNITS
+from sinelstm.recipes import RECIPES
+from sinelstm.strategy import SingleProcess
+from sinelstm.train import train
+from sinelstm.verify import TOLERANCE, max_param_diff, trained_params, verify, verify_config
+
+from tests.helpers import PROJECT_ROOT, cli_env
+
+CPU = SingleProcess(parse_device_set("cpu"))
+
+
+def _pair(cfg, device=CPU):
+    graph = trained_params(cfg, device)
+    eager = trained_params(dataclasses.replace(cfg, impl="sinebench"), device)
+    return graph, eager
+
+
+@pytest.mark.parametrize("recipe", ["article", "quality", "quality_small"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_compiled_cpu_update_equals_eager(recipe, optimizer):
+    """Burn-in, the lr schedule and gradient clipping (quality_small) are in
+    the compiled loops too; 20 updates, from the same weights and batches."""
+    cfg = verify_config(impl="graph", n_devices=1, recipe=RECIPES[recipe], optimizer=optimizer)
+    graph, eager = _pair(cfg)
+    one_update = trained_params(dataclasses.replace(cfg, budget=Budget(updates=1, warmup=0)), CPU)
+    assert max_param_diff(graph, eager) <= TOLERANCE
+    assert max_param_diff(graph, one_update) > 100 * TOLERANCE  # the check compares trained models
+
+
+def test_a_wrong_gradient_is_caught():
+    """The comparison can fail: a compiled update that drops the output
+    bias's gradient trains a different model."""
+    from sinelstm import graph_cpu
+
+    backward = graph_cpu.backward
+
+    def broken(series, offs, T, p, g, o, n, *rest):
+        backward(series, offs, T, p, g, o, n, *rest)
+        g[o[6]] = 0.0
+
+    graph_cpu.backward = broken
+    try:
+        graph, eager = _pair(verify_config(impl="graph", n_devices=1))
+    finally:
+        graph_cpu.backward = backward
+    assert max_param_diff(graph, eager) > TOLERANCE
+
+
+def test_model_and_optimizer_are_views_of_the_flat_buffers():
+    """Evaluation and checkpoints read the Chainer model: it must see every
+    compiled update the moment it lands."""
+    from sinelstm.model import SineLSTM
+    from sinelstm.updaters import make_optimizer
+
+    model = SineLSTM(7, seed=3)
+    before = {k: p.array.copy() for k, p in model.namedparams()}
+    opt = make_optimizer("adam")
+    opt.setup(model)
+    flat = FlatState(model, opt, np)
+    assert flat.params.size == offsets(7)["size"] == sum(v.size for v in before.values())
+    flat.params += 1.0
+    for name, param in model.namedparams():
+        np.testing.assert_array_equal(param.array, before[name] + 1.0)
+        assert np.shares_memory(param.grad, flat.grads)
+        assert np.shares_memory(param.update_rule.state["m"], flat.m)
+
+
+def test_the_path_follows_the_size():
+    assert compiled_path(False, 5) == PATH_CPU
+    assert compiled_path(True, MAX_UNITS) == PATH_GPU
+    assert compiled_path(True, MAX_UNITS + 1) == compiled_path(False, MAX_UNITS + 1) == PATH_EAGER
+
+
+def test_a_large_model_runs_eagerly_and_says_so():
+    cfg = TrainConfig(n_units=MAX_UNITS + 1, recipe=RECIPES["article"], impl="graph", eval_every=5,
+                      budget=Budget(updates=5, warmup=0))
+    assert train(cfg, CPU).path == PATH_EAGER
+
+
+def test_training_records_the_compiled_path_and_its_optimizer_state():
+    cfg = TrainConfig(n_units=5, recipe=RECIPES["quality"], impl="graph", eval_every=30,
+                      budget=Budget(updates=60, warmup=2))
+    res = train(cfg, CPU)
+    assert res.path == PATH_CPU and res.updates == 60
+    assert res.curve[-1]["train_loss"] < res.curve[0]["train_loss"] * 2  # finite, training
+    eager = train(dataclasses.replace(cfg, impl="sinebench"), CPU)
+    assert res.curve[-1]["train_loss"] == pytest.approx(eager.curve[-1]["train_loss"], rel=1e-4)
+
+
+def test_several_devices_in_one_process_are_refused():
+    with pytest.raises(ValueError, match="one device per process"):
+        SingleProcess(parse_device_set("cpu+cpu")).make_updater(verify_config(impl="graph"))
+
+
+@pytest.mark.mpi
+def test_one_process_per_cpu_equals_eager():
+    """The MPI all-reduce between the compiled loops (chainermn on cpu+cpu)."""
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "verify", "--devices", "cpu+cpu", "--strategy",
+                           "chainermn", "--impl", "graph", "--optimizer", "sgd,adam"], capture_output=True,
+                          text=True, env=cli_env(), cwd=PROJECT_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("PASS") == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("recipe", ["article", "quality_small"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_captured_gpu_update_equals_eager(recipe, optimizer):
+    res = verify(parse_device_set("0"), "single-process",
+                 verify_config(impl="graph", n_devices=1, recipe=RECIPES[recipe], optimizer=optimizer))
+    assert res.passed, res
+
+
+@pytest.mark.multigpu
+@pytest.mark.mpi
+def test_captured_all_reduce_equals_eager_on_two_gpus():
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "verify", "--devices", "0+1", "--strategy",
+                           "chainermn", "--impl", "graph", "--optimizer", "sgd,adam"], capture_output=True,
+                          text=True, env=cli_env(), cwd=PROJECT_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("PASS") == 2
