@@ -22,7 +22,6 @@ import math
 import numpy as np
 
 import sinelstm  # noqa: F401
-import chainer
 
 from sinelstm import graph_cpu
 from sinelstm.flat import FlatState, LAYOUT
