@@ -39,6 +39,7 @@ class VerifyResult:
     recipe: str = ARTICLE_RECIPE
     tolerance: float = TOLERANCE
     error: str = ""  # why the check could not run, if it could not
+    hosts: str = ""  # where the device set's processes ran: 'a+b' across two nodes
 
     @property
     def passed(self) -> bool:
@@ -88,13 +89,13 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     reference = trained_params(cfg, SingleProcess(parse_device_set(device_set.first_spec)))
     return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=strategy.name,
                         impl=cfg.impl, updates=cfg.budget.updates, max_diff=max_param_diff(params, reference),
-                        recipe=cfg.recipe.name)
+                        recipe=cfg.recipe.name, hosts=strategy.hosts)
 
 
 def main(argv=None):
     """One MPI rank: ``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE``."""
     spec, impl, updates, recipe = (sys.argv[1:] if argv is None else argv)[:4]
-    device_set = parse_device_set(spec)
+    device_set = parse_device_set(spec, check=False)  # each rank checks its own GPU
     cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices, recipe=RECIPES[recipe])
     result = verify(device_set, STRATEGIES[1], cfg)
     if result is not None:
