@@ -15,6 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MPI_ARGS_ENV = "SINEBENCH_MPI_ARGS"
 # sinebench starts one rank per device of the set: the count is not the user's to give.
 RANK_COUNT_OPTIONS = ("-n", "-np", "--n", "--np", "-c")
+HOSTFILE_OPTIONS = ("--hostfile", "-hostfile", "--machinefile", "-machinefile", "--default-hostfile")
 
 
 class MpiMissing(Exception):
@@ -55,6 +56,16 @@ def parse_mpi_args(text: str) -> list:
     if given:
         raise ValueError(f"sets the rank count ({given[0]}), which is the device set's: one rank per device")
     return words
+
+
+def check_hostfiles(words: list):
+    """ValueError for a hostfile option whose file is not there (a launch
+    would fail in every run)."""
+    for option, value in zip(words, words[1:] + [""]):
+        name, _, inline = option.partition("=")
+        path = inline or value
+        if name in HOSTFILE_OPTIONS and not Path(path).is_file():
+            raise ValueError(f"{name} {path!r} is not a file")
 
 
 def mpi_args() -> list:

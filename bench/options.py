@@ -90,13 +90,14 @@ def mpi_args(ctx, param, value):
     launch through the environment (:mod:`bench.launch`)."""
     import os
 
-    from bench.launch import MPI_ARGS_ENV, parse_mpi_args
+    from bench.launch import MPI_ARGS_ENV, check_hostfiles, parse_mpi_args
 
     if not value:
         os.environ.pop(MPI_ARGS_ENV, None)
         return []
     try:
         words = parse_mpi_args(value)
+        check_hostfiles(words)
     except ValueError as exc:
         fail(f"--mpi-args {value!r}: {exc}")
     os.environ[MPI_ARGS_ENV] = value

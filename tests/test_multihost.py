@@ -227,26 +227,29 @@ def test_mpi_args_go_between_the_rank_count_and_the_program(monkeypatch):
     assert python_command("bench.worker", ranks=0)[0] == sys.executable  # no MPI, no MPI options
 
 
-def test_mpi_args_that_set_the_rank_count_or_do_not_parse_are_refused():
+def test_mpi_args_that_set_the_rank_count_name_no_hostfile_or_do_not_parse_are_refused(tmp_path):
     from tests.helpers import sinebench
 
-    for bad, said in (("-np 4", "sets the rank count (-np)"), ("--hostfile 'hosts", "No closing quotation")):
+    for bad, said in (("-np 4", "sets the rank count (-np)"), ("--hostfile 'hosts", "No closing quotation"),
+                      (f"--hostfile={tmp_path}/none", f"--hostfile '{tmp_path}/none' is not a file")):
         proc = sinebench("verify", "--devices", "cpu+cpu", "--strategy", "chainermn", "--mpi-args", bad)
         assert proc.returncode == 2 and said in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.mpi
-def test_with_a_hostfile_this_hosts_gpus_do_not_bound_a_chainermn_set():
+def test_with_a_hostfile_this_hosts_gpus_do_not_bound_a_chainermn_set(tmp_path):
     from sinelstm.devices import gpu_count
     from tests.helpers import sinebench
 
     if gpu_count() >= 2:
         pytest.skip("this host has GPUs 0 and 1 itself")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("node1 slots=1\nnode2 slots=1\n")
     grid = ["--devices", "0+1", "--batchsize", "10", "--units", "5", "--repeats", "1", "--dry-run"]
-    proc = sinebench("sweep", *grid, "--strategy", "chainermn", "--mpi-args", "--hostfile hosts")
+    proc = sinebench("sweep", *grid, "--strategy", "chainermn", "--mpi-args", f"--hostfile {hosts}")
     assert proc.returncode == 0 and "chainermn" in proc.stdout, proc.stderr  # GPU 0 of two nodes: their ranks check
-    proc = sinebench("sweep", *grid, "--strategy", "chainermn,single-process", "--mpi-args", "--hostfile hosts")
+    proc = sinebench("sweep", *grid, "--strategy", "chainermn,single-process", "--mpi-args", f"--hostfile {hosts}")
     assert proc.returncode == 2 and "names GPU" in proc.stderr, proc.stderr  # single-process runs here
     proc = sinebench("sweep", *grid, "--strategy", "chainermn")
     assert proc.returncode == 2 and "names GPU" in proc.stderr, proc.stderr  # one host: this one
