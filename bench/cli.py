@@ -17,11 +17,15 @@ from sinelstm.recipes import RECIPES
 
 from bench import errors, interrupt
 from bench.grid import SWEEP, grid_size
+from bench.launch import MPI_ARGS_ENV
 from bench.options import (InputError, check_grid_size, check_mpi, choice_list, device_sets, fail, int_list,
-                           positive, writable_folder, writable_output)
+                           mpi_args, positive, writable_folder, writable_output)
 from bench.run_options import DEFAULT, advice, config, recipes, training_options
 
 DEFAULT_OUT = "results/local"
+MPI_ARGS_HELP = ("Options for mpiexec in every chainermn run (also from SINEBENCH_MPI_ARGS), e.g. "
+                 "\"--hostfile hosts --mca btl_tcp_if_include eth0\" for ranks on several hosts; the rank count "
+                 "is the device set's.")
 
 
 # -- commands ------------------------------------------------------------------
@@ -86,9 +90,11 @@ def main(ctx):
                    "A run without an ok row is tried again by every sweep; each attempt stays in runs.csv "
                    "(column attempt) and the report uses the latest.")
 @click.option("--dry-run", is_flag=True, help="List the runs and an estimated time; run nothing, write nothing.")
+@click.option("--mpi-args", "mpi_words", default=None, envvar=MPI_ARGS_ENV, callback=mpi_args,
+              help=MPI_ARGS_HELP)
 def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality,
           max_seconds, repeats, warmup, impl, strategy, target_mse, out, report, progress, isolate, retries,
-          dry_run):
+          dry_run, mpi_words):
     """Run every combination in worker processes; rerun to resume. One sweep
     at a time writes a results folder; SIGINT, SIGTERM or SIGHUP stop it
     with every committed run kept."""
@@ -98,7 +104,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     widths = int_list("units", units)
     impls = choice_list("impl", impl, IMPLS)
     strategies = choice_list("strategy", strategy, STRATEGIES)
-    sets = device_sets(devices, batches)
+    sets = device_sets(devices, batches, ranks_elsewhere=bool(mpi_words) and STRATEGIES[0] not in strategies)
     if any(ds.n_devices > 1 for ds in sets):
         check_mpi(strategies)
     chosen = recipes(recipe, seqlen)
@@ -253,7 +259,9 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
               help=f"Recipes, from {', '.join(RECIPES)} (another than the article's checks its burn-in and schedule).")
 @click.option("--optimizer", default="sgd", show_default=True, help="Optimizers, from sgd, adam.")
 @click.option("--updates", default=20, show_default=True, callback=positive("updates"), help="Updates compared.")
-def verify(devices, strategy, impl, recipe, optimizer, updates):
+@click.option("--mpi-args", "mpi_words", default=None, envvar=MPI_ARGS_ENV, callback=mpi_args,
+              help=MPI_ARGS_HELP)
+def verify(devices, strategy, impl, recipe, optimizer, updates, mpi_words):
     """Check that each device set trains the same model as its first device
     alone (identical weights and batches; the graph implementation against
     the eager one, on one device too); exit 1 if one differs."""
@@ -269,7 +277,7 @@ def verify(devices, strategy, impl, recipe, optimizer, updates):
     impls = choice_list("impl", impl, IMPLS)
     recipes = choice_list("recipe", recipe, list(RECIPES))
     optimizers = choice_list("optimizer", optimizer, ["sgd", "adam"])
-    sets = device_sets(devices)
+    sets = device_sets(devices, ranks_elsewhere=bool(mpi_words) and STRATEGIES[0] not in strategies)
     if all(reference_impl(im) == im for im in impls) and (single := [ds.spec for ds in sets if ds.n_devices == 1]):
         fail(f"verify compares a multi-device set with its first device alone; {single[0]!r} is one device "
              f"(try cpu+cpu, or 0+1)")
@@ -282,10 +290,7 @@ def verify(devices, strategy, impl, recipe, optimizer, updates):
             res = verify_set(ds, strat, verify_config(impl=im, updates=updates, n_devices=ds.n_devices,
                                                       recipe=RECIPES[rec], optimizer=opt))
         results.append(res)
-        click.echo(f"{res.spec:<12} {res.strategy:<15} {res.impl:<10} {res.recipe:<8} vs {res.reference:<4} "
-                   f"{res.updates} {res.optimizer.upper()} updates: max |dparam| = {res.max_diff:.3g}  "
-                   f"{'PASS' if res.passed else 'FAIL'} (tolerance {res.tolerance:g})"
-                   + (f"  error: {res.error}" if res.error else ""))
+        click.echo(res.line())
     sys.exit(0 if all(r.passed for r in results) else 1)
 
 

@@ -1,14 +1,21 @@
 """How the sweep starts a worker: plain Python, or an MPI job of n ranks.
 
 Shared by the sweep's runner and ``sinebench verify``; nothing here imports
-Chainer.
+Chainer. Every MPI job gets the options in ``SINEBENCH_MPI_ARGS`` (which
+``--mpi-args`` sets) between ``mpiexec -n N`` and the program: a hostfile
+and the network to use, for ranks on several hosts.
 """
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MPI_ARGS_ENV = "SINEBENCH_MPI_ARGS"
+# sinebench starts one rank per device of the set: the count is not the user's to give.
+RANK_COUNT_OPTIONS = ("-n", "-np", "--n", "--np", "-c")
+HOSTFILE_OPTIONS = ("--hostfile", "-hostfile", "--machinefile", "-machinefile", "--default-hostfile")
 
 
 class MpiMissing(Exception):
@@ -41,10 +48,35 @@ def worker_env() -> dict:
     return env
 
 
+def parse_mpi_args(text: str) -> list:
+    """The words of ``--mpi-args``; ValueError for a quote left open or a
+    rank count."""
+    words = shlex.split(text)
+    given = [w for w in words if w.split("=")[0] in RANK_COUNT_OPTIONS]
+    if given:
+        raise ValueError(f"sets the rank count ({given[0]}), which is the device set's: one rank per device")
+    return words
+
+
+def check_hostfiles(words: list):
+    """ValueError for a hostfile option whose file is not there (a launch
+    would fail in every run)."""
+    for option, value in zip(words, words[1:] + [""]):
+        name, _, inline = option.partition("=")
+        path = inline or value
+        if name in HOSTFILE_OPTIONS and not Path(path).is_file():
+            raise ValueError(f"{name} {path!r} is not a file")
+
+
+def mpi_args() -> list:
+    return parse_mpi_args(os.environ.get(MPI_ARGS_ENV, ""))
+
+
 def python_command(module: str, *args, ranks: int = 0) -> list:
-    """``python -m module args``, under ``mpiexec -n ranks`` when ranks > 0."""
+    """``python -m module args``, under ``mpiexec -n ranks`` (and the MPI
+    options of ``SINEBENCH_MPI_ARGS``) when ranks > 0."""
     cmd = [sys.executable, "-m", module, *map(str, args)]
-    return [find_mpiexec(), "-n", str(ranks)] + cmd if ranks else cmd
+    return [find_mpiexec(), "-n", str(ranks), *mpi_args()] + cmd if ranks else cmd
 
 
 def verify_under_mpi(device_set, impl: str, updates: int, recipe: str, optimizer: str = "sgd"):

@@ -53,12 +53,16 @@ def choice_list(name: str, text: str, choices) -> list:
     return values
 
 
-def device_sets(text: str | None, batchsizes=()) -> list:
+def device_sets(text: str | None, batchsizes=(), ranks_elsewhere: bool = False) -> list:
+    """``ranks_elsewhere``: multi-device sets run as MPI jobs on the hosts of
+    a hostfile, so this host's GPU count does not bound them (each rank
+    checks its own GPU); the spec is still checked."""
     from sinelstm.devices import DeviceSpecError, default_device_sets, parse_device_set
 
     specs = items("devices", text) if text is not None else default_device_sets()
     try:
-        sets = [parse_device_set(s) for s in specs]
+        sets = [parse_device_set(s, check=False) for s in specs]
+        sets = [ds if ranks_elsewhere and ds.n_devices > 1 else parse_device_set(ds.spec) for ds in sets]
     except DeviceSpecError as exc:
         fail(str(exc))
     names = [ds.spec for ds in sets]
@@ -79,6 +83,25 @@ def check_mpi(strategies):
             find_mpiexec()
         except MpiMissing as exc:
             fail(str(exc))
+
+
+def mpi_args(ctx, param, value):
+    """A click callback for ``--mpi-args``: checked, then handed to every MPI
+    launch through the environment (:mod:`bench.launch`)."""
+    import os
+
+    from bench.launch import MPI_ARGS_ENV, check_hostfiles, parse_mpi_args
+
+    if not value:
+        os.environ.pop(MPI_ARGS_ENV, None)
+        return []
+    try:
+        words = parse_mpi_args(value)
+        check_hostfiles(words)
+    except ValueError as exc:
+        fail(f"--mpi-args {value!r}: {exc}")
+    os.environ[MPI_ARGS_ENV] = value
+    return words
 
 
 def positive(name):

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import sinelstm  # noqa: F401
@@ -59,19 +59,22 @@ def classify(exc: BaseException) -> str:
 
 
 def run(spec: RunSpec, out: Path):
-    device_set = parse_device_set(spec.devices)
+    # An MPI rank checks only the GPU it uses (DeviceSet.rank_device): the
+    # set's other GPUs may belong to other hosts.
+    device_set = parse_device_set(spec.devices, check=spec.strategy != STRATEGIES[1])
     strategy = make_strategy(spec.strategy, device_set)
     result = train(spec.train, strategy)
     breakdown = profile_phases(spec.train, strategy) if spec.profile else None
     if strategy.reports:
-        write_results(spec, device_set, result, breakdown, out)
+        write_results(spec, device_set, result, breakdown, out, hosts=strategy.hosts)
 
 
 def _six(value) -> float:
     return float(f"{float(value):.6g}")
 
 
-def write_results(spec: RunSpec, device_set, result, breakdown, out: Path):
+def write_results(spec: RunSpec, device_set, result, breakdown, out: Path, hosts: str | None = None):
+    """``hosts``: the hosts of the run's ranks ('a+b'), for its ``host`` column."""
     stats = summarize_ms(result.step_ms)
     loop = closed_loop_fast(result.model, spec.train.data)
     row = RunRow.ok(
@@ -83,6 +86,8 @@ def write_results(spec: RunSpec, device_set, result, breakdown, out: Path):
         quality_status=result.quality_status, time_to_quality_s=result.time_to_quality_s,
         updates_to_quality=result.updates_to_quality, eval_s=result.eval_s, path=result.path,
     )
+    if hosts:
+        row = replace(row, host=hosts)
     rid = spec.run_id
     side = {"curves.csv": [CurvePoint(rid, **point) for point in result.curve]}
     if spec.repeat == 0 or result.quality_status == REACHED:  # the evidence a model generates the sine

@@ -3,6 +3,7 @@
 A spec names the devices that hold one model replica each; ``+`` joins
 replicas of one data-parallel group.
 """
+import platform
 import re
 from dataclasses import dataclass
 
@@ -55,6 +56,22 @@ class DeviceSet:
     def ids(self) -> list:
         """The spec's tokens: 'cpu' or GPU ids as strings."""
         return self.spec.split("+")
+
+    def rank_device(self, intra_rank: int, n_gpus: int | None = None) -> str:
+        """The Chainer device of a node's ``intra_rank``-th MPI rank: the
+        spec's ``intra_rank``-th device, so that ``0+1`` is GPUs 0 and 1 of
+        one node, or GPU 0 of each of two one-GPU nodes (a rank checks only
+        its own GPU: the others may be on another host). ``n_gpus`` overrides
+        this host's count, for tests."""
+        if intra_rank >= self.n_devices:
+            raise DeviceSpecError(f"device set {self.spec!r} has {self.n_devices} devices, but {intra_rank + 1} "
+                                  f"of its ranks run on host {platform.node()}")
+        if self.is_gpu:
+            gpu, n = self.gpu_ids[intra_rank], gpu_count() if n_gpus is None else n_gpus
+            if gpu >= n:
+                raise DeviceSpecError(f"device set {self.spec!r} gives rank {intra_rank} of host {platform.node()} "
+                                      f"GPU {gpu}, but that host has {n} GPU{'s' if n != 1 else ''}")
+        return self.names[intra_rank]
 
     def devices(self) -> list:
         """Chainer devices (imports Chainer: the sweep process never calls this)."""

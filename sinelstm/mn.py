@@ -1,7 +1,7 @@
 """ChainerMN pieces of the one-process-per-device strategy.
 
 Launch one rank per device of the set under ``mpiexec`` (``sinebench`` does
-it itself; across machines, start it with your own ``mpiexec`` and hostfile).
+it itself; across machines, with ``--mpi-args "--hostfile FILE ..."``).
 Every rank draws the same global batch of offsets from the same seed and takes
 its contiguous shard; gradients are averaged with an all-reduce (NCCL on
 GPUs, MPI on the CPU), so that an update equals one device's on the global
@@ -10,6 +10,8 @@ ChainerMN's multi-node optimizer would spend its first ``update()`` on that
 broadcast and skip the step, which would make update counts differ by one
 from the other strategies.
 """
+import platform
+
 import sinelstm  # noqa: F401
 import chainer
 
@@ -26,7 +28,7 @@ def create_communicator(device_set):
         return chainermn.create_communicator("naive")
     # The spec's k-th GPU is the GPU of each node's k-th rank, so that "0+1"
     # means GPUs 0 and 1 of one node, and also GPU 0 of each of two nodes.
-    chainer.get_device(device_set.names[_intra_rank()]).use()
+    chainer.get_device(device_set.rank_device(_intra_rank())).use()
     comm = chainermn.create_communicator("pure_nccl")
     # pure_nccl's batched copy kernel uses the 'half' type that CuPy 14 no
     # longer defines, and PureNcclCommunicator.set_config drops the value it
@@ -42,10 +44,20 @@ def _intra_rank() -> int:
 
 
 def check_world(comm, device_set):
-    if comm.size != device_set.n_devices and comm.inter_size == 1:
+    # One rank per device of the set, on one node or several: each rank
+    # takes 1/size of the global batch, and the row counts n_devices.
+    if comm.size != device_set.n_devices:
         raise RuntimeError(
             f"device set {device_set.spec!r} needs {device_set.n_devices} MPI ranks, got {comm.size}"
         )
+
+
+def hosts(comm) -> str:
+    """The hosts of the job's ranks, in rank order, each once: 'a+b' for a
+    job across two nodes (collective). Each rank's name as a one-process run
+    records its host (MPI's processor name may drop the domain)."""
+    names = comm.mpi_comm.allgather(platform.node())
+    return "+".join(dict.fromkeys(names))
 
 
 class ChainerMNUpdater(Updater):

@@ -1,7 +1,8 @@
 """How a device set trains: one process for every device, or one per device.
 
 A strategy makes the updater for a training config, lets the processes of a
-run take the same decision (stop now?) and says which of them reports. The
+run take the same decision (stop now?) and says which of them reports and on
+which hosts (``hosts``: 'a+b' for ranks on two nodes) the run ran. The
 training loop, the profile and ``verify`` take a strategy and never ask which
 one it is.
 
@@ -11,6 +12,8 @@ one it is.
 ``chainermn``       one process per device under MPI, gradients averaged by an
                     all-reduce (:mod:`sinelstm.mn`).
 """
+import platform
+
 import sinelstm  # noqa: F401
 import chainer
 
@@ -50,6 +53,7 @@ class SingleProcess:
         self.device_set = device_set
         self.name = SINGLE_DEVICE if device_set.n_devices == 1 else STRATEGIES[0]
         self.devices = device_set.devices()
+        self.hosts = platform.node()
 
     def make_updater(self, cfg, scale_losses: bool = True):
         parts, settings = _parts(cfg)
@@ -76,8 +80,9 @@ class OneProcessPerDevice:
         self.device_set = device_set
         self.comm = mn.create_communicator(device_set)
         mn.check_world(self.comm, device_set)
-        self.device = chainer.get_device(device_set.names[self.comm.intra_rank])
+        self.device = chainer.get_device(device_set.rank_device(self.comm.intra_rank))
         self.reports = self.comm.rank == 0
+        self.hosts = mn.hosts(self.comm)
 
     def make_updater(self, cfg, scale_losses: bool = True):
         from sinelstm.mn import ChainerMNUpdater

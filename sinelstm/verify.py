@@ -47,6 +47,15 @@ class VerifyResult:
     optimizer: str = "sgd"
     tolerance: float = TOLERANCE
     error: str = ""  # why the check could not run, if it could not
+    hosts: str = ""  # where the device set's processes ran: 'a+b' across two nodes
+
+    def line(self) -> str:
+        """The result as ``sinebench verify`` prints it."""
+        return (f"{self.spec:<12} {self.strategy:<15} {self.impl:<10} {self.recipe:<8} vs {self.reference:<4} "
+                f"{self.updates} {self.optimizer.upper()} updates: max |dparam| = {self.max_diff:.3g}  "
+                f"{'PASS' if self.passed else 'FAIL'} (tolerance {self.tolerance:g})"
+                + (f"  hosts: {self.hosts}" if "+" in self.hosts else "")
+                + (f"  error: {self.error}" if self.error else ""))
 
     @property
     def passed(self) -> bool:
@@ -113,13 +122,14 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     reference = trained_params(replace(cfg, impl=ref_impl), SingleProcess(parse_device_set(device_set.first_spec)))
     return VerifyResult(spec=device_set.spec, strategy=strategy.name, impl=cfg.impl, updates=cfg.budget.updates,
                         reference=device_set.first_spec + ("" if ref_impl == cfg.impl else f" {ref_impl}"),
-                        max_diff=max_param_diff(params, reference), recipe=cfg.recipe.name, optimizer=cfg.optimizer)
+                        max_diff=max_param_diff(params, reference), recipe=cfg.recipe.name, optimizer=cfg.optimizer,
+                        hosts=strategy.hosts)
 
 
 def main(argv=None):
     """One MPI rank: ``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE [OPTIMIZER]``."""
     spec, impl, updates, recipe, *rest = (sys.argv[1:] if argv is None else argv)
-    device_set = parse_device_set(spec)
+    device_set = parse_device_set(spec, check=False)  # each rank checks its own GPU
     cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices, recipe=RECIPES[recipe],
                         optimizer=rest[0] if rest else "sgd")
     result = verify(device_set, STRATEGIES[1], cfg)
