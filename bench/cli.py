@@ -13,13 +13,13 @@ from pathlib import Path
 
 import click
 
-from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES
+from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES, is_torch
 from sinelstm.recipes import RECIPES
 
 from bench import errors, interrupt
 from bench.grid import SWEEP, grid_size
-from bench.options import (InputError, check_grid_size, check_mpi, choice_list, device_sets, fail, int_list,
-                           positive, writable_folder, writable_output)
+from bench.options import (InputError, check_grid_size, check_impls, check_mpi, choice_list, device_sets, fail,
+                           int_list, positive, writable_folder, writable_output)
 from bench.run_options import DEFAULT, advice, config, recipes, training_options
 
 DEFAULT_OUT = "results/local"
@@ -100,8 +100,9 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     impls = choice_list("impl", impl, IMPLS)
     strategies = choice_list("strategy", strategy, STRATEGIES)
     sets = device_sets(devices, batches)
+    check_impls(impls, sets, strategies)
     if any(ds.n_devices > 1 for ds in sets):
-        check_mpi(strategies)
+        check_mpi(strategies, impls)
     chosen = recipes(recipe, seqlen)
     check_grid_size(grid_size(impls=impls, device_sets=sets, strategies=strategies, batchsizes=batches,
                               units=widths, repeats=repeats, recipes=chosen))
@@ -216,8 +217,8 @@ def report(results_dir, output, compare):
               help="LSTM width (n_units).")
 @training_options
 @click.option("--seed", default=DEFAULT.seed, show_default=True, help="Seed of the weights and the batches.")
-@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice(IMPLS),
-              help="Implementation: sinebench's, or the article's approach.")
+@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice(IMPLS[:-1]),
+              help="Implementation: sinebench's, the article's approach, or the PyTorch reference's.")
 @click.option("--optimizer", default=DEFAULT.optimizer, show_default=True, type=click.Choice(["adam", "sgd"]),
               help="Optimizer.")
 @click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path),
@@ -265,7 +266,7 @@ def verify(devices, strategy, impl, recipe, updates):
         n = gpu_count()
         devices = "cpu+cpu" + ("," + "+".join(str(i) for i in range(n)) if n > 1 else "")
     strategies = choice_list("strategy", strategy, STRATEGIES)
-    impls = choice_list("impl", impl, IMPLS)
+    impls = choice_list("impl", impl, [i for i in IMPLS if not is_torch(i)])  # tests/test_torch_ref.py checks those
     recipes = choice_list("recipe", recipe, list(RECIPES))
     sets = device_sets(devices)
     if single := [ds.spec for ds in sets if ds.n_devices == 1]:

@@ -20,9 +20,9 @@ import chainer
 
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.devices import parse_device_set
-from sinelstm.names import ARTICLE_RECIPE, STRATEGIES
+from sinelstm.names import ARTICLE_RECIPE, SINGLE_DEVICE, STRATEGIES
 from sinelstm.recipes import RECIPES, Recipe
-from sinelstm.strategy import SingleProcess, make_strategy
+from sinelstm.strategy import make_strategy
 
 TOLERANCE = 1e-5
 RESULT_PREFIX = "RESULT "
@@ -81,11 +81,11 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     compare the parameters. Under MPI every rank calls this and rank 0 gets
     the result, the others ``None``."""
     cfg = cfg or verify_config(n_devices=device_set.n_devices)
-    strategy = make_strategy(strategy_name, device_set)
+    strategy = make_strategy(strategy_name, device_set, cfg.impl)
     params = trained_params(cfg, strategy, scale_losses=scale_losses)
     if not strategy.reports:
         return None
-    reference = trained_params(cfg, SingleProcess(parse_device_set(device_set.first_spec)))
+    reference = trained_params(cfg, make_strategy(SINGLE_DEVICE, parse_device_set(device_set.first_spec), cfg.impl))
     return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=strategy.name,
                         impl=cfg.impl, updates=cfg.budget.updates, max_diff=max_param_diff(params, reference),
                         recipe=cfg.recipe.name)
