@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES, is_torch
+from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES, TORCH_DDP, is_torch
 from sinelstm.recipes import RECIPES
 
 from bench import errors, interrupt
@@ -217,7 +217,7 @@ def report(results_dir, output, compare):
               help="LSTM width (n_units).")
 @training_options
 @click.option("--seed", default=DEFAULT.seed, show_default=True, help="Seed of the weights and the batches.")
-@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice(IMPLS[:-1]),
+@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice([i for i in IMPLS if i != TORCH_DDP]),
               help="Implementation: sinebench's, the article's approach, or the PyTorch reference's.")
 @click.option("--optimizer", default=DEFAULT.optimizer, show_default=True, type=click.Choice(["adam", "sgd"]),
               help="Optimizer.")

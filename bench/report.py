@@ -107,8 +107,9 @@ def ladder_section(sw: Sweep, limits: dict | None, figs: Figures) -> list:
         return []
     rungs = ladder.rungs(sw.agg, limits)
     crossings = ladder.crossings(sw.agg, rungs)
-    figures = [figs.add("overhead_ladder", plots_ladder.fixed_costs(rungs), "Fixed cost per update of every device set and "
-                        "implementation (hatched: not sinebench's), with its rate.", "overhead ladder")]
+    figures = [figs.add("overhead_ladder", plots_ladder.fixed_costs(rungs),
+                        "Fixed cost per update of every device set and implementation (hatched: not sinebench's), "
+                        "with its rate.", "overhead ladder")]
     if crossings:
         figures.append(figs.add("crossovers", plots_ladder.crossovers(sw.agg, crossings),
                                 "ms per update against FLOPs per update on the CPU and one GPU, one panel per "

@@ -90,11 +90,11 @@ def ladder(rungs: list) -> Markup:
     """The overhead ladder (bench.ladder.rungs): cheapest fixed cost first."""
     rows = []
     for r in rungs:
-        basis = _basis(r)
         b, n, ms = r.smallest
         bl, nl, rate = r.largest
-        rows.append([str(r.seqlen), r.label, (num(r.fixed_ms), r.fixed_ms), (sentences.fmt_rate(r.flops_per_s),
-                     r.flops_per_s), basis, (f"{num(ms)} (b{b}/n{n})", ms), (f"{sentences.fmt_rate(rate)} (b{bl}/n{nl})", rate),
+        rows.append([str(r.seqlen), r.label, (num(r.fixed_ms), r.fixed_ms),
+                     (sentences.fmt_rate(r.flops_per_s), r.flops_per_s), _basis(r), (f"{num(ms)} (b{b}/n{n})", ms),
+                     (f"{sentences.fmt_rate(rate)} (b{bl}/n{nl})", rate),
                      f"{r.fit.rel_error:.0%}" if r.fit is not None else "–"])
     return html_table(["steps", "<device set · implementation", "fixed ms per update", "<rate", "<from",
                        "<smallest update: ms", "<largest update: rate", "fit error"], rows, "ladder")
