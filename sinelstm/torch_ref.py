@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 import sinelstm  # noqa: F401  (NumPy 2 shim before chainer)
+import chainer
 from chainer.backends.cuda import to_cpu
 
 from sinelstm.devices import DeviceSpecError
@@ -114,6 +115,16 @@ def sequence_loss(ys, ts):
 def torch_device(chainer_name: str) -> torch.device:
     """'@numpy' -> cpu, '@cupy:1' -> cuda:1."""
     return torch.device("cpu") if chainer_name == "@numpy" else torch.device("cuda", int(chainer_name.split(":")[1]))
+
+
+def use_gpu(dev: torch.device, chainer_name: str):
+    """Make ``dev`` current for PyTorch and for CuPy (the Chainer model that
+    evaluates lives there too), and keep FP32 arithmetic FP32: PyTorch lets
+    cuDNN's RNNs use TF32 unless told not to, which sinebench never does."""
+    torch.cuda.set_device(dev)
+    chainer.get_device(chainer_name).use()
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 class TorchCudaTimer:
@@ -209,7 +220,7 @@ class TorchUpdater:
     def __init__(self, cfg, chainer_name: str, rank: int = 0, ranks: int = 1):
         dev = torch_device(chainer_name)
         if dev.type == "cuda":
-            torch.cuda.set_device(dev)
+            use_gpu(dev, chainer_name)
         self.device = TorchDevice(dev)
         self.mirror = SineLSTM(cfg.n_units, seed=cfg.seed)
         self.net = TorchSineLSTM(cfg.n_units)

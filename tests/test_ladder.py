@@ -91,6 +91,8 @@ def test_without_good_fits_the_ladder_reads_the_measured_sizes(tmp_path):
     c = {c.impl: c for c in ladder.crossings(agg, rungs)}["sinebench"]
     assert not c.by_model and c.cells.gpu_wins_from is None
     assert "at none of the 1 sizes both ran" in sentences.crossing(c)
+    html = render(tmp_path).read_text()
+    assert "measured (one size)" in html and 'id="crossovers"' in html
 
 
 def test_only_a_sweep_of_several_implementations_gets_a_ladder(tmp_path):
