@@ -12,14 +12,14 @@ from pathlib import Path
 
 import click
 
-from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES
+from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES, TORCH_DDP, is_torch
 from sinelstm.recipes import RECIPES
 
 from bench import errors, interrupt
 from bench.grid import SWEEP, grid_size
 from bench.launch import MPI_ARGS_ENV
-from bench.options import (InputError, check_grid_size, check_mpi, choice_list, device_sets, fail, int_list,
-                           mpi_args, positive, writable_folder, writable_output)
+from bench.options import (InputError, check_grid_size, check_impls, check_mpi, choice_list, device_sets, fail,
+                           int_list, mpi_args, positive, writable_folder, writable_output)
 from bench.run_options import DEFAULT, advice, config, recipes, training_options
 
 DEFAULT_OUT = "results/local"
@@ -105,8 +105,9 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     impls = choice_list("impl", impl, IMPLS)
     strategies = choice_list("strategy", strategy, STRATEGIES)
     sets = device_sets(devices, batches, ranks_elsewhere=bool(mpi_words) and STRATEGIES[0] not in strategies)
+    check_impls(impls, sets, strategies)
     if any(ds.n_devices > 1 for ds in sets):
-        check_mpi(strategies)
+        check_mpi(strategies, impls)
     chosen = recipes(recipe, seqlen)
     check_grid_size(grid_size(impls=impls, device_sets=sets, strategies=strategies, batchsizes=batches,
                               units=widths, repeats=repeats, recipes=chosen))
@@ -221,8 +222,8 @@ def report(results_dir, output, compare):
               help="LSTM width (n_units).")
 @training_options
 @click.option("--seed", default=DEFAULT.seed, show_default=True, help="Seed of the weights and the batches.")
-@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice(IMPLS),
-              help="Implementation: sinebench's, or the article's approach.")
+@click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice([i for i in IMPLS if i != TORCH_DDP]),
+              help="Implementation: sinebench's, the article's approach, or the PyTorch reference's.")
 @click.option("--optimizer", default=DEFAULT.optimizer, show_default=True, type=click.Choice(["adam", "sgd"]),
               help="Optimizer.")
 @click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path),
@@ -274,7 +275,7 @@ def verify(devices, strategy, impl, recipe, optimizer, updates, mpi_words):
         n = gpu_count()
         devices = "cpu+cpu" + ("," + "+".join(str(i) for i in range(n)) if n > 1 else "")
     strategies = choice_list("strategy", strategy, STRATEGIES)
-    impls = choice_list("impl", impl, IMPLS)
+    impls = choice_list("impl", impl, [i for i in IMPLS if not is_torch(i)])  # tests/test_torch_ref.py checks those
     recipes = choice_list("recipe", recipe, list(RECIPES))
     optimizers = choice_list("optimizer", optimizer, ["sgd", "adam"])
     sets = device_sets(devices, ranks_elsewhere=bool(mpi_words) and STRATEGIES[0] not in strategies)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from sinelstm.names import STRATEGIES
+from sinelstm.names import STRATEGIES, TORCH_DDP, TORCH_GRAPH
 
 MAX_RUNS = 100_000  # a larger grid is a typo: it would not finish in a year
 
@@ -75,8 +75,8 @@ def device_sets(text: str | None, batchsizes=(), ranks_elsewhere: bool = False) 
     return sets
 
 
-def check_mpi(strategies):
-    if STRATEGIES[1] in strategies:
+def check_mpi(strategies, impls=()):
+    if STRATEGIES[1] in strategies or TORCH_DDP in impls:
         from bench.launch import MpiMissing, find_mpiexec
 
         try:
@@ -102,6 +102,19 @@ def mpi_args(ctx, param, value):
         fail(f"--mpi-args {value!r}: {exc}")
     os.environ[MPI_ARGS_ENV] = value
     return words
+
+
+# Where an implementation that does not train every device set can run.
+RUNS_ON = {TORCH_GRAPH: "one GPU", TORCH_DDP: "a set of several devices, e.g. 0+1 or cpu+cpu"}
+
+
+def check_impls(impls, sets, strategies):
+    """Refuse an implementation that no device set asked for can train."""
+    from bench.grid import impls_without_runs
+
+    if missing := impls_without_runs(impls, sets, strategies):
+        fail(f"--impl {missing[0]} runs on {RUNS_ON.get(missing[0], 'one device')}, and none of the device sets "
+             f"{', '.join(ds.spec for ds in sets)} is one")
 
 
 def positive(name):

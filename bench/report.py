@@ -18,8 +18,8 @@ import jinja2
 from markupsafe import Markup
 import matplotlib.pyplot as plt
 
-from bench import (compare as cmp, facts, invocations, machine, peaks, plots, plots_compare, plots_maps,
-                   plots_quality, sentences, tables, ttq)
+from bench import (compare as cmp, facts, invocations, ladder, machine, peaks, plots, plots_compare, plots_ladder,
+                   plots_maps, plots_quality, sentences, tables, ttq)
 from bench.analysis import CPU, ONE_GPU, cost_models, predicted_speedup, speedup_grid
 from bench.crossover import agreement
 from bench.facts import Sweep
@@ -100,7 +100,26 @@ def maps(sw: Sweep, models: dict, figs: Figures, other=None) -> list:
     return out
 
 
-def sections(sw: Sweep, models: dict, figs: Figures) -> list:
+def ladder_section(sw: Sweep, limits: dict | None, figs: Figures) -> list:
+    """Each device set and implementation by its fixed cost per update, and
+    each implementation's crossover: only for a sweep of several."""
+    if not ladder.shown(sw.agg):
+        return []
+    rungs = ladder.rungs(sw.agg, limits)
+    crossings = ladder.crossings(sw.agg, rungs)
+    figures = [figs.add("overhead_ladder", plots_ladder.fixed_costs(rungs),
+                        "Fixed cost per update of every device set and implementation (hatched: not sinebench's), "
+                        "with its rate.", "overhead ladder")]
+    if crossings:
+        figures.append(figs.add("crossovers", plots_ladder.crossovers(sw.agg, crossings),
+                                "ms per update against FLOPs per update on the CPU and one GPU, one panel per "
+                                "implementation, same axes; dotted: where one GPU starts to win.", "crossovers"))
+    text = sentences.ladder_rungs(rungs) + [sentences.crossing(c) for c in crossings]
+    return [_section("ladder", "Overhead ladder: fixed cost per update, rate and crossover", figures, text,
+                     tables.ladder(rungs))]
+
+
+def sections(sw: Sweep, models: dict, figs: Figures, limits: dict | None = None) -> list:
     secs = quality_section(sw, figs)
     if len(sw.agg):
         secs.append(_section("time", "Time per update and throughput", [
@@ -113,6 +132,7 @@ def sections(sw: Sweep, models: dict, figs: Figures) -> list:
             figs.add("cost_model", plots.cost_model(sw.main, models),
                      "Measured ms per update against FLOPs per update; lines: fits whose median error is at "
                      "most 25 %.", "cost model")], table=tables.cost(models)))
+    secs += ladder_section(sw, limits, figs)
     if not sw.breakdown.empty:
         secs.append(_section("breakdown", "Where the time goes", [
             figs.add("breakdown", plots_compare.breakdown(facts.breakdown_bars(sw.breakdown, sw.ok)),
@@ -151,7 +171,8 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
     sw = facts.sweep(loaded)
     env = invocations.read(folder, warn)
     records = invocations.records(env, sw.runs["invocation"].unique())
-    models = cost_models(sw.main, peaks.peaks(next(iter(records.values()), {})))
+    limits = peaks.peaks(next(iter(records.values()), {}))
+    models = cost_models(sw.main, limits)
     other = cmp.load(compare) if compare is not None else None
     summary = sentences.summary(sw, models)
     lead = []
@@ -166,7 +187,7 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
     return template.get_template("report.html.j2").render(
         title=folder.name, machine=machine.summary_line(next(iter(records.values()), {})), verdict=verdict,
         lead=lead + crossing, maps=maps(sw, models, figs, other), summary=summary,
-        sections=sections(sw, models, figs),
+        sections=sections(sw, models, figs, limits),
         problems=sentences.failures(facts.failure_counts(sw.runs), len(loaded["attempts"]) - len(sw.runs)),
         env_tables=machine.tables(env, sw.runs["invocation"].unique()))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sinelstm.names import STRATEGIES
+from sinelstm.names import one_process_per_device
 
 from bench import interrupt, procs
 from bench.launch import PROJECT_ROOT, python_command, worker_env
@@ -39,7 +39,7 @@ SESSION = "session"  # file in a worker's folder: its session id
 
 def launcher(spec: RunSpec) -> int:
     """How a run's process starts: 0 for plain Python, else its MPI rank count."""
-    return spec.n_devices if spec.strategy == STRATEGIES[1] else 0
+    return spec.n_devices if one_process_per_device(spec.strategy) else 0
 
 
 def worker_command(ranks: int, specs_path: Path, out: Path) -> list:

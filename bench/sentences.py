@@ -29,6 +29,14 @@ def fmt_flops(flops: float) -> str:
     return f"{flops:.2g} FLOP"
 
 
+def fmt_rate(flops_per_s: float) -> str:
+    """1.23 TFLOP/s, 456 GFLOP/s, 7.8 MFLOP/s."""
+    for unit, scale in (("TFLOP/s", 1e12), ("GFLOP/s", 1e9), ("MFLOP/s", 1e6)):
+        if flops_per_s >= scale:
+            return f"{flops_per_s / scale:.3g} {unit}"
+    return f"{flops_per_s:.3g} FLOP/s"
+
+
 def at(batch, units) -> str:
     return f"batch {batch} / n_units {units}"
 
@@ -281,3 +289,33 @@ def summary(sw: facts.Sweep, models: dict) -> list:
     if (r := facts.repeat_spread(sw.main)) is not None:
         out.append(repeat_spread(r))
     return out
+
+
+def ladder_rungs(rungs: list) -> list:
+    """The ladder of each window length in one sentence: fixed costs, cheapest first."""
+    out = []
+    for seqlen in sorted({r.seqlen for r in rungs}):
+        steps = [f"{r.label} {fmt_ms(r.fixed_ms)}" for r in rungs if r.seqlen == seqlen]
+        out.append(f"Fixed cost per update with {seqlen}-step windows, cheapest first: {'; '.join(steps)}.")
+    return out
+
+
+def crossing(c) -> str:
+    """Where one GPU of an implementation starts to beat the CPU (bench.ladder.Crossing)."""
+    against = "" if c.cpu_impl == c.impl else f" running {c.cpu_impl}"
+    if c.by_model:
+        where = ("never, by the fits" if math.isinf(c.model_flops) else "at every size, by the fits"
+                 if c.model_flops == 0 else f"above {c.model_flops:.2g} FLOPs per update, by the fits")
+    elif c.cells is None:
+        where = "at no size that both ran (none did)"
+    elif c.cells.gpu_wins_from is None:
+        where = f"at none of the {c.cells.cells} sizes both ran"
+    elif c.cells.cpu_wins_up_to is None:
+        where = f"at all {c.cells.cells} sizes both ran"
+    elif c.cells.clean:
+        where = f"above {c.cells.cpu_wins_up_to:.2g} FLOPs per update, measured at {c.cells.cells} sizes"
+    else:
+        where = (f"from {c.cells.gpu_wins_from:.2g} FLOPs per update but not at every size up to "
+                 f"{c.cells.cpu_wins_up_to:.2g}, measured at {c.cells.cells} sizes")
+    return (f"{c.impl}, {c.seqlen}-step windows: one GPU beats the CPU{against} {where} (fixed cost "
+            f"{fmt_ms(c.cpu.fixed_ms)} on the CPU, {fmt_ms(c.gpu.fixed_ms)} on one GPU).")

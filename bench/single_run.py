@@ -17,7 +17,7 @@ def train_and_save(cfg: TrainConfig, ds, out: Path) -> str:
     from sinelstm.timing import summarize_ms
     from sinelstm.train import train as run_train
 
-    result = run_train(cfg, make_strategy(STRATEGIES[0], ds))
+    result = run_train(cfg, make_strategy(STRATEGIES[0], ds, cfg.impl))
     loop = closed_loop_fast(result.model, cfg.data)
     stats = summarize_ms(result.step_ms)
     summary = {

@@ -1,6 +1,7 @@
 """One visual language for every chart: each device set and strategy has one
 colour and one marker, the article's implementation is a dashed line (hollow
-marker), and every speedup map shares one fixed, symmetric colour scale. A
+marker), the PyTorch reference's dotted (dash-dotted when captured as a CUDA
+graph), and every speedup map shares one fixed, symmetric colour scale. A
 reader who learned that the CPU is the red square in one chart finds it so
 in all of them."""
 import re
@@ -8,7 +9,7 @@ import re
 import matplotlib.colors as mcolors
 import numpy as np
 
-from sinelstm.names import ARTICLE_IMPL, STRATEGIES
+from sinelstm.names import ARTICLE_IMPL, STRATEGIES, TORCH_DDP, TORCH_DDP_STRATEGY, TORCH_GRAPH, TORCH_IMPL
 
 # (kind, strategy) -> (colour, marker); kind is cpu, gpu, cpus (replicas), gpus.
 _BASE = {
@@ -18,7 +19,11 @@ _BASE = {
     ("gpus", STRATEGIES[1]): ("#ff7f0e", "D"),
     ("cpus", STRATEGIES[0]): ("#9467bd", "v"),
     ("cpus", STRATEGIES[1]): ("#8c564b", "P"),
+    ("gpus", TORCH_DDP_STRATEGY): ("#e377c2", "h"),
+    ("cpus", TORCH_DDP_STRATEGY): ("#bcbd22", "p"),
 }
+# Line style of each implementation other than sinebench's (solid).
+IMPL_LINE = {ARTICLE_IMPL: "--", TORCH_IMPL: ":", TORCH_DDP: ":", TORCH_GRAPH: "-."}
 OTHER = ("#7f7f7f", "X")
 # A compared machine's series: the same colours, lighter.
 COMPARED_SUFFIX = " — "
@@ -26,18 +31,17 @@ SPEEDUP_LIMIT = 4  # log2: the maps' scale runs from 1/16x to 16x
 
 
 def _parse(label: str) -> tuple:
-    """(kind, strategy, n, article) from a names.series_label."""
-    article = label.endswith(f" · {ARTICLE_IMPL}")
-    label = label.split(COMPARED_SUFFIX)[0].removesuffix(f" · {ARTICLE_IMPL}")
+    """(kind, strategy, n, impl) from a names.series_label; impl is "" for sinebench's."""
+    label, _, impl = label.split(COMPARED_SUFFIX)[0].partition(" · ")
     m = re.match(r"^(\d+) (GPUs?|CPU replicas)(?: \((.+)\))?$", label)
     if label == "CPU":
-        return "cpu", "", 1, article
+        return "cpu", "", 1, impl
     if m is None:
-        return "other", "", 1, article
+        return "other", "", 1, impl
     n = int(m.group(1))
     if m.group(2).startswith("GPU"):
-        return ("gpu" if n == 1 else "gpus"), (m.group(3) or "") if n > 1 else "", n, article
-    return "cpus", m.group(3) or "", n, article
+        return ("gpu" if n == 1 else "gpus"), (m.group(3) or "") if n > 1 else "", n, impl
+    return "cpus", m.group(3) or "", n, impl
 
 
 def colour(label: str) -> str:
@@ -57,10 +61,10 @@ def marker(label: str) -> str:
 
 def line(label: str) -> dict:
     """Keyword arguments of ``ax.plot`` for a series."""
-    article = _parse(label)[3]
+    impl = _parse(label)[3]
     c = colour(label)
-    return {"color": c, "marker": marker(label), "ls": "--" if article else "-",
-            "mfc": "white" if article else c, "mec": c}
+    return {"color": c, "marker": marker(label), "ls": IMPL_LINE.get(impl, "-"),
+            "mfc": "white" if impl == ARTICLE_IMPL else c, "mec": c}
 
 
 def order(labels) -> list:
@@ -68,8 +72,8 @@ def order(labels) -> list:
     rank = {"cpu": 0, "gpu": 1, "gpus": 2, "cpus": 3, "other": 4}
 
     def key(label):
-        kind, strategy, n, article = _parse(label)
-        return rank[kind], n, strategy, article, COMPARED_SUFFIX in label, label
+        kind, strategy, n, impl = _parse(label)
+        return rank[kind], n, strategy, impl, COMPARED_SUFFIX in label, label
     return sorted(set(labels), key=key)
 
 

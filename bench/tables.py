@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from markupsafe import Markup, escape
 
-from bench import facts
+from bench import facts, sentences
 
 
 def num(v, digits: int = 3) -> str:
@@ -84,3 +84,27 @@ def quality(table: pd.DataFrame) -> Markup:
             for _, r in t.iterrows()]
     return html_table(["<device set", "<recipe", "batch", "n_units", "seeds reached", "time to quality (s)",
                        "fastest – slowest seed (s)", "updates to quality"], rows)
+
+
+def ladder(rungs: list) -> Markup:
+    """The overhead ladder (bench.ladder.rungs): cheapest fixed cost first."""
+    rows = []
+    for r in rungs:
+        b, n, ms = r.smallest
+        bl, nl, rate = r.largest
+        rows.append([str(r.seqlen), r.label, (num(r.fixed_ms), r.fixed_ms),
+                     (sentences.fmt_rate(r.flops_per_s), r.flops_per_s), _basis(r), (f"{num(ms)} (b{b}/n{n})", ms),
+                     (f"{sentences.fmt_rate(rate)} (b{bl}/n{nl})", rate),
+                     f"{r.fit.rel_error:.0%}" if r.fit is not None else "–"])
+    return html_table(["steps", "<device set · implementation", "fixed ms per update", "<rate", "<from",
+                       "<smallest update: ms", "<largest update: rate", "fit error"], rows, "ladder")
+
+
+def _basis(r) -> str:
+    """Where a rung's fixed cost and rate come from."""
+    if r.fitted:
+        return f"fit over {r.sizes} sizes"
+    if r.fit is None:
+        return "measured (one size)" if r.sizes < 2 else "measured"
+    return f"measured (fit error {r.fit.rel_error:.0%})"
+

@@ -25,7 +25,7 @@ from pathlib import Path
 import sinelstm  # noqa: F401
 from sinelstm.devices import DeviceSpecError, parse_device_set
 from sinelstm.quality import closed_loop_fast
-from sinelstm.names import REACHED, STRATEGIES
+from sinelstm.names import REACHED, one_process_per_device
 from sinelstm.profile import profile_phases
 from sinelstm.strategy import make_strategy
 from sinelstm.timing import summarize_ms
@@ -61,8 +61,8 @@ def classify(exc: BaseException) -> str:
 def run(spec: RunSpec, out: Path):
     # An MPI rank checks only the GPU it uses (DeviceSet.rank_device): the
     # set's other GPUs may belong to other hosts.
-    device_set = parse_device_set(spec.devices, check=spec.strategy != STRATEGIES[1])
-    strategy = make_strategy(spec.strategy, device_set)
+    device_set = parse_device_set(spec.devices, check=not one_process_per_device(spec.strategy))
+    strategy = make_strategy(spec.strategy, device_set, spec.train.impl)
     result = train(spec.train, strategy)
     breakdown = profile_phases(spec.train, strategy) if spec.profile else None
     if strategy.reports:
@@ -148,7 +148,7 @@ def main(argv=None):
 
 
 def run_or_fail(spec: RunSpec, out: Path, rank: int):
-    mpi = spec.strategy == STRATEGIES[1]
+    mpi = one_process_per_device(spec.strategy)
     try:
         run(spec, out)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a row

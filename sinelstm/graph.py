@@ -25,9 +25,9 @@ import sinelstm  # noqa: F401
 
 from sinelstm import graph_cpu
 from sinelstm.flat import FlatState, LAYOUT
+from sinelstm.names import GRAPH_IMPL  # noqa: F401  (strategy imports it here)
 from sinelstm.updaters import Updater, set_lr, shard
 
-GRAPH_IMPL = "graph"
 # Window offsets are drawn on the host and uploaded this many updates at a
 # time: the graph reads update k's from device memory.
 CHUNK = 1024

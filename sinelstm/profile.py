@@ -15,11 +15,14 @@ import chainer
 from sinelstm.updaters import PHASES, Step
 
 
-def profile_phases(cfg, strategy, n_updates: int = 20, warmup: int = 1) -> dict:
+def profile_phases(cfg, strategy, n_updates: int = 20, warmup: int = 1) -> dict | None:
     """Median milliseconds per phase over up to ``n_updates`` updates of a
     fresh updater (fewer, but at least one, once the budget's profile share
-    has passed); the strategy's processes stop together."""
+    has passed); the strategy's processes stop together. None for an updater
+    without phases (a replayed CUDA graph)."""
     updater = strategy.make_updater(cfg)
+    if not updater.phases():  # one captured graph: nothing to time apart
+        return None
     max_seconds = cfg.budget.profile_seconds
     samples = defaultdict(list)
     t_begin = time.perf_counter()

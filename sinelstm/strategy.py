@@ -20,7 +20,7 @@ import chainer
 from sinelstm.graph import GRAPH_IMPL, make_graph_updater
 from sinelstm.iterator import WindowIterator
 from sinelstm.model import SineLSTM
-from sinelstm.names import SINGLE_DEVICE, STRATEGIES
+from sinelstm.names import IMPLS, SINGLE_DEVICE, STRATEGIES, is_torch
 from sinelstm.recipes import lr_at, lr_for
 from sinelstm.updaters import make_optimizer, make_updater
 
@@ -97,8 +97,14 @@ class OneProcessPerDevice:
         return bool(self.comm.bcast_obj(stop if self.comm.rank == 0 else None, root=0))
 
 
-def make_strategy(name: str, device_set):
-    """The strategy ``name`` for ``device_set`` (one device: always single)."""
+def make_strategy(name: str, device_set, impl: str = IMPLS[0]):
+    """The strategy ``name`` for ``device_set`` (one device: always single).
+    The PyTorch reference's implementations bring their own
+    (:func:`sinelstm.torch_ref.make_torch_strategy`, imported only then)."""
+    if is_torch(impl):
+        from sinelstm.torch_ref import make_torch_strategy
+
+        return make_torch_strategy(impl, device_set)
     if name == STRATEGIES[1] and device_set.n_devices > 1:
         return OneProcessPerDevice(device_set)
     if name in (SINGLE_DEVICE, STRATEGIES[0]) or device_set.n_devices == 1:

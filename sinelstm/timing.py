@@ -53,6 +53,10 @@ class CudaUpdateTimer:
 
 
 def make_update_timer(device):
+    """A clock for an updater's device: a Chainer device, or one that brings
+    its own (the PyTorch reference's, :class:`sinelstm.torch_ref.TorchDevice`)."""
+    if hasattr(device, "update_timer"):
+        return device.update_timer()
     return CpuUpdateTimer() if device.xp is np else CudaUpdateTimer(device)
 
 

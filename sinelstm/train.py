@@ -120,6 +120,10 @@ def _timed_loop(cfg, updater, strategy) -> TrainResult:
             continue
         train_loss = updater.loss_value(losses)  # waits for the device
         clock.end_training_segment()
+        # Read again at each evaluation: an updater whose weights live in
+        # another framework (sinelstm.torch_ref) maps them into its Chainer
+        # model here, inside the evaluation's time.
+        model = updater.model
         val = one_step_mse(model, cfg.data, cfg.seqlen, series)
         if not (math.isfinite(train_loss) and math.isfinite(val)):
             raise Diverged(k, train_loss, val)

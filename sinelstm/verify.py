@@ -20,9 +20,9 @@ import chainer
 
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.devices import parse_device_set
-from sinelstm.names import ARTICLE_RECIPE, STRATEGIES
+from sinelstm.names import ARTICLE_RECIPE, GRAPH_IMPL, SINGLE_DEVICE, STRATEGIES
 from sinelstm.recipes import RECIPES, Recipe
-from sinelstm.strategy import SingleProcess, make_strategy
+from sinelstm.strategy import make_strategy
 
 TOLERANCE = 1e-5
 RESULT_PREFIX = "RESULT "
@@ -87,7 +87,7 @@ def cases(device_sets, strategies, impls, recipes, optimizers):
     for ds, strat, im, rec, opt in itertools.product(device_sets, strategies, impls, recipes, optimizers):
         if ds.n_devices == 1 and (reference_impl(im) == im or strat != strategies[0]):
             continue
-        if ds.n_devices > 1 and im == "graph" and strat != STRATEGIES[1]:
+        if ds.n_devices > 1 and im == GRAPH_IMPL and strat != STRATEGIES[1]:
             continue
         yield ds, strat, im, rec, opt
 
@@ -114,12 +114,13 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     with the reference implementation; compare the parameters. Under MPI
     every rank calls this and rank 0 gets the result, the others ``None``."""
     cfg = cfg or verify_config(n_devices=device_set.n_devices)
-    strategy = make_strategy(strategy_name, device_set)
+    strategy = make_strategy(strategy_name, device_set, cfg.impl)
     params = trained_params(cfg, strategy, scale_losses=scale_losses)
     if not strategy.reports:
         return None
     ref_impl = reference_impl(cfg.impl)
-    reference = trained_params(replace(cfg, impl=ref_impl), SingleProcess(parse_device_set(device_set.first_spec)))
+    first = parse_device_set(device_set.first_spec)
+    reference = trained_params(replace(cfg, impl=ref_impl), make_strategy(SINGLE_DEVICE, first, ref_impl))
     return VerifyResult(spec=device_set.spec, strategy=strategy.name, impl=cfg.impl, updates=cfg.budget.updates,
                         reference=device_set.first_spec + ("" if ref_impl == cfg.impl else f" {ref_impl}"),
                         max_diff=max_param_diff(params, reference), recipe=cfg.recipe.name, optimizer=cfg.optimizer,

@@ -191,7 +191,7 @@ BAD_INPUTS = [
     (["sweep", "--batchsize", "ten"], "whole numbers"),
     (["sweep", "--units", "-5"], "must be positive"),
     (["sweep", "--seqlen", "0"], "must be positive"),
-    (["sweep", "--impl", "torch"], "unknown value 'torch'"),
+    (["sweep", "--impl", "jax"], "unknown value 'jax'"),  # torch is the PyTorch reference's
     (["sweep", "--strategy", "ddp"], "unknown value 'ddp'"),
     (["sweep", "--bogus"], "No such option"),
     (["verify", "--devices", "cpu+cpu", "--strategy", "nccl"], "unknown value 'nccl'"),
