@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import sinelstm  # noqa: F401
@@ -31,7 +31,9 @@ from sinelstm.strategy import make_strategy
 from sinelstm.timing import summarize_ms
 from sinelstm.train import Diverged, train
 
+from bench import samples
 from bench.fsio import atomic_write
+from bench.pinning import hold_still
 from bench.schema import ClosedLoopPoint, CurvePoint, PhaseTime, RunRow, RunSpec
 
 
@@ -58,20 +60,30 @@ def classify(exc: BaseException) -> str:
     return "error"
 
 
+def local_rank() -> int:
+    """This process's rank among the ranks of its host (0 outside MPI)."""
+    for var in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
 def run(spec: RunSpec, out: Path):
     device_set = parse_device_set(spec.devices)
+    ranks = spec.n_devices if spec.strategy == STRATEGIES[1] else 1
+    held = hold_still(device_set, local_rank() if ranks > 1 else 0, ranks)
     strategy = make_strategy(spec.strategy, device_set)
     result = train(spec.train, strategy)
     breakdown = profile_phases(spec.train, strategy) if spec.profile else None
     if strategy.reports:
-        write_results(spec, device_set, result, breakdown, out)
+        write_results(spec, device_set, result, breakdown, out, held)
 
 
 def _six(value) -> float:
     return float(f"{float(value):.6g}")
 
 
-def write_results(spec: RunSpec, device_set, result, breakdown, out: Path):
+def write_results(spec: RunSpec, device_set, result, breakdown, out: Path, held: tuple = (None, "")):
     stats = summarize_ms(result.step_ms)
     loop = closed_loop_fast(result.model, spec.train.data)
     row = RunRow.ok(
@@ -83,6 +95,7 @@ def write_results(spec: RunSpec, device_set, result, breakdown, out: Path):
         quality_status=result.quality_status, time_to_quality_s=result.time_to_quality_s,
         updates_to_quality=result.updates_to_quality, eval_s=result.eval_s,
     )
+    row = replace(row, threads=held[0], cpus=held[1])
     rid = spec.run_id
     side = {"curves.csv": [CurvePoint(rid, **point) for point in result.curve]}
     if spec.repeat == 0 or result.quality_status == REACHED:  # the evidence a model generates the sine
@@ -91,8 +104,9 @@ def write_results(spec: RunSpec, device_set, result, breakdown, out: Path):
                                    for t, (y, p) in enumerate(zip(loop.truth, loop.prediction))]
     if breakdown is not None:
         side["breakdown.csv"] = [PhaseTime(rid, k, v) for k, v in breakdown.items()]
-    # Side rows first, the row last: result.json is what marks the run done,
-    # and it appears whole (the sweep polls for it).
+    # Side rows and samples first, the row last: result.json is what marks
+    # the run done, and it appears whole (the sweep polls for it).
+    atomic_write(out / samples.WORKER_FILE, samples.encode(result.step_ms))
     atomic_write(out / "side.json", json.dumps({k: [asdict(r) for r in rows] for k, rows in side.items()}))
     atomic_write(out / "result.json", json.dumps(asdict(row)))
 
