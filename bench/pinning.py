@@ -143,7 +143,7 @@ def hold_still(device_set, rank: int, ranks: int) -> tuple:
     threads = int(os.environ[ENV_THREADS]) if os.environ.get(ENV_THREADS, "").isdigit() else None
     cpus = ""
     if os.environ.get(ENV_PIN) == "1" and threads:
-        usable = _ORIGINAL
+        usable = launcher_cpus() if ranks > 1 else _ORIGINAL
         gpus = device_set.gpu_ids if device_set.is_gpu else [None] * device_set.n_devices
         if ranks == 1:
             gpus = gpus[:1]
@@ -154,6 +154,16 @@ def hold_still(device_set, rank: int, ranks: int) -> tuple:
         except (OSError, AttributeError):
             cpus = ""
     return blas_threads(threads), cpus
+
+
+def launcher_cpus() -> list:
+    """The cores an MPI rank may choose from: its launcher's (mpiexec binds
+    each rank to one core by default, which is not the machine's choice)."""
+    try:
+        parent = sorted(os.sched_getaffinity(os.getppid()))
+    except (OSError, AttributeError):
+        parent = []
+    return parent if len(parent) > len(_ORIGINAL) else _ORIGINAL
 
 
 def blas_threads(threads: int | None) -> int | None:

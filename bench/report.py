@@ -177,12 +177,17 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
         env_tables=machine.tables(env, sw.runs["invocation"].unique()))
 
 
-def noise_warning(sw: Sweep, records: dict) -> str | None:
-    """The warning at the top of the page, with what the sweeps recorded of
-    the machine's load and whether they pinned (their last invocation's)."""
+def noise_warning(sw: Sweep, records: dict) -> tuple | None:
+    """The warning at the top of the page (headline, detail), with what the
+    sweeps recorded of the machine's load and whether they pinned (their
+    last invocation's)."""
+    noisy = trust.noisy(sw)
+    if not noisy:
+        return None
     last = list(records.values())[-1] if records else {}
     control = last.get("control") or {}
-    return trust_sentences.noise_warning(trust.noisy(sw), last.get("uncontrolled"), control.get("pinned"))
+    return (trust_sentences.noise_headline(noisy),
+            trust_sentences.noise_warning(noisy, last.get("uncontrolled"), control.get("pinned")))
 
 
 def render(folder, output=None, compare=None, warn=lambda message: None) -> Path:

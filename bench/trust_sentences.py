@@ -67,6 +67,14 @@ def noise_warning(noisy: list, uncontrolled: dict | None = None, pinned=None, sh
     return out + ADVICE + _conditions(uncontrolled, pinned) + "."
 
 
+def noise_headline(noisy: list) -> str | None:
+    """The page's first line about noise; :func:`noise_warning` is the detail."""
+    if not noisy:
+        return None
+    return (f"Noisy machine: the repeats of {len(noisy)} configuration(s) disagree by more than the differences "
+            f"they are compared on, so those speedups are within the noise.")
+
+
 def _conditions(uncontrolled: dict | None, pinned) -> str:
     bits = []
     if pinned is False:
