@@ -16,7 +16,8 @@ sweep says ``--no-pin``:
   libraries read at start (set by the sweep for the worker) and
   ``threadpoolctl`` for the BLAS actually loaded;
 * ``threads`` defaults to the usable cores of one NUMA node (one socket:
-  memory stays local, no cross-socket spinning).
+  memory stays local, no cross-socket spinning), shared out among the
+  ranks of an MPI job.
 
 The sweep runs one run at a time, so a core set never has two runs on it.
 Nothing here may fail a run: a machine that hides its topology, or refuses
@@ -35,7 +36,7 @@ PCI = Path("/sys/bus/pci/devices")
 # What the libraries read when they load: OpenMP, OpenBLAS, MKL, BLIS, Apple's.
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-ENV_PIN, ENV_THREADS = "SINEBENCH_PIN", "SINEBENCH_THREADS"
+ENV_PIN, ENV_THREADS, ENV_AUTO = "SINEBENCH_PIN", "SINEBENCH_THREADS", "SINEBENCH_THREADS_AUTO"
 HASH_SEED = "0"  # PYTHONHASHSEED of every worker: dict and set order the same in every run
 
 
@@ -141,6 +142,8 @@ def hold_still(device_set, rank: int, ranks: int) -> tuple:
     """Pin this process and set its BLAS threads as the sweep asked (through
     the environment); returns (threads, cpus) for the row."""
     threads = int(os.environ[ENV_THREADS]) if os.environ.get(ENV_THREADS, "").isdigit() else None
+    if threads and ranks > 1 and os.environ.get(ENV_AUTO) == "1":
+        threads = max(1, threads // ranks)  # one node's cores shared by the job's ranks, not each rank's
     cpus = ""
     if os.environ.get(ENV_PIN) == "1" and threads:
         usable = launcher_cpus() if ranks > 1 else _ORIGINAL
@@ -186,6 +189,7 @@ def worker_env(env: dict, control: Control) -> dict:
     env["PYTHONHASHSEED"] = HASH_SEED
     threads = control.resolved_threads()
     env[ENV_PIN] = "1" if control.pin else "0"
+    env[ENV_AUTO] = "1" if control.threads is None else "0"
     if threads:
         env[ENV_THREADS] = str(threads)
         for var in THREAD_VARS:

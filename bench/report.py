@@ -187,7 +187,7 @@ def noise_warning(sw: Sweep, records: dict) -> tuple | None:
     last = list(records.values())[-1] if records else {}
     control = last.get("control") or {}
     return (trust_sentences.noise_headline(noisy),
-            trust_sentences.noise_warning(noisy, last.get("uncontrolled"), control.get("pinned")))
+            trust_sentences.noise_detail(noisy, last.get("uncontrolled"), control.get("pinned")))
 
 
 def render(folder, output=None, compare=None, warn=lambda message: None) -> Path:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench import intervals, samples as per_update
+from bench.analysis import KEYS
 from bench.facts import SINEBENCH, Sweep, multi_sets, one_gpu
 from sinelstm.devices import parse_device_set
 from sinelstm.names import ARTICLE_IMPL, SINGLE_DEVICE, device_label
@@ -148,6 +149,8 @@ class Noisy:
 
 
 def _spreads(main: pd.DataFrame) -> dict:
+    if main.empty or "ms_min" not in main:
+        return {}
     rep = main[main["repeats"] > 1]
     return {(d, s, int(b), int(n)): (float(lo), float(hi))
             for d, s, b, n, lo, hi in zip(rep["devices"], rep["strategy"], rep["batchsize"], rep["n_units"],
@@ -193,7 +196,8 @@ def stop_reasons(runs: pd.DataFrame) -> pd.Series:
     if "stop_reason" not in runs or runs.empty:
         return pd.Series(dtype=int)
     decided = runs[runs["stop_reason"].fillna("").astype(str) != ""]
-    return decided["stop_reason"].value_counts()
+    keys = [k for k in KEYS if k in decided]
+    return decided.groupby(keys)["stop_reason"].last().value_counts() if len(decided) else decided["stop_reason"].value_counts()
 
 
 def interval_widths(comps) -> np.ndarray:

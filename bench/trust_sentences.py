@@ -59,12 +59,17 @@ def noise_warning(noisy: list, uncontrolled: dict | None = None, pinned=None, sh
     """The warning at the top of the report and the end of a sweep."""
     if not noisy:
         return None
+    return (f"This machine was noisy: the repeats of {len(noisy)} configuration(s) disagree by more than the "
+            f"differences they are compared on — " + noise_detail(noisy, uncontrolled, pinned, shown))
+
+
+def noise_detail(noisy: list, uncontrolled: dict | None = None, pinned=None, shown: int = 3) -> str:
+    """Which configurations, by how much, and what to do."""
     parts = [f"{e.label} at {at(e.batch, e.units)} ({fmt_ms(e.ms_min)}–{fmt_ms(e.ms_max)}, {e.spread:.0%} apart, "
              f"against a {e.difference:.0%} difference in {e.against})" for e in noisy[:shown]]
     more = f" and {len(noisy) - shown} more" if len(noisy) > shown else ""
-    out = (f"This machine was noisy: the repeats of {len(noisy)} configuration(s) disagree by more than the "
-           f"differences they are compared on — {'; '.join(parts)}{more}. Their speedups are within the noise; ")
-    return out + ADVICE + _conditions(uncontrolled, pinned) + "."
+    return (f"{'; '.join(parts)}{more}. Their speedups are within the noise; " + ADVICE
+            + _conditions(uncontrolled, pinned) + ".")
 
 
 def noise_headline(noisy: list) -> str | None:

@@ -36,7 +36,7 @@ def test_one_distribution_is_not_called_different_and_twenty_percent_is():
         assert same.interval.includes(1.0)
         slower = intervals.compare(sample_sets(2.4, seed), sample_sets(2.0, 100 + seed), f"diff{seed}")
         assert slower.clear is True, (seed, slower)
-        assert 1.1 < slower.interval.low < 1.2 < slower.interval.high < 1.3
+        assert 1.0 < slower.interval.low < 1.2 < slower.interval.high < 1.4
 
 
 def test_an_interval_covers_the_true_median_and_narrows_with_quieter_runs():
