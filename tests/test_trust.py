@@ -251,3 +251,39 @@ def test_bad_repeat_options_are_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "x").exists()
     dry = sinebench("sweep", "--devices", "cpu", "--out", tmp_path / "x", "--dry-run", "--repeats", "auto")
     assert dry.returncode == 0 and "--repeats auto: 4 configurations" in dry.stdout
+
+
+# -- on GPUs (skipped here) --------------------------------------------------------
+@pytest.mark.gpu
+def test_a_gpu_run_is_pinned_near_its_gpu_and_keeps_its_samples(tmp_path):
+    from pathlib import Path
+
+    import cupy
+
+    bus = str(cupy.cuda.Device(0).pci_bus_id).lower()
+    local = pinning.parse_cpulist((Path("/sys/bus/pci/devices") / bus / "local_cpulist").read_text()) \
+        if (Path("/sys/bus/pci/devices") / bus / "local_cpulist").exists() else []
+    assert pinning.gpu_local_cpus(0) == local
+    out = tmp_path / "res"
+    done = sinebench("sweep", "--devices", "0", "--batchsize", "10", "--units", "5", "--recipe", "article",
+                     "--full-budget", "--updates", "60", "--max-seconds", "0.5", "--warmup", "2", "--threads", "2",
+                     "--repeats", "2", "--no-progress", "--no-report", "--out", out, timeout=600)
+    assert done.returncode == 0, done.stderr
+    runs = pd.read_csv(out / "runs.csv", dtype={"cpus": str})
+    for cpus in runs["cpus"]:
+        chosen = pinning.parse_cpulist(cpus)
+        assert len(chosen) == 2 and (not local or set(chosen) <= set(local) or len(local) < 2)
+    assert len(samples.read_all(out, runs["run_id"])) == 2
+
+
+@pytest.mark.multigpu
+@pytest.mark.mpi
+def test_a_two_gpu_mpi_job_runs_pinned_and_records_its_first_ranks_cores(tmp_path):
+    out = tmp_path / "res"
+    done = sinebench("sweep", "--devices", "0+1", "--strategy", "chainermn", "--batchsize", "10", "--units", "5",
+                     "--recipe", "article", "--full-budget", "--updates", "60", "--max-seconds", "0.5",
+                     "--warmup", "2", "--threads", "1", "--repeats", "1", "--no-progress", "--no-report",
+                     "--out", out, timeout=600)
+    assert done.returncode == 0, done.stderr
+    runs = pd.read_csv(out / "runs.csv", dtype={"cpus": str})
+    assert runs["status"].tolist() == ["ok"] and len(pinning.parse_cpulist(runs["cpus"].iloc[0])) == 1
