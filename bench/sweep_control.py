@@ -71,15 +71,19 @@ def record(machine: dict, control: pinning.Control) -> dict:
             "uncontrolled": hostload.uncontrolled(before=hostload.snapshot())}
 
 
+def _no_rows():
+    import pandas as pd
+
+    return pd.DataFrame(columns=["run_id", "status", "ms_per_update_median"])
+
+
 def _rows(store):
     from bench.store import ResultsError
-
-    import pandas as pd
 
     try:
         return store.load()["runs"]
     except ResultsError:  # a new folder: no runs.csv yet
-        return pd.DataFrame(columns=["run_id", "status", "ms_per_update_median"])
+        return _no_rows()
 
 
 def progress_of(store, specs: list, repetition: Repetition) -> adaptive.Progress:
@@ -112,16 +116,10 @@ def dry_run(specs: list, out, done: set, repetition: Repetition) -> list:
         return plan.dry_run(specs, done)
     first = [s for s in specs if s.repeat < adaptive.MIN_REPEATS]
     if not out.is_dir():
-        progress = adaptive.Progress(out, specs, _rows_of_nothing(), repetition.target, repetition.count)
+        progress = adaptive.Progress(out, specs, _no_rows(), repetition.target, repetition.count)
     else:
         progress = progress_of(ResultStore(out), specs, repetition)
     return plan.dry_run(first, done) + adaptive.plan_lines(progress)
-
-
-def _rows_of_nothing():
-    import pandas as pd
-
-    return pd.DataFrame(columns=["run_id", "status", "ms_per_update_median"])
 
 
 def finish(out, invocation: str) -> list:

@@ -10,7 +10,6 @@ plugs in as one more pair.
 """
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from bench import intervals, samples as per_update
@@ -199,7 +198,3 @@ def stop_reasons(runs: pd.DataFrame) -> pd.Series:
     keys = [k for k in KEYS if k in decided]
     return decided.groupby(keys)["stop_reason"].last().value_counts() if len(decided) else decided["stop_reason"].value_counts()
 
-
-def interval_widths(comps) -> np.ndarray:
-    """Relative half-widths of the comparisons' intervals."""
-    return np.array([c.interval.rel_halfwidth for c in comps if c is not None and c.interval is not None])

@@ -35,12 +35,12 @@ def rows(folder: Path) -> dict:
 
 
 def main(folders):
-    print(f"{'configuration':<36} {'folder':<8} {'spread':>7} {'n':>3} {'median ms':>9}  {'95% CI':>6}  "
+    print(f"{'configuration':<40} {'folder':<8} {'spread':>7} {'n':>3} {'median ms':>9}  {'95% CI':>6}  "
           f"{'stop':<8} {'thr':<4} cpus")
     tables = {Path(f).name: rows(Path(f)) for f in folders}
     for config in sorted({c for t in tables.values() for c in t}):
         for name, table in tables.items():
-            print(f"{config:<36} {name:<8} {table.get(config, '      (not run)')}")
+            print(f"{config:<40} {name:<8} {table.get(config, '      (not run)')}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """Issue 14: intervals that tell a real difference from noise, the samples
 they are computed from, repeats until stable, pinning, and the warning that
-a machine was noisy. Seeded and fast (no worker processes but one sweep)."""
+a machine was noisy. Seeded and fast (one short sweep; the GPU tests skip here)."""
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
