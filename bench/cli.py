@@ -21,6 +21,7 @@ from bench.launch import MPI_ARGS_ENV
 from bench.options import (InputError, check_grid_size, check_impls, check_mpi, choice_list, device_sets, fail,
                            int_list, mpi_args, positive, writable_folder, writable_output)
 from bench.run_options import DEFAULT, advice, config, recipes, training_options
+from bench.sweep_control import control_options
 
 DEFAULT_OUT = "results/local"
 MPI_ARGS_HELP = ("Options for mpiexec in every chainermn run (also from SINEBENCH_MPI_ARGS), e.g. "
@@ -70,8 +71,7 @@ def main(ctx):
 @training_options
 @click.option("--max-seconds", default=SWEEP.max_seconds, show_default=True, callback=positive("max-seconds"),
               help="Time budget of each run's timed loop.")
-@click.option("--repeats", default=SWEEP.repeats, show_default=True, callback=positive("repeats"),
-              help="Runs of each configuration; repeat r trains from seed r.")
+@control_options
 @click.option("--warmup", default=DEFAULT.budget.warmup, show_default=True,
               help="Untimed updates before each run.")
 @click.option("--impl", default=IMPLS[0], show_default=True, help=f"Implementations, from {', '.join(IMPLS)}.")
@@ -93,8 +93,8 @@ def main(ctx):
 @click.option("--mpi-args", "mpi_words", default=None, envvar=MPI_ARGS_ENV, callback=mpi_args,
               help=MPI_ARGS_HELP)
 def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality,
-          max_seconds, repeats, warmup, impl, strategy, target_mse, out, report, progress, isolate, retries,
-          dry_run, mpi_words):
+          max_seconds, repetition, control, warmup, impl, strategy, target_mse, out, report, progress, isolate,
+          retries, dry_run, mpi_words):
     """Run every combination in worker processes; rerun to resume. One sweep
     at a time writes a results folder; SIGINT, SIGTERM or SIGHUP stop it
     with every committed run kept."""
@@ -110,7 +110,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         check_mpi(strategies, impls)
     chosen = recipes(recipe, seqlen)
     check_grid_size(grid_size(impls=impls, device_sets=sets, strategies=strategies, batchsizes=batches,
-                              units=widths, repeats=repeats, recipes=chosen))
+                              units=widths, repeats=repetition.count, recipes=chosen))
     base = config(chosen[0], updates, warmup, max_seconds, eval_every=eval_every, target_mse=target_mse,
                   quality_target=quality_target, until_quality=until_quality)
     for other in chosen[1:]:
@@ -118,8 +118,8 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     for line in advice(base):
         warn(line)
     specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
-                        batchsizes=batches, units=widths, repeats=repeats, recipes=chosen)
-    from bench import plan
+                        batchsizes=batches, units=widths, repeats=repetition.count, recipes=chosen)
+    from bench import plan, sweep_control
 
     if dry_run:  # the checks of a real sweep, then the list; nothing written
         from bench.store import ResultsError, ResultStore
@@ -130,7 +130,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
             done = ResultStore(out).completed_ids() if out.is_dir() else set()
         except ResultsError as exc:
             fail(str(exc))
-        click.echo("\n".join(plan.dry_run(specs, done)))
+        click.echo("\n".join(sweep_control.dry_run(specs, out, done, repetition)))
         return
     click.echo(plan.devices_line([ds.spec for ds in sets], asked=devices is not None))
     from bench.invocations import check_same_machine
@@ -141,14 +141,14 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     except InputError:
         store.close()
         raise
-    from bench.runner import sweep as run_sweep
-
     try:
-        invocation = write_env(out, machine)
-        counts = run_sweep(specs, store, progress=progress, isolate=isolate, retries=retries, say=warn,
-                           invocation=invocation)
-        click.echo(f"{len(specs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        invocation = write_env(out, sweep_control.record(machine, control))
+        counts = sweep_control.run(specs, store, repetition, control, warn, progress=progress, isolate=isolate,
+                                   retries=retries, invocation=invocation)
+        click.echo(f"{sweep_control.total(counts)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
                    + f"; results in {out}/")
+        for line in sweep_control.finish(out, invocation):
+            warn(line)
         if report:
             render_report(out, None)
     except interrupt.Interrupted as exc:

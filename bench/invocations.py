@@ -89,3 +89,14 @@ def check_same_machine(folder: Path) -> dict:
              f"{machine_kind(record)}); sweep into a new folder with --out, so that the two are not pooled "
              f"as repeats")
     return record
+
+
+def update(folder, key: str, fields: dict):
+    """Add ``fields`` to invocation ``key``'s record (what a sweep learns at
+    its end, e.g. the load after it); nothing else of env.json changes."""
+    env = read(folder)
+    invocations = env.get("invocations") or {}
+    if key not in invocations:
+        return
+    invocations[key] = {**invocations[key], **fields}
+    atomic_write(Path(folder) / ENV, json.dumps({**env, "invocations": invocations}, indent=2))

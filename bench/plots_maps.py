@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from bench.sentences import fmt_x  # noqa: E402
 from bench.style import SPEEDUP_LIMIT, speedup_ticks  # noqa: E402
@@ -31,22 +32,32 @@ def boundary_segments(grid: pd.DataFrame) -> list:
     return segs
 
 
-def speedup_heatmap(grid: pd.DataFrame, title: str, predicted=None):
+def speedup_heatmap(grid: pd.DataFrame, title: str, predicted=None, unclear: pd.DataFrame | None = None):
     """``grid``: speedups, batch sizes as rows and n_units as columns;
-    ``predicted(batch, units) -> speedup`` adds the cost model's 1.0x line."""
+    ``predicted(batch, units) -> speedup`` adds the cost model's 1.0x line;
+    ``unclear`` (True where the speedup's 95 % interval includes 1.0) hatches
+    those cells and writes their speedup with a '≈': no clear winner."""
     values = grid.to_numpy(float)
     rows, cols = values.shape
     fig, ax = plt.subplots(figsize=(0.78 * cols + 2.3, 0.5 * rows + 1.9))
     logs = np.clip(np.log2(values), -SPEEDUP_LIMIT, SPEEDUP_LIMIT)
     mesh = ax.pcolormesh(np.arange(cols + 1), np.arange(rows + 1), np.ma.masked_invalid(logs), cmap="RdBu",
                          vmin=-SPEEDUP_LIMIT, vmax=SPEEDUP_LIMIT, edgecolors="white", linewidth=1)
+    tied = (unclear.reindex(index=grid.index, columns=grid.columns).fillna(False).to_numpy(bool)
+            if unclear is not None else np.zeros_like(values, dtype=bool))
     for i in range(rows):
         for j in range(cols):
             if np.isfinite(values[i, j]):
                 dark = abs(logs[i, j]) > 0.55 * SPEEDUP_LIMIT
-                ax.text(j + 0.5, i + 0.5, fmt_x(values[i, j]), ha="center", va="center", fontsize=9,
-                        color="white" if dark else "black")
+                if tied[i, j]:
+                    ax.add_patch(Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="#777", lw=0))
+                ax.text(j + 0.5, i + 0.5, ("≈" if tied[i, j] else "") + fmt_x(values[i, j]), ha="center",
+                        va="center", fontsize=9, color="white" if dark else "black",
+                        bbox=dict(facecolor="white", alpha=0.7, lw=0, pad=1) if tied[i, j] else None)
     handles = []
+    if tied.any():
+        handles.append(Rectangle((0, 0), 1, 1, fill=False, hatch="///", edgecolor="#777",
+                                 label="no clear winner (95 % interval includes 1.0×)"))
     for (xs, ys) in boundary_segments(grid):
         ax.plot(xs, ys, color="black", lw=2.5, solid_capstyle="butt")
     if boundary_segments(grid):
@@ -71,7 +82,7 @@ def speedup_heatmap(grid: pd.DataFrame, title: str, predicted=None):
     bar.ax.set_yticklabels(labels, fontsize=8)
     bar.set_label("speedup (blue: faster)", fontsize=9)
     if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(handles),
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(len(handles), 2),
                   frameon=False, fontsize=8, handlelength=2.2)
     fig.tight_layout()
     return fig

@@ -19,7 +19,7 @@ from markupsafe import Markup
 import matplotlib.pyplot as plt
 
 from bench import (compare as cmp, facts, invocations, ladder, machine, peaks, plots, plots_compare, plots_ladder,
-                   plots_maps, plots_quality, sentences, tables, ttq)
+                   plots_maps, plots_quality, sentences, tables, trust, trust_sentences, ttq)
 from bench.analysis import CPU, ONE_GPU, cost_models, predicted_speedup, speedup_grid
 from bench.crossover import agreement
 from bench.facts import Sweep
@@ -71,10 +71,11 @@ def quality_section(sw: Sweep, figs: Figures) -> list:
     return [_section("ttq", "Time to a model that generates the sine", figures, table=tables.quality(table))]
 
 
-def maps(sw: Sweep, models: dict, figs: Figures, other=None) -> list:
+def maps(sw: Sweep, models: dict, figs: Figures, other=None, ev=None) -> list:
     """The first screen's speedup maps: one GPU against the CPU (this
     machine's, or another machine's GPU against this CPU), then each
-    multi-device set against its first device alone."""
+    multi-device set against its first device alone; with ``ev``
+    (:class:`bench.trust.Evidence`) cells without a clear winner are marked."""
     out = []
     if other is not None:
         grid = cmp.cpu_vs_gpu(sw, other)
@@ -87,16 +88,19 @@ def maps(sw: Sweep, models: dict, figs: Figures, other=None) -> list:
     if grid is not None and not grid.empty:
         a = agreement(models, sw.main, gpu, sw.seqlen, sw.impl)
         predicted = predicted_speedup(models, sw.seqlen, sw.impl) if a is not None and a.trusted else None
+        unclear = trust.unclear_grid(trust.gpu_vs_cpu(ev, sw.main, gpu), grid) if ev is not None else None
         out.append(figs.add("speedup_1gpu_vs_cpu", plots_maps.speedup_heatmap(
-            grid, f"{ONE_GPU} vs {CPU} ({sw.impl})", predicted), "CPU ms / GPU ms.", "speedup map"))
+            grid, f"{ONE_GPU} vs {CPU} ({sw.impl})", predicted, unclear), "CPU ms / GPU ms.", "speedup map"))
     for devices, strategy in facts.multi_sets(sw.main):
         first = parse_device_set(devices, check=False).first_spec
         grid = speedup_grid(sw.main, (first, SINGLE_DEVICE), (devices, strategy))
         if grid.empty:
             continue
         name, base = device_label(devices, strategy), ONE_GPU if first != "cpu" else CPU
+        unclear = (trust.unclear_grid(trust.comparisons(ev, sw.main, (first, SINGLE_DEVICE), (devices, strategy)),
+                                      grid) if ev is not None else None)
         out.append(figs.add(f"speedup_{devices.replace('+', '_')}_{strategy}", plots_maps.speedup_heatmap(
-            grid, f"{name} vs {base}"), f"{base} ms / {name} ms.", "speedup map"))
+            grid, f"{name} vs {base}", unclear=unclear), f"{base} ms / {name} ms.", "speedup map"))
     return out
 
 
@@ -174,22 +178,37 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
     limits = peaks.peaks(next(iter(records.values()), {}))
     models = cost_models(sw.main, limits)
     other = cmp.load(compare) if compare is not None else None
-    summary = sentences.summary(sw, models)
+    ev = trust.evidence(sw.ok, folder)
+    summary = sentences.summary(sw, models, ev)
     lead = []
     if other is not None:
         grid = cmp.cpu_vs_gpu(sw, other)
         lead = [sentences.compared(grid, other.card, other.name, cmp.sizes_hint(sw, other))]
-        verdict = sentences.verdict(sw, models, (grid, other.card, other.name))
+        verdict = sentences.verdict(sw, models, (grid, other.card, other.name), ev)
     else:
-        verdict = sentences.verdict(sw, models)
+        verdict = sentences.verdict(sw, models, ev=ev)
     crossing = [s for s in summary if s.startswith(("So one GPU", "Measured, one GPU"))]
     template = jinja2.Environment(loader=jinja2.PackageLoader("bench", "templates"), autoescape=True)
     return template.get_template("report.html.j2").render(
         title=folder.name, machine=machine.summary_line(next(iter(records.values()), {})), verdict=verdict,
-        lead=lead + crossing, maps=maps(sw, models, figs, other), summary=summary,
+        lead=lead + crossing, maps=maps(sw, models, figs, other, ev), summary=summary,
+        noise=noise_warning(sw, records), intervals=trust_sentences.coverage(ev),
         sections=sections(sw, models, figs, limits),
         problems=sentences.failures(facts.failure_counts(sw.runs), len(loaded["attempts"]) - len(sw.runs)),
         env_tables=machine.tables(env, sw.runs["invocation"].unique()))
+
+
+def noise_warning(sw: Sweep, records: dict) -> tuple | None:
+    """The warning at the top of the page (headline, detail), with what the
+    sweeps recorded of the machine's load and whether they pinned (their
+    last invocation's)."""
+    noisy = trust.noisy(sw)
+    if not noisy:
+        return None
+    last = list(records.values())[-1] if records else {}
+    control = last.get("control") or {}
+    return (trust_sentences.noise_headline(noisy),
+            trust_sentences.noise_detail(noisy, last.get("uncontrolled"), control.get("pinned")))
 
 
 def render(folder, output=None, compare=None, warn=lambda message: None) -> Path:

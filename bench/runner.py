@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from sinelstm.names import one_process_per_device
 
-from bench import interrupt, procs
+from bench import interrupt, pinning, procs, samples
 from bench.launch import PROJECT_ROOT, python_command, worker_env
 from bench.schema import TRANSIENT, RunRow, RunSpec, clean_text
 from bench.store import ResultStore
@@ -75,7 +75,8 @@ def _read_row(path: Path) -> RunRow | None:
 
 
 def _collect(out: Path) -> tuple | None:
-    """(row, side rows) once the worker has marked the run done, else None."""
+    """(row, side rows) once the worker has marked the run done, else None;
+    the run's per-update samples ride in ``side`` under :data:`bench.samples.WORKER_FILE`."""
     row = _read_row(out / "result.json")
     if row is None:
         return None
@@ -83,6 +84,10 @@ def _collect(out: Path) -> tuple | None:
         side = json.loads((out / "side.json").read_text())
     except (OSError, ValueError):
         return None
+    try:
+        side[samples.WORKER_FILE] = samples.decode((out / samples.WORKER_FILE).read_bytes())
+    except (OSError, ValueError, EOFError):
+        pass  # a worker of an older tree, or a damaged file: the row stands without
     return row, side
 
 
@@ -117,7 +122,7 @@ def end_orphans(work: Path) -> int:
     return ended
 
 
-def run_in_one_process(specs: list, work: Path):
+def run_in_one_process(specs: list, work: Path, env: dict | None = None):
     """Start one worker for ``specs`` (all of one launcher) and yield
     (spec, row, side) as each run ends. Stops early after a failure: the
     caller starts a fresh worker for the runs left."""
@@ -130,7 +135,7 @@ def run_in_one_process(specs: list, work: Path):
     try:
         with open(log, "w") as log_file:
             proc = subprocess.Popen(worker_command(launcher(specs[0]), specs_path, batch), stdout=log_file,
-                                    stderr=subprocess.STDOUT, env=worker_env(), cwd=PROJECT_ROOT,
+                                    stderr=subprocess.STDOUT, env=env or worker_env(), cwd=PROJECT_ROOT,
                                     start_new_session=True)
         (batch / SESSION).write_text(str(proc.pid))
         for spec in specs:
@@ -159,25 +164,29 @@ def run_in_one_process(specs: list, work: Path):
         shutil.rmtree(batch, ignore_errors=True)
 
 
-def run_all(specs: list, work: Path, isolate: bool = False):
+def run_all(specs: list, work: Path, isolate: bool = False, env: dict | None = None):
     """Yield (spec, row, side) for every spec, in order."""
     groups = ([[s] for s in specs] if isolate else
               [list(g) for _, g in itertools.groupby(specs, key=launcher)])
     for group in groups:
         while group:
             ended = 0
-            for result in run_in_one_process(group, work):
+            for result in run_in_one_process(group, work, env):
                 ended += 1
                 yield result
             group = group[ended:]
 
 
 def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool = False, retries: int = 1,
-          say=print, invocation: str = "") -> dict:
+          say=print, invocation: str = "", control=None, decide=None) -> dict:
     """Run every spec without an ok row in ``store`` (opened for writing);
     returns status counts of the last attempt of each run run now. Each row
-    names ``invocation`` (see :mod:`bench.invocations`)."""
+    names ``invocation`` (see :mod:`bench.invocations`). ``control`` (a
+    :class:`bench.pinning.Control`) sets the workers' environment;
+    ``decide(row, samples) -> row`` fills a row's stop_reason before it is
+    committed (:mod:`bench.adaptive`)."""
     work = store.folder / ".work"
+    env = pinning.worker_env(worker_env(), control) if control is not None else None
     ended = end_orphans(work)
     if ended:
         say(f"ended {ended} leftover worker process(es) of an earlier sweep on {store.folder}")
@@ -192,11 +201,13 @@ def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool 
                 if round_:
                     pending = [s for s in pending if last[s.run_id] in TRANSIENT]
                     bar.total += len(pending)
-                for spec, row, side in run_all(pending, work, isolate):
+                for spec, row, side in run_all(pending, work, isolate, env):
                     attempts[spec.run_id] += 1
                     row = replace(row, attempt=attempts[spec.run_id], invocation=invocation)
+                    ms = side.pop(samples.WORKER_FILE, None)
+                    row = decide(row, ms) if decide is not None else row
                     with interrupt.deferred():
-                        store.append_run(row, side)
+                        store.append_run(row, side, ms)
                     last[spec.run_id] = row.status
                     committed += 1
                     if row.status != "ok":

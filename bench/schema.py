@@ -119,6 +119,15 @@ class RunRow:
     # The sweep invocation that measured the run (a key of env.json's
     # "invocations"); set by the sweep process, not the worker.
     invocation: str = ""
+    # How the run was held still (bench.pinning): BLAS/OpenMP threads its
+    # process ran with, and the cores it was pinned to ("" when not pinned).
+    threads: int | None = None
+    cpus: str = ""
+    # Why no more repeats of this configuration followed, decided when the
+    # row was committed (bench.adaptive): fixed, stable, cap, or "" (more to
+    # come); and the relative half-width of its median's 95 % interval then.
+    stop_reason: str = ""
+    ci_halfwidth: float | None = None
 
     @classmethod
     def columns(cls) -> list:
@@ -126,7 +135,7 @@ class RunRow:
 
     @classmethod
     def measured_columns(cls) -> list:
-        given = set(_settings(None)) | {"status", "message", "invocation"}
+        given = set(_settings(None)) | {"status", "message", "invocation"} | set(CONTROL_COLUMNS)
         return [c for c in cls.columns() if c not in given]
 
     @classmethod
@@ -157,7 +166,10 @@ TRANSIENT = ("error", "timeout", "oom", "killed")
 
 # A results folder written before a column existed is read (and, by a sweep,
 # rewritten) with that column filled by its entry here, or left empty.
-LEGACY_DEFAULTS = {"attempt": 1, "recipe": ARTICLE_RECIPE, "seed": 0, "path": "eager"}
+LEGACY_DEFAULTS = {"attempt": 1, "recipe": ARTICLE_RECIPE, "seed": 0, "path": "eager", "stop_reason": "fixed"}
+# Set beside the measurement, not by it: by the worker (threads, cpus) or the
+# sweep (stop_reason, ci_halfwidth); a failure row leaves them empty too.
+CONTROL_COLUMNS = ("threads", "cpus", "stop_reason", "ci_halfwidth")
 
 
 def clean_text(text) -> str:

@@ -54,15 +54,26 @@ def no_gpu(cpu_ms: float | None) -> list:
     return out
 
 
-def gpu_vs_cpu(f: facts.GpuVsCpu) -> list:
+def gpu_vs_cpu(f: facts.GpuVsCpu, comps: dict | None = None) -> list:
+    """``comps`` ((batch, n_units) -> :class:`bench.intervals.Comparison`)
+    adds each speedup's interval, and a winner is named only where it holds."""
+    from bench import trust_sentences as ts
+
+    comps = comps or {}
     card = f" ({', '.join(f.cards)})" if f.cards else ""
     out = [f"One GPU{card} beats the CPU in {f.wins} of {f.sizes} configurations (batch × n_units)."]
     if f.cpu_ms and f.gpu_ms:
+        c = comps.get(ARTICLE)
         rel = "faster" if f.gpu_ms < f.cpu_ms else "slower"
+        ratio = fmt_x(max(f.cpu_ms, f.gpu_ms) / min(f.cpu_ms, f.gpu_ms))
+        said = (f"the GPU is {ratio} {rel}" if c is None or c.clear is not False else
+                f"no clear winner: the GPU's speedup is {fmt_x(c.speedup)}")
         out.append(f"At {AT_ARTICLE} the CPU takes {fmt_ms(f.cpu_ms)} per update and one GPU {fmt_ms(f.gpu_ms)}: "
-                   f"the GPU is {fmt_x(max(f.cpu_ms, f.gpu_ms) / min(f.cpu_ms, f.gpu_ms))} {rel}.")
-    out.append(f"The GPU's largest lead is {fmt_x(f.best.speedup)} at {at(f.best.batch, f.best.units)}; "
-               f"its worst showing is {fmt_x(f.worst.speedup)} at {at(f.worst.batch, f.worst.units)}.")
+                   f"{said}{ts.interval(c, slower=rel == 'slower' and (c is None or c.clear is not False))}.")
+    best, worst = comps.get((f.best.batch, f.best.units)), comps.get((f.worst.batch, f.worst.units))
+    out.append(f"The GPU's largest lead is {fmt_x(f.best.speedup)}{ts.interval(best)} at "
+               f"{at(f.best.batch, f.best.units)}; its worst showing is {fmt_x(f.worst.speedup)}"
+               f"{ts.interval(worst)} at {at(f.worst.batch, f.worst.units)}.")
     return out
 
 
@@ -113,7 +124,7 @@ def compared(grid: pd.DataFrame, card: str, name: str, hint: str) -> str:
             + (f" (down to {fmt_x(s[worst])}, at {at(*worst)})." if wins < len(s) else "."))
 
 
-def verdict(sw: facts.Sweep, models: dict, compare: tuple | None = None) -> str:
+def verdict(sw: facts.Sweep, models: dict, compare: tuple | None = None, ev=None) -> str:
     """The one sentence at the top of the page: time to quality first when the
     sweep measured it, then where one GPU beats the CPU per update."""
     lead = []
@@ -143,6 +154,13 @@ def verdict(sw: facts.Sweep, models: dict, compare: tuple | None = None) -> str:
                  if m.clean and None not in (m.cpu_wins_up_to, m.gpu_wins_from) else "")
         card = f"one {g.cards[0]}" if len(g.cards) == 1 else "one GPU"
         tail = f"per update, {card} beats the CPU in {g.wins} of {g.sizes} configurations{where}"
+        if ev is not None:
+            from bench import trust
+
+            t = trust.tally(trust.gpu_vs_cpu(ev, sw.main, gpu))
+            if t.judged:
+                tail += (f" (clearly, beyond the 95 % interval, in {t.other_wins}; too close to call in "
+                         f"{t.unclear})")
         eff = facts.efficiency(sw.main)
         if not eff.empty:
             best = eff.loc[eff["speedup"].idxmax()]
@@ -163,11 +181,17 @@ def crossover(c: analysis.Crossover) -> str:
             f"dominates.")
 
 
-def scaling(s: facts.Scaling) -> str:
-    out = (f"{s.label} against one: at best {fmt_x(s.best.speedup)} (efficiency {s.best_efficiency:.0%}) at "
+def scaling(s: facts.Scaling, comps: dict | None = None) -> str:
+    from bench import trust_sentences as ts
+
+    comps = comps or {}
+    best = ts.interval(comps.get((s.best.batch, s.best.units))).replace(" (", ", ").rstrip(")")
+    out = (f"{s.label} against one: at best {fmt_x(s.best.speedup)} (efficiency {s.best_efficiency:.0%}{best}) at "
            f"{at(s.best.batch, s.best.units)}")
     if s.article is not None:
-        out += f"; at the article's size {fmt_x(s.article)}"
+        c = comps.get(ARTICLE)
+        out += (f"; at the article's size {fmt_x(s.article)}{ts.interval(c)}"
+                + (", no clear winner" if c is not None and c.clear is False else ""))
     if s.communication_ms is not None:
         out += f", where communication alone takes {fmt_ms(s.communication_ms)} per update"
     return out + "."
@@ -261,15 +285,22 @@ def quality(runs: pd.DataFrame) -> list:
     return out
 
 
-def summary(sw: facts.Sweep, models: dict) -> list:
-    """The summary's sentences, in order, for a sweep and its cost models."""
+def summary(sw: facts.Sweep, models: dict, ev=None) -> list:
+    """The summary's sentences, in order, for a sweep and its cost models;
+    ``ev`` (:class:`bench.trust.Evidence`) adds intervals and the judgement
+    of which differences the data support."""
+    from bench import trust, trust_sentences as ts
+
     out = quality(sw.runs)
     out.append(counts(facts.counts(sw.runs, sw.ok, sw.main), sw.impl))
     gpu = facts.one_gpu(sw.main)
     if gpu is None:
         out += no_gpu(facts.ms_at(sw.main, "cpu", SINGLE_DEVICE))
     elif (g := facts.gpu_vs_cpu(sw.main, sw.ok, gpu)) is not None:
-        out += gpu_vs_cpu(g)
+        comps = trust.gpu_vs_cpu(ev, sw.main, gpu) if ev is not None else {}
+        out += gpu_vs_cpu(g, comps)
+        if (line := ts.tally(trust.tally(comps), "one GPU", "the CPU")) is not None:
+            out.append(line)
     out += [cost_model(models[label]) for label in (analysis.CPU, analysis.ONE_GPU) if label in models]
     agree = xover.agreement(models, sw.main, gpu, sw.seqlen, sw.impl) if gpu else None
     c = analysis.crossover(models, sw.main["batchsize"].unique(), sw.seqlen, sw.impl)
@@ -278,16 +309,22 @@ def summary(sw: facts.Sweep, models: dict) -> list:
     elif gpu and (m := xover.measured(sw.main, gpu, sw.seqlen, sw.impl)) is not None:
         out.append(measured_crossover(m, why_not_model(agree)))
     phases = facts.phase_medians(sw.breakdown, sw.ok, sw.impl)
-    out += [scaling(s) for s in facts.scaling(facts.efficiency(sw.main), phases)]
+    multi = trust.multi_vs_first(ev, sw.main) if ev is not None else {}
+    out += [scaling(s, multi.get((s.devices, s.strategy))) for s in facts.scaling(facts.efficiency(sw.main), phases)]
     splits = (facts.phase_split(phases, d) for d in ["cpu"] + ([gpu] if gpu else []))
     out += [phase_split(p) for p in splits if p is not None]
     if (r := facts.impl_ratio(facts.impl_pairs(sw.agg))) is not None:
         out.append(impl_ratio(r))
+        if ev is not None and (line := ts.tally(trust.tally(trust.impl_vs_impl(ev, sw.agg)),
+                                                f"{facts.SINEBENCH}'s implementation", "the article's")):
+            out.append(line)
     size, runs = facts.representative_runs(sw.ok)
     if size is not None and (t := facts.time_to_target(runs)) is not None:
         out.append(time_to_target(size, t))
     if (r := facts.repeat_spread(sw.main)) is not None:
         out.append(repeat_spread(r))
+    if ev is not None:
+        out += [line for line in (ts.stop_reasons(trust.stop_reasons(sw.runs)), ts.coverage(ev)) if line]
     return out
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import table
+from bench import samples as per_update, table
 from bench.fsio import append_synced, atomic_write
 from bench.lock import FolderBusy, FolderLock
 from bench.schema import RUNS, SIDE_FILES, RunRow, clean_text, columns_of, numeric_columns
@@ -137,8 +137,10 @@ class ResultStore:
         """Rows recorded so far per run_id."""
         return Counter(r["run_id"] for r in self._snapshot(RUNS, RunRow).rows)
 
-    def append_run(self, row: RunRow, side: dict):
-        """``side`` maps a side-file name to its rows (dicts of its columns)."""
+    def append_run(self, row: RunRow, side: dict, samples=None):
+        """``side`` maps a side-file name to its rows (dicts of its columns);
+        ``samples``, the run's per-update ms, go to :mod:`bench.samples`
+        before the row (the row stays the commit mark)."""
         for name in side:
             if name not in SIDE_FILES:
                 raise SchemaError(f"unknown side file {name!r}")
@@ -149,6 +151,8 @@ class ResultStore:
         for name, rows in side.items():
             if rows:
                 self._append(name, columns_of(SIDE_FILES[name]), rows)
+        if samples is not None and len(samples):
+            per_update.write(self.folder, row.run_id, samples)
         self._append(RUNS, RunRow.columns(), [runs])
 
     def _append(self, name: str, columns: list, rows: list):

@@ -31,7 +31,9 @@ from sinelstm.strategy import make_strategy
 from sinelstm.timing import summarize_ms
 from sinelstm.train import Diverged, train
 
+from bench import samples
 from bench.fsio import atomic_write
+from bench.pinning import hold_still
 from bench.schema import ClosedLoopPoint, CurvePoint, PhaseTime, RunRow, RunSpec
 
 
@@ -58,23 +60,35 @@ def classify(exc: BaseException) -> str:
     return "error"
 
 
+def local_rank() -> int:
+    """This process's rank among the ranks of its host (0 outside MPI)."""
+    for var in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
 def run(spec: RunSpec, out: Path):
     # An MPI rank checks only the GPU it uses (DeviceSet.rank_device): the
     # set's other GPUs may belong to other hosts.
     device_set = parse_device_set(spec.devices, check=not one_process_per_device(spec.strategy))
+    ranks = spec.n_devices if one_process_per_device(spec.strategy) else 1
+    held = hold_still(device_set, local_rank() if ranks > 1 else 0, ranks)
     strategy = make_strategy(spec.strategy, device_set, spec.train.impl)
     result = train(spec.train, strategy)
     breakdown = profile_phases(spec.train, strategy) if spec.profile else None
     if strategy.reports:
-        write_results(spec, device_set, result, breakdown, out, hosts=strategy.hosts)
+        write_results(spec, device_set, result, breakdown, out, held, hosts=strategy.hosts)
 
 
 def _six(value) -> float:
     return float(f"{float(value):.6g}")
 
 
-def write_results(spec: RunSpec, device_set, result, breakdown, out: Path, hosts: str | None = None):
-    """``hosts``: the hosts of the run's ranks ('a+b'), for its ``host`` column."""
+def write_results(spec: RunSpec, device_set, result, breakdown, out: Path, held: tuple = (None, ""),
+                  hosts: str | None = None):
+    """``held``: the threads and cores the run was held to; ``hosts``: the
+    hosts of the run's ranks ('a+b'), for its ``host`` column."""
     stats = summarize_ms(result.step_ms)
     loop = closed_loop_fast(result.model, spec.train.data)
     row = RunRow.ok(
@@ -86,6 +100,7 @@ def write_results(spec: RunSpec, device_set, result, breakdown, out: Path, hosts
         quality_status=result.quality_status, time_to_quality_s=result.time_to_quality_s,
         updates_to_quality=result.updates_to_quality, eval_s=result.eval_s, path=result.path,
     )
+    row = replace(row, threads=held[0], cpus=held[1])
     if hosts:
         row = replace(row, host=hosts)
     rid = spec.run_id
@@ -96,8 +111,9 @@ def write_results(spec: RunSpec, device_set, result, breakdown, out: Path, hosts
                                    for t, (y, p) in enumerate(zip(loop.truth, loop.prediction))]
     if breakdown is not None:
         side["breakdown.csv"] = [PhaseTime(rid, k, v) for k, v in breakdown.items()]
-    # Side rows first, the row last: result.json is what marks the run done,
-    # and it appears whole (the sweep polls for it).
+    # Side rows and samples first, the row last: result.json is what marks
+    # the run done, and it appears whole (the sweep polls for it).
+    atomic_write(out / samples.WORKER_FILE, samples.encode(result.step_ms))
     atomic_write(out / "side.json", json.dumps({k: [asdict(r) for r in rows] for k, rows in side.items()}))
     atomic_write(out / "result.json", json.dumps(asdict(row)))
 

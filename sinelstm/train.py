@@ -11,6 +11,7 @@ generates the sine. Evaluation is timed apart from training, so that time to
 quality counts training only, as MLPerf's time-to-train excludes its
 evaluations; a non-finite loss stops the run as diverged.
 """
+import gc
 import math
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import sinelstm  # noqa: F401
 import chainer
 
 from sinelstm.config import TrainConfig
+from sinelstm import gcpause
 from sinelstm.evaluate import one_step_mse
 from sinelstm.names import NOT_REACHED, REACHED
 from sinelstm.quality import closed_loop_fast
@@ -99,6 +101,15 @@ class _Clock:
 
 
 def _timed_loop(cfg, updater, strategy) -> TrainResult:
+    was_enabled = gc.isenabled()
+    gcpause.start()
+    try:
+        return _timed_updates(cfg, updater, strategy)
+    finally:
+        gcpause.end(was_enabled)
+
+
+def _timed_updates(cfg, updater, strategy) -> TrainResult:
     model = updater.model
     series = model.device.send(cfg.data.series())
     timer = make_update_timer(updater.device)
@@ -120,14 +131,15 @@ def _timed_loop(cfg, updater, strategy) -> TrainResult:
             continue
         train_loss = updater.loss_value(losses)  # waits for the device
         clock.end_training_segment()
-        # Read again at each evaluation: an updater whose weights live in
-        # another framework (sinelstm.torch_ref) maps them into its Chainer
-        # model here, inside the evaluation's time.
-        model = updater.model
-        val = one_step_mse(model, cfg.data, cfg.seqlen, series)
-        if not (math.isfinite(train_loss) and math.isfinite(val)):
-            raise Diverged(k, train_loss, val)
-        rmse = closed_loop_fast(model, cfg.data).rmse_all
+        with gcpause.evaluating():
+            # Read again at each evaluation: an updater whose weights live in
+            # another framework (sinelstm.torch_ref) maps them into its Chainer
+            # model here, inside the evaluation's time.
+            model = updater.model
+            val = one_step_mse(model, cfg.data, cfg.seqlen, series)
+            if not (math.isfinite(train_loss) and math.isfinite(val)):
+                raise Diverged(k, train_loss, val)
+            rmse = closed_loop_fast(model, cfg.data).rmse_all
         clock.end_evaluation()
         curve.append({"update": k, "elapsed_s": clock.wall(), "train_s": clock.train_s, "train_loss": train_loss,
                       "val_mse": val, "rmse_all": rmse})

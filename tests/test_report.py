@@ -13,7 +13,7 @@ import pytest
 from markupsafe import escape
 
 from bench.analysis import CostModel, aggregate, crossover_flops, fit_cost_model
-from bench import analysis, facts, sentences
+from bench import analysis, facts, sentences, trust
 from bench.report import render
 from bench.schema import LEGACY_DEFAULTS, RunRow
 from bench.store import ResultStore
@@ -128,13 +128,21 @@ def test_summary_states_the_numbers_of_the_known_model(tmp_path):
 def test_page_has_the_summary_sections_prose_and_figures_and_escapes_labels(tmp_path):
     make_results(tmp_path)
     html = render(tmp_path, tmp_path / "out" / "report.html").read_text()
-    for s in SUMMARY:
+    # The page states each speedup with its interval (bench.trust); the rest is SUMMARY word for word.
+    sw = facts.sweep(ResultStore(tmp_path).load())
+    ev = trust.evidence(sw.ok, tmp_path)
+    on_page = sentences.summary(sw, analysis.cost_models(sw.main), ev)
+    for s in on_page:
         assert f"<li>{escape(s)}</li>" in html, s
+    assert set(SUMMARY) - set(on_page) == {SUMMARY[2], SUMMARY[3], SUMMARY[7]}  # the three with speedups
+    assert on_page[2].startswith(SUMMARY[2][:-1] + " (95 % interval ")
+    assert "repeat medians alone" in on_page[-1]  # this folder has no per-update samples
     ids = re.findall(r'<h2 id="([^"]+)">', html)
     assert ids == ["summary", "time", "cost", "breakdown", "scaling", "quality", "runs", "env"]
     # the first screen: verdict, the crossover, then the maps, all before the summary
     first = html[:html.index('<h2 id="summary">')]
-    assert f'<p class="verdict" id="verdict">{escape(VERDICT)}</p>' in first
+    verdict = VERDICT.replace("; 2 GPUs", " (clearly, beyond the 95 % interval, in 4; too close to call in 0); 2 GPUs")
+    assert f'<p class="verdict" id="verdict">{escape(verdict)}</p>' in first
     assert f'<p class="lead">{escape(SUMMARY[6])}</p>' in first
     assert re.findall(r'<figure id="([^"]+)"><img', first) == ["speedup_1gpu_vs_cpu", "speedup_0_1_chainermn"]
     # the template's prose, under its section's heading

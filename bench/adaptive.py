@@ -1,0 +1,144 @@
+"""``--repeats auto``: repeat each configuration until its median is known
+to within a set width, round by round.
+
+A round is one repeat of every configuration still unsettled; rounds
+interleave configurations, so that a slow drift of the machine (heat, a
+neighbour's job) spreads over all of them instead of landing on one. After
+each run the configuration's median ms/update gets its 95 % interval
+(:mod:`bench.intervals`, from the per-update samples of every repeat): once
+at least :data:`MIN_REPEATS` repeats have it within ±target of the median,
+the configuration is ``stable``; at ``max_repeats`` rounds it stops at the
+``cap``; a round whose run failed (after its retries) ends it too, as
+``failed``. The decision is written on the row that settles it
+(``stop_reason``, with ``ci_halfwidth``), so the report can say which
+configurations are known to ±3 % and which only got the cap.
+
+Repeat r trains from seed r, and runs that stop at the quality target have
+different lengths: the interval is about the time per update, which
+neither changes.
+
+Resuming is reading: which configurations are settled, and how many rounds
+each has had, come from the rows and samples already in the folder, so a
+sweep killed at any point (``kill -9`` included) and started again goes on
+with the same rounds, and the run ids of repeat r are the same as in a
+fixed sweep of r + 1 repeats.
+"""
+from collections import defaultdict
+from dataclasses import replace
+
+from bench import intervals, samples as per_update
+from bench.schema import RunRow
+
+MIN_REPEATS = 3  # fewer cannot show a spread
+DEFAULT_TARGET = 0.03
+DEFAULT_CAP = 10
+FIXED, STABLE, CAP, FAILED = "fixed", "stable", "cap", "failed"
+
+
+def config_key(spec) -> str:
+    """The configuration a run repeats: its spec with repeat 0."""
+    first = replace(spec, repeat=0, profile=False, train=replace(spec.train, seed=spec.train.seed - spec.repeat))
+    return first.run_id
+
+
+class Progress:
+    """What the folder knows about each configuration of ``specs`` (every
+    repeat of every configuration, as :func:`bench.grid.expand_grid` makes
+    them for the cap), kept up to date as rows are committed."""
+
+    def __init__(self, folder, specs: list, rows, target: float | None = DEFAULT_TARGET,
+                 cap: int | None = None):
+        self.target, self.cap = target, cap
+        self.key = {s.run_id: config_key(s) for s in specs}
+        self.by_round = defaultdict(dict)  # round -> {config: spec}
+        for s in specs:
+            self.by_round[s.repeat][self.key[s.run_id]] = s
+        ok = rows[(rows["status"] == "ok") & rows["run_id"].isin(self.key)] if len(rows) else rows
+        got = per_update.read_all(folder, list(ok["run_id"])) if len(ok) else {}
+        self.data = defaultdict(dict)  # config -> {run_id: (median, samples or None)}
+        for rid, median in (zip(ok["run_id"], ok["ms_per_update_median"]) if len(ok) else ()):
+            self.data[self.key[rid]][rid] = (float(median), got.get(rid))
+        self.status = {}  # run_id -> status of its latest row
+        for rid, status in (zip(rows["run_id"], rows["status"]) if len(rows) else ()):
+            self.status[rid] = status
+
+    def repeats(self, config: str) -> intervals.Repeats:
+        values = list(self.data[config].values())
+        return intervals.Repeats.of([m for m, _ in values], [s for _, s in values])
+
+    def interval(self, config: str):
+        return intervals.median_interval(self.repeats(config), config)
+
+    def stable(self, config: str) -> bool:
+        if self.target is None or len(self.data[config]) < MIN_REPEATS:
+            return False
+        ci = self.interval(config)
+        return ci is not None and ci.complete and ci.rel_halfwidth <= self.target
+
+    def settled(self, config: str, upto: int) -> bool:
+        """No round from ``upto`` on is needed: stable, capped, or a round
+        before it ended without an ok run."""
+        if self.stable(config) or (self.cap is not None and upto >= self.cap):
+            return True
+        return any(self.status.get(self.by_round[r][config].run_id, "ok") != "ok"
+                   for r in range(upto) if config in self.by_round[r])
+
+    def next_round(self, r: int) -> list:
+        """The runs of round ``r``: one per configuration not yet settled."""
+        return [spec for config, spec in self.by_round.get(r, {}).items() if not self.settled(config, r)]
+
+    def decide(self, row: RunRow, ms) -> RunRow:
+        """Record ``row`` (about to be committed) and fill its stop_reason."""
+        config = self.key.get(row.run_id)
+        if config is None:
+            return row
+        self.status[row.run_id] = row.status
+        if row.status == "ok":
+            self.data[config][row.run_id] = (row.ms_per_update_median, ms)
+        ci = self.interval(config)
+        half = round(ci.rel_halfwidth, 5) if ci is not None else None
+        if self.target is None:
+            reason = FIXED
+        elif row.status != "ok":
+            reason = FAILED
+        elif self.stable(config):
+            reason = STABLE
+        elif self.cap is not None and row.repeat + 1 >= self.cap:
+            reason = CAP
+        else:
+            reason = ""
+        return replace(row, stop_reason=reason, ci_halfwidth=half)
+
+
+def run_rounds(progress: Progress, sweep_round, say=print) -> dict:
+    """Run rounds until every configuration is settled; ``sweep_round(specs,
+    decide)`` runs one round (:func:`bench.runner.sweep`) and returns its
+    status counts. Returns the counts summed over rounds."""
+    total = defaultdict(int)
+    for r in range(progress.cap):
+        pending = progress.next_round(r)
+        if not pending:
+            break
+        if all(progress.status.get(s.run_id) == "ok" for s in pending):
+            total["skipped"] += len(pending)  # a resumed sweep: this round is done
+            continue
+        say(f"round {r + 1}: {len(pending)} configuration(s) not yet within ±{progress.target:.0%}")
+        for status, n in sweep_round(pending, progress.decide).items():
+            total[status] += n
+    return dict(total)
+
+
+def plan_lines(progress: Progress) -> list:
+    """``--dry-run`` with ``--repeats auto``: what is settled, what may come."""
+    configs = list(progress.by_round.get(0, {}))
+    rounds_left = 0
+    unsettled = 0
+    for config in configs:
+        done = sum(1 for r in range(progress.cap) if progress.by_round[r][config].run_id in progress.status)
+        if not progress.settled(config, done):
+            unsettled += 1
+            rounds_left += progress.cap - done
+    return [f"--repeats auto: {len(configs)} configurations, {len(configs) - unsettled} settled; each of the "
+            f"{unsettled} others gets rounds until its median's 95 % interval is within "
+            f"±{progress.target:.0%} (at least {MIN_REPEATS} repeats) or {progress.cap} repeats: "
+            f"at most {rounds_left} more runs"]

@@ -1,0 +1,142 @@
+"""``sinebench sweep``'s options for numbers a reader can trust, and what the
+sweep does with them: how many repeats (a number, or ``auto``: until each
+median is known to ±``--target-ci``), the threads and core pinning of the
+workers (:mod:`bench.pinning`), what env.json records of both and of what
+could not be controlled (:mod:`bench.hostload`), and the warning at the end
+of a sweep whose repeats disagree more than the differences they measure.
+Kept out of :mod:`bench.cli`, which only parses and checks."""
+from dataclasses import dataclass
+from functools import wraps
+
+import click
+
+from bench import adaptive, hostload, pinning
+from bench.grid import SWEEP
+from bench.options import fail
+
+
+@dataclass(frozen=True)
+class Repetition:
+    count: int  # runs per configuration (fixed), or the most (auto)
+    target: float | None  # the median's 95 % interval half-width to reach; None: fixed count
+
+    @property
+    def auto(self) -> bool:
+        return self.target is not None
+
+
+def _repeats(text: str | None, target: float | None, cap: int) -> Repetition:
+    if text is not None and text.strip().lower() == "auto" or (text is None and target is not None):
+        if not 0 < (target if target is not None else adaptive.DEFAULT_TARGET) < 1:
+            fail(f"--target-ci takes a fraction between 0 and 1 (0.03 is ±3 %), got {target}")
+        return Repetition(cap, target if target is not None else adaptive.DEFAULT_TARGET)
+    if target is not None:
+        fail("--target-ci goes with --repeats auto (the number of repeats is then what it takes)")
+    try:
+        count = int(text) if text is not None else SWEEP.repeats
+    except ValueError:
+        fail(f"--repeats takes a whole number or 'auto', got {text!r}")
+    if count < 1:
+        fail(f"--repeats must be positive, got {count}")
+    return Repetition(count, None)
+
+
+def control_options(fn):
+    """Add the options; the command receives ``repetition`` and ``control``."""
+    @click.option("--repeats", default=None, metavar="N|auto",
+                  help=f"Runs of each configuration (repeat r trains from seed r) [default: {SWEEP.repeats}]; "
+                       "'auto': rounds of every unsettled configuration until its median ms/update's 95 % "
+                       "interval is within --target-ci, at least 3 and at most --max-repeats.")
+    @click.option("--target-ci", default=None, type=float,
+                  help=f"With --repeats auto: the interval's half-width as a fraction of the median "
+                       f"[default: {adaptive.DEFAULT_TARGET}].")
+    @click.option("--max-repeats", default=adaptive.DEFAULT_CAP, show_default=True, type=click.IntRange(min=1),
+                  help="With --repeats auto: the cap on repeats of a configuration.")
+    @click.option("--threads", default=None, type=click.IntRange(min=1),
+                  help="BLAS/OpenMP threads of each run, recorded per run [default: the cores of one NUMA "
+                       "node when pinned, else the libraries' own].")
+    @click.option("--pin/--no-pin", default=True, show_default=True,
+                  help="Pin each run's process to --threads cores (a GPU's NUMA node where known).")
+    @wraps(fn)
+    def wrapper(*args, repeats, target_ci, max_repeats, threads, pin, **kwargs):
+        return fn(*args, repetition=_repeats(repeats, target_ci, max_repeats),
+                  control=pinning.Control(pin=pin, threads=threads), **kwargs)
+    return wrapper
+
+
+def record(machine: dict, control: pinning.Control) -> dict:
+    """env.json's record of this invocation: the machine, the control asked
+    for, and what could not be controlled, with the load before the sweep."""
+    return {**machine, "control": pinning.describe(control),
+            "uncontrolled": hostload.uncontrolled(before=hostload.snapshot())}
+
+
+def _no_rows():
+    import pandas as pd
+
+    return pd.DataFrame(columns=["run_id", "status", "ms_per_update_median"])
+
+
+def _rows(store):
+    from bench.store import ResultsError
+
+    try:
+        return store.load()["runs"]
+    except ResultsError:  # a new folder: no runs.csv yet
+        return _no_rows()
+
+
+def progress_of(store, specs: list, repetition: Repetition) -> adaptive.Progress:
+    return adaptive.Progress(store.folder, specs, _rows(store), repetition.target, repetition.count)
+
+
+def run(specs: list, store, repetition: Repetition, control: pinning.Control, say, **sweep_kwargs) -> dict:
+    """Run the sweep: every spec (fixed repeats), or round by round (auto)."""
+    from bench.runner import sweep
+
+    progress = progress_of(store, specs, repetition)
+    if not repetition.auto:
+        return sweep(specs, store, say=say, control=control, decide=progress.decide, **sweep_kwargs)
+    return adaptive.run_rounds(progress, lambda pending, decide: sweep(
+        pending, store, say=say, control=control, decide=decide, **sweep_kwargs), say=click.echo)
+
+
+def total(counts: dict) -> int:
+    """Runs a sweep covered (skipped ones included, retries not)."""
+    return sum(n for status, n in counts.items() if status != "retried")
+
+
+def dry_run(specs: list, out, done: set, repetition: Repetition) -> list:
+    """``--dry-run``'s lines: every run of a fixed sweep; with auto, the runs
+    of the rounds every configuration gets, then what more may come."""
+    from bench import plan
+    from bench.store import ResultStore
+
+    if not repetition.auto:
+        return plan.dry_run(specs, done)
+    first = [s for s in specs if s.repeat < adaptive.MIN_REPEATS]
+    if not out.is_dir():
+        progress = adaptive.Progress(out, specs, _no_rows(), repetition.target, repetition.count)
+    else:
+        progress = progress_of(ResultStore(out), specs, repetition)
+    return plan.dry_run(first, done) + adaptive.plan_lines(progress)
+
+
+def finish(out, invocation: str) -> list:
+    """After a sweep: record the load after it in env.json, and return the
+    warnings to print when its repeats disagree more than its differences."""
+    from bench import facts, invocations, trust, trust_sentences
+    from bench.store import ResultsError, ResultStore
+
+    after = hostload.snapshot()
+    env = invocations.read(out)
+    record = (env.get("invocations") or {}).get(invocation, {})
+    uncontrolled = {**(record.get("uncontrolled") or {}), "load_after": after}
+    invocations.update(out, invocation, {"uncontrolled": uncontrolled})
+    try:
+        sw = facts.sweep(ResultStore(out).load())
+    except ResultsError:
+        return []
+    warning = trust_sentences.noise_warning(trust.noisy(sw), uncontrolled,
+                                            (record.get("control") or {}).get("pinned"), shown=5)
+    return [warning] if warning else []

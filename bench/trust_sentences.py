@@ -1,0 +1,93 @@
+"""The report's uncertainty in English: intervals beside speedups, which
+differences the data support, and the warning that a machine was noisy.
+Computes nothing (that is :mod:`bench.trust` and :mod:`bench.intervals`)."""
+from bench import intervals, trust
+from bench.sentences import at, fmt_ms, fmt_x
+
+ADVICE = ("to measure smaller differences, stop other work on the machine, keep pinning on (the default; "
+          "--no-pin turns it off) and let noisy configurations run more rounds (--repeats auto)")
+
+
+def interval(c: intervals.Comparison | None, slower: bool = False) -> str:
+    """' (95 % interval 1.3×–1.7×)', or '' without one; ``slower``: of the
+    inverse ratio, for a sentence that says how many times slower."""
+    if c is None or c.interval is None:
+        return ""
+    low, high = (1 / c.interval.high, 1 / c.interval.low) if slower else (c.interval.low, c.interval.high)
+    return f" (95 % interval {fmt_x(low)}–{fmt_x(high)})"
+
+
+def verdict_word(c: intervals.Comparison | None, faster: str, slower: str) -> str:
+    """How a comparison reads: ``faster``/``slower`` only where the data
+    support it, else 'no clear winner'."""
+    if c is not None and c.clear is False:
+        return "no clear winner"
+    return faster if (c.speedup if c is not None else 1) > 1 else slower
+
+
+def coverage(ev: trust.Evidence) -> str:
+    if ev.coverage == "all":
+        return ("Intervals are 95 % bootstrap intervals over the repeats and the per-update times within each "
+                "(stored in samples/); a winner is named only where the interval excludes 1.0× and a "
+                "Mann–Whitney test on the per-update times agrees.")
+    if ev.coverage == "some":
+        return (f"Only {ev.runs_with_samples} of {ev.runs} finished runs have stored per-update times; the "
+                f"others count by their median, so their intervals show repeat-to-repeat noise only.")
+    return ("This folder has no per-update times (it predates samples/): the intervals here come from the "
+            "repeat medians alone, so they show repeat-to-repeat noise only, and configurations with one "
+            "repeat have none.")
+
+
+def tally(t: trust.Tally, other: str, base: str) -> str | None:
+    if not t.judged:
+        return None
+    out = (f"Judged by the intervals: {other} is clearly faster than {base} in {t.other_wins} configurations, "
+           f"{base} in {t.base_wins}; too close to call (the interval includes 1.0×): {t.unclear}")
+    return out + (f"; {t.unknown} have no interval (one repeat)." if t.unknown else ".")
+
+
+def stop_reasons(counts) -> str | None:
+    if counts is None or counts.empty or set(counts.index) <= {"fixed"}:
+        return None
+    words = {"stable": "stable within the target interval", "cap": "stopped at the repeat cap",
+             "failed": "ended by a failed run", "fixed": "run a fixed number of times"}
+    return "Repeats (--repeats auto): " + ", ".join(f"{n} configurations {words.get(k, k)}"
+                                                    for k, n in counts.items()) + "."
+
+
+def noise_warning(noisy: list, uncontrolled: dict | None = None, pinned=None, shown: int = 3) -> str | None:
+    """The warning at the top of the report and the end of a sweep."""
+    if not noisy:
+        return None
+    return (f"This machine was noisy: the repeats of {len(noisy)} configuration(s) disagree by more than the "
+            f"differences they are compared on — " + noise_detail(noisy, uncontrolled, pinned, shown))
+
+
+def noise_detail(noisy: list, uncontrolled: dict | None = None, pinned=None, shown: int = 3) -> str:
+    """Which configurations, by how much, and what to do."""
+    parts = [f"{e.label} at {at(e.batch, e.units)} ({fmt_ms(e.ms_min)}–{fmt_ms(e.ms_max)}, {e.spread:.0%} apart, "
+             f"against a {e.difference:.0%} difference in {e.against})" for e in noisy[:shown]]
+    more = f" and {len(noisy) - shown} more" if len(noisy) > shown else ""
+    return (f"{'; '.join(parts)}{more}. Their speedups are within the noise; " + ADVICE
+            + _conditions(uncontrolled, pinned) + ".")
+
+
+def noise_headline(noisy: list) -> str | None:
+    """The page's first line about noise; :func:`noise_warning` is the detail."""
+    if not noisy:
+        return None
+    return (f"Noisy machine: the repeats of {len(noisy)} configuration(s) disagree by more than the differences "
+            f"they are compared on, so those speedups are within the noise.")
+
+
+def _conditions(uncontrolled: dict | None, pinned) -> str:
+    bits = []
+    if pinned is False:
+        bits.append("this sweep ran unpinned")
+    for when in ("before", "after"):
+        load = (uncontrolled or {}).get(f"load_{when}") or {}
+        if load.get("loadavg_1_5_15min"):
+            busy = ", ".join(f"{p['command']} ({p['cpu']:.1f} cores)" for p in load.get("busy_processes") or [])
+            bits.append(f"load average {load['loadavg_1_5_15min'][0]:g} {when} the sweep"
+                        + (f", busy: {busy}" if busy else ""))
+    return f" ({'; '.join(bits)})" if bits else ""

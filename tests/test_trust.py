@@ -1,0 +1,288 @@
+"""Issue 14: intervals that tell a real difference from noise, the samples
+they are computed from, repeats until stable, pinning, and the warning that
+a machine was noisy. Seeded and fast (one short sweep; the GPU tests skip here)."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import adaptive, intervals, pinning, plots_maps, samples, trust, trust_sentences
+from bench.grid import expand_grid
+from bench.run_options import DEFAULT
+from bench.schema import RunRow
+from bench.store import ResultStore
+from sinelstm.names import SINGLE_DEVICE
+from tests.helpers import PROJECT_ROOT, cli_env, sinebench
+from tests.test_facts import runs as fact_runs, sweep as fact_sweep
+
+
+def sample_sets(scale: float, seed: int, repeats: int = 5, n: int = 600, run_noise: float = 0.03):
+    """Per-update ms of ``repeats`` runs: a skewed per-update spread (as
+    timings are) and a run-to-run shift, around ``scale`` ms."""
+    rng = np.random.default_rng(seed)
+    sets = [scale * (1 + run_noise * rng.standard_normal()) * rng.lognormal(0, 0.25, n) for _ in range(repeats)]
+    return intervals.Repeats.of([np.median(s) for s in sets], sets)
+
+
+def test_one_distribution_is_not_called_different_and_twenty_percent_is():
+    for seed in range(5):
+        same = intervals.compare(sample_sets(2.0, seed), sample_sets(2.0, 100 + seed), f"same{seed}")
+        assert same.clear is False, (seed, same)
+        assert same.interval.includes(1.0)
+        slower = intervals.compare(sample_sets(2.4, seed), sample_sets(2.0, 100 + seed), f"diff{seed}")
+        assert slower.clear is True, (seed, slower)
+        assert 1.0 < slower.interval.low < 1.2 < slower.interval.high < 1.4
+
+
+def test_an_interval_covers_the_true_median_and_narrows_with_quieter_runs():
+    noisy = intervals.median_interval(sample_sets(1.0, 1, run_noise=0.2), "noisy")
+    quiet = intervals.median_interval(sample_sets(1.0, 1, run_noise=0.005), "quiet")
+    true_median = np.exp(0)  # of the lognormal, times scale 1.0
+    assert quiet.low < true_median < quiet.high and quiet.complete
+    assert quiet.rel_halfwidth < 0.03 < noisy.rel_halfwidth
+
+
+def test_the_resampled_median_shortcut_matches_resampling():
+    x = np.sort(np.random.default_rng(0).exponential(size=101))
+    rng = np.random.default_rng(1)
+    direct = np.median(rng.choice(x, size=(4000, len(x))), axis=1)
+    fast = intervals._resampled_median(x, 4000, np.random.default_rng(2))
+    assert abs(np.percentile(direct, 2.5) - np.percentile(fast, 2.5)) < 0.03
+    assert abs(np.percentile(direct, 97.5) - np.percentile(fast, 97.5)) < 0.03
+
+
+def test_without_samples_the_interval_comes_from_the_repeat_medians_or_is_absent():
+    medians = intervals.Repeats.of([1.0, 1.1, 1.3])
+    ci = intervals.median_interval(medians, "legacy")
+    assert not ci.complete and 1.0 <= ci.low <= 1.1 <= ci.high <= 1.3
+    assert intervals.median_interval(intervals.Repeats.of([1.0]), "one") is None
+    assert intervals.compare(intervals.Repeats.of([1.0]), medians).clear is None
+
+
+def test_the_same_data_give_the_same_interval():
+    a, b = sample_sets(1.0, 3), sample_sets(1.1, 4)
+    assert intervals.compare(a, b, "x").interval == intervals.compare(a, b, "x").interval
+
+
+# -- samples in the results folder ---------------------------------------------
+def row(run_id="r0", repeat=0, ms=1.0, status="ok", **extra) -> RunRow:
+    base = dict.fromkeys(RunRow.columns())
+    base.update(run_id=run_id, impl="sinebench", devices="cpu", n_devices=1, strategy=SINGLE_DEVICE, batchsize=10,
+                n_units=5, seqlen=10, repeat=repeat, status=status, message="", ms_per_update_median=ms,
+                target_mse=1e-3, flops_per_update=1.0, optimizer="adam", update_budget=10, warmup=1, host="h",
+                started_at="t", attempt=1, recipe="article", seed=repeat, quality_target=0.1, invocation="",
+                threads=None, cpus="", stop_reason="", ci_halfwidth=None)
+    base.update(extra)
+    return RunRow(**base)
+
+
+def test_samples_are_stored_compactly_before_the_row_and_read_back(tmp_path):
+    store = ResultStore(tmp_path)
+    store.open_for_writing()
+    ms = np.random.default_rng(0).lognormal(0, 0.2, 5000)
+    store.append_run(row(), {}, ms)
+    store.close()
+    back = samples.read(tmp_path, "r0")
+    np.testing.assert_allclose(back, ms, rtol=1e-6)  # float32
+    assert samples.path_of(tmp_path, "r0").stat().st_size < 5000 * 4  # compressed float32
+    samples.path_of(tmp_path, "r0").write_bytes(b"torn")
+    assert samples.read(tmp_path, "r0") is None and samples.read_all(tmp_path, ["r0", "absent"]) == {}
+
+
+# -- repeats until stable -------------------------------------------------------
+def specs(cap: int, units=(5, 32)):
+    base = replace(DEFAULT, n_units=5)
+    return expand_grid(base, impls=["sinebench"], device_specs=["cpu"], strategies=["single-process"],
+                       batchsizes=[10], units=list(units), repeats=cap)
+
+
+def frame(rows: list) -> pd.DataFrame:
+    return pd.DataFrame([r.__dict__ for r in rows], columns=RunRow.columns())
+
+
+def test_auto_repeats_stop_a_quiet_configuration_at_three_and_a_noisy_one_at_the_cap(tmp_path):
+    all_specs = specs(5)
+    progress = adaptive.Progress(tmp_path, all_specs, frame([]), target=0.03, cap=5)
+    reasons = {}
+    for r in range(5):
+        for spec in progress.next_round(r):
+            quiet = spec.train.n_units == 5
+            rep = sample_sets(1.0, r, repeats=1, n=5000, run_noise=0.001 if quiet else 0.3)
+            decided = progress.decide(row(spec.run_id, r, rep.medians[0]), rep.samples[0])
+            reasons.setdefault(spec.train.n_units, []).append(decided.stop_reason)
+    assert reasons[5] == ["", "", adaptive.STABLE]
+    assert reasons[32] == ["", "", "", "", adaptive.CAP]
+
+
+def test_auto_repeats_resume_from_the_folder(tmp_path):
+    """A sweep killed after two rounds goes on with round 3 for both
+    configurations; a configuration whose round failed gets no more."""
+    all_specs = specs(4)
+    store = ResultStore(tmp_path)
+    store.open_for_writing()
+    committed = []
+    for spec in all_specs:
+        if spec.repeat < 2:
+            rep = sample_sets(1.0, spec.repeat, repeats=1, run_noise=0.001)
+            failed = spec.train.n_units == 32 and spec.repeat == 1
+            committed.append(row(spec.run_id, spec.repeat, None if failed else rep.medians[0],
+                                 status="error" if failed else "ok"))
+            store.append_run(committed[-1], {}, None if failed else rep.samples[0])
+    store.close()
+    progress = adaptive.Progress(tmp_path, all_specs, store.load()["runs"], target=0.03, cap=4)
+    nxt = progress.next_round(2)
+    assert [s.train.n_units for s in nxt] == [5]
+    assert len(progress.data[adaptive.config_key(nxt[0])]) == 2
+    lines = adaptive.plan_lines(progress)
+    assert "1 settled" in lines[0] and "at most 2 more runs" in lines[0]
+
+
+def test_fixed_repeats_mark_their_rows_fixed(tmp_path):
+    progress = adaptive.Progress(tmp_path, specs(2), frame([]), target=None, cap=2)
+    spec = progress.next_round(0)[0]
+    assert progress.decide(row(spec.run_id, 0, 1.0), None).stop_reason == adaptive.FIXED
+
+
+# -- pinning ---------------------------------------------------------------------
+def test_cpulists_round_trip():
+    assert pinning.parse_cpulist("0-3,8,10-11\n") == [0, 1, 2, 3, 8, 10, 11]
+    assert pinning.format_cpulist([11, 0, 1, 2, 3, 8, 10]) == "0-3,8,10-11"
+    assert pinning.parse_cpulist("garbage") == []
+
+
+def test_ranks_of_one_job_take_disjoint_cores_while_there_are_enough():
+    usable = list(range(8))
+    sets = [pinning.core_set([None, None], k, 2, 3, usable) for k in range(2)]
+    assert len(sets[0]) == len(sets[1]) == 3 and not set(sets[0]) & set(sets[1])
+    crowded = [pinning.core_set([None, None], k, 2, 3, [0, 1, 2, 3]) for k in range(2)]
+    assert crowded[1][0] == 3 and len(crowded[1]) == 3  # the one free core first, then shared ones
+
+
+def test_a_worker_pins_itself_and_sets_its_blas_threads():
+    code = ("import os, numpy; from bench.pinning import hold_still; from sinelstm.devices import parse_device_set;"
+            "t, c = hold_still(parse_device_set('cpu'), 0, 1); print(t, c, sorted(os.sched_getaffinity(0)))")
+    env = pinning.worker_env(cli_env(), pinning.Control(pin=True, threads=1))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=PROJECT_ROOT,
+                         timeout=60)
+    threads, cpus, affinity = out.stdout.split(maxsplit=2)
+    assert out.returncode == 0 and threads == "1" and env["PYTHONHASHSEED"] == pinning.HASH_SEED
+    assert json.loads(affinity) == pinning.parse_cpulist(cpus) and len(json.loads(affinity)) == 1
+    unpinned = pinning.worker_env({}, pinning.Control(pin=False))
+    assert pinning.ENV_THREADS not in unpinned and "OMP_NUM_THREADS" not in unpinned
+
+
+# -- the report's judgement ------------------------------------------------------
+def test_noise_larger_than_a_difference_is_named_and_a_quiet_one_is_not():
+    cpu = {(10, 5): 1.0, (100, 5): 4.0}
+    gpu = {(10, 5): 0.9, (100, 5): 1.0}  # 11 % and 4x
+    sw = fact_sweep(fact_runs("cpu", SINGLE_DEVICE, cpu, repeats=(1.0, 1.5, 1.2)),
+                    fact_runs("0", SINGLE_DEVICE, gpu, repeats=(1.0, 1.01, 1.02)))
+    noisy = trust.noisy(sw)
+    assert [(e.label, e.batch) for e in noisy] == [("CPU", 10)]
+    text = trust_sentences.noise_warning(noisy, {"load_before": {"loadavg_1_5_15min": [3.5, 1, 1],
+                                                                 "busy_processes": []}}, pinned=False)
+    assert "CPU at batch 10 / n_units 5" in text and "50% apart" in text and "--repeats auto" in text
+    assert "ran unpinned" in text and "load average 3.5 before" in text
+    quiet = fact_sweep(fact_runs("cpu", SINGLE_DEVICE, cpu, repeats=(1.0, 1.01)),
+                       fact_runs("0", SINGLE_DEVICE, gpu, repeats=(1.0, 1.01)))
+    assert trust.noisy(quiet) == [] and trust_sentences.noise_warning([]) is None
+
+
+def test_a_map_cell_whose_interval_includes_one_is_marked():
+    grid = pd.DataFrame([[0.95, 3.0]], index=[10], columns=[5, 50])
+    comps = {(10, 5): intervals.Comparison(intervals.Interval(0.95, 0.8, 1.1, True), 0.5),
+             (10, 50): intervals.Comparison(intervals.Interval(3.0, 2.8, 3.2, True), 1e-9)}
+    unclear = trust.unclear_grid(comps, grid)
+    assert unclear.loc[10, 5] and not unclear.loc[10, 50]
+    fig = plots_maps.speedup_heatmap(grid, "t", unclear=unclear)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "≈0.95×" in texts and "3×" in texts
+    assert "no clear winner" in " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    assert trust.tally(comps) == trust.Tally(1, 0, 1, 0)
+
+
+def test_sentences_state_intervals_and_do_not_name_an_unsupported_winner(tmp_path):
+    from bench import facts, sentences
+
+    cpu = {(10, 5): 1.0, (100, 50): 8.0}
+    gpu = {(10, 5): 1.05, (100, 50): 1.0}
+    sw = fact_sweep(fact_runs("cpu", SINGLE_DEVICE, cpu, repeats=(1.0, 1.2, 0.9)),
+                    fact_runs("0", SINGLE_DEVICE, gpu, repeats=(1.0, 1.1, 0.95)))
+    ev = trust.evidence(sw.ok)
+    said = sentences.summary(sw, {}, ev)
+    article = next(s for s in said if s.startswith("At the article's size"))
+    assert "no clear winner" in article and "95 % interval" in article and "slower" not in article
+    assert any("clearly faster than the CPU in 1 configurations" in s for s in said)
+    assert said[-1].startswith("This folder has no per-update times")
+    assert facts.gpu_vs_cpu(sw.main, sw.ok, "0").wins == 1
+
+
+# -- end to end ------------------------------------------------------------------
+def test_an_auto_sweep_records_its_control_samples_and_stop_reasons(tmp_path):
+    out = tmp_path / "res"
+    args = ["sweep", "--devices", "cpu", "--batchsize", "10", "--units", "5", "--recipe", "article",
+            "--full-budget", "--updates", "60", "--max-seconds", "0.3", "--warmup", "1", "--eval-every", "30",
+            "--repeats", "auto", "--max-repeats", "3", "--threads", "1", "--no-progress", "--out", out]
+    done = sinebench(*args, timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 3 and set(runs["threads"]) == {1} and runs["cpus"].notna().all()
+    assert runs["stop_reason"].fillna("").tolist()[:2] == ["", ""]
+    assert runs["stop_reason"].iloc[-1] in (adaptive.STABLE, adaptive.CAP)
+    assert len(samples.read_all(out, runs["run_id"])) == 3
+    env = json.loads((out / "env.json").read_text())
+    record = list(env["invocations"].values())[-1]
+    assert record["control"]["pinned"] and record["control"]["threads"] == 1
+    assert {"load_before", "load_after", "frequency_scaling"} <= set(record["uncontrolled"])
+    report = (out / "report.html").read_text()
+    assert "per-update samples of every repeat" in report or "95 % bootstrap intervals" in report
+
+
+def test_bad_repeat_options_are_refused_before_anything_is_written(tmp_path):
+    for args in (["--repeats", "0"], ["--repeats", "some"], ["--repeats", "4", "--target-ci", "0.05"],
+                 ["--repeats", "auto", "--target-ci", "2"]):
+        done = sinebench("sweep", "--devices", "cpu", "--out", tmp_path / "x", "--dry-run", *args)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
+    assert not (tmp_path / "x").exists()
+    dry = sinebench("sweep", "--devices", "cpu", "--out", tmp_path / "x", "--dry-run", "--repeats", "auto")
+    assert dry.returncode == 0 and "--repeats auto: 4 configurations" in dry.stdout
+
+
+# -- on GPUs (skipped here) --------------------------------------------------------
+@pytest.mark.gpu
+def test_a_gpu_run_is_pinned_near_its_gpu_and_keeps_its_samples(tmp_path):
+    from pathlib import Path
+
+    import cupy
+
+    bus = str(cupy.cuda.Device(0).pci_bus_id).lower()
+    local = pinning.parse_cpulist((Path("/sys/bus/pci/devices") / bus / "local_cpulist").read_text()) \
+        if (Path("/sys/bus/pci/devices") / bus / "local_cpulist").exists() else []
+    assert pinning.gpu_local_cpus(0) == local
+    out = tmp_path / "res"
+    done = sinebench("sweep", "--devices", "0", "--batchsize", "10", "--units", "5", "--recipe", "article",
+                     "--full-budget", "--updates", "60", "--max-seconds", "0.5", "--warmup", "2", "--threads", "2",
+                     "--repeats", "2", "--no-progress", "--no-report", "--out", out, timeout=600)
+    assert done.returncode == 0, done.stderr
+    runs = pd.read_csv(out / "runs.csv", dtype={"cpus": str})
+    for cpus in runs["cpus"]:
+        chosen = pinning.parse_cpulist(cpus)
+        assert len(chosen) == 2 and (not local or set(chosen) <= set(local) or len(local) < 2)
+    assert len(samples.read_all(out, runs["run_id"])) == 2
+
+
+@pytest.mark.multigpu
+@pytest.mark.mpi
+def test_a_two_gpu_mpi_job_runs_pinned_and_records_its_first_ranks_cores(tmp_path):
+    out = tmp_path / "res"
+    done = sinebench("sweep", "--devices", "0+1", "--strategy", "chainermn", "--batchsize", "10", "--units", "5",
+                     "--recipe", "article", "--full-budget", "--updates", "60", "--max-seconds", "0.5",
+                     "--warmup", "2", "--threads", "1", "--repeats", "1", "--no-progress", "--no-report",
+                     "--out", out, timeout=600)
+    assert done.returncode == 0, done.stderr
+    runs = pd.read_csv(out / "runs.csv", dtype={"cpus": str})
+    assert runs["status"].tolist() == ["ok"] and len(pinning.parse_cpulist(runs["cpus"].iloc[0])) == 1
