@@ -5,7 +5,6 @@ written (:mod:`bench.options`); any other failure one line and exit code 1
 (:mod:`bench.errors`).
 """
 import errno
-import itertools
 import json
 import sys
 import warnings
@@ -16,7 +15,7 @@ import click
 from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES
 from sinelstm.recipes import RECIPES
 
-from bench import errors, interrupt
+from bench import axes, errors, interrupt
 from bench.grid import SWEEP, grid_size
 from bench.options import (InputError, check_grid_size, check_mpi, choice_list, device_sets, fail, int_list,
                            positive, writable_folder, writable_output)
@@ -61,8 +60,8 @@ def main(ctx):
 
 @main.command()
 @click.option("--devices", default=None, help="Device sets, e.g. cpu,0,0+1 [default: cpu, each GPU, all GPUs].")
-@click.option("--batchsize", default=",".join(map(str, SWEEP.batchsizes)), show_default=True,
-              help="Global batch sizes.")
+@click.option("--batchsize", default=None, help=f"Global batch sizes [default: {','.join(map(str, SWEEP.batchsizes))}; "
+              "none with --batch-per-device].")
 @click.option("--units", default=",".join(map(str, SWEEP.units)), show_default=True, help="LSTM widths (n_units).")
 @training_options
 @click.option("--max-seconds", default=SWEEP.max_seconds, show_default=True, callback=positive("max-seconds"),
@@ -87,32 +86,31 @@ def main(ctx):
                    "A run without an ok row is tried again by every sweep; each attempt stays in runs.csv "
                    "(column attempt) and the report uses the latest.")
 @click.option("--dry-run", is_flag=True, help="List the runs and an estimated time; run nothing, write nothing.")
+@axes.sweep_axes
 def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality,
           max_seconds, repeats, warmup, impl, strategy, target_mse, out, report, progress, isolate, retries,
-          dry_run):
+          dry_run, precision, transport, batch_per_device):
     """Run every combination in worker processes; rerun to resume. One sweep
     at a time writes a results folder; SIGINT, SIGTERM or SIGHUP stop it
     with every committed run kept."""
-    from bench.grid import expand_grid
-
-    batches = int_list("batchsize", batchsize)
+    batches, per_device = axes.batch_axes(batchsize, batch_per_device, SWEEP.batchsizes)
     widths = int_list("units", units)
-    impls = choice_list("impl", impl, IMPLS)
-    strategies = choice_list("strategy", strategy, STRATEGIES)
-    sets = device_sets(devices, batches)
+    impls, strategies = choice_list("impl", impl, IMPLS), choice_list("strategy", strategy, STRATEGIES)
+    precs, links = axes.precisions(precision), axes.transport_list(transport)
+    sets = device_sets(devices)  # a batch a set cannot split: one unavailable row (bench.grid.why_not)
     if any(ds.n_devices > 1 for ds in sets):
         check_mpi(strategies)
     chosen = recipes(recipe, seqlen)
-    check_grid_size(grid_size(impls=impls, device_sets=sets, strategies=strategies, batchsizes=batches,
-                              units=widths, repeats=repeats, recipes=chosen))
+    axis = dict(precisions=precs, transports=links, batch_per_device=per_device, impls=impls, device_sets=sets,
+                strategies=strategies, batchsizes=batches, units=widths, repeats=repeats, recipes=chosen)
+    check_grid_size(grid_size(**axis))
     base = config(chosen[0], updates, warmup, max_seconds, eval_every=eval_every, target_mse=target_mse,
                   quality_target=quality_target, until_quality=until_quality)
     for other in chosen[1:]:
         config(other, updates)  # each recipe's window must fit the data too
     for line in advice(base):
         warn(line)
-    specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
-                        batchsizes=batches, units=widths, repeats=repeats, recipes=chosen)
+    specs = axes.expand(base, warn, **axis)
     from bench import plan
 
     if dry_run:  # the checks of a real sweep, then the list; nothing written
@@ -138,7 +136,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     from bench.runner import sweep as run_sweep
 
     try:
-        invocation = write_env(out, machine)
+        invocation = write_env(out, machine, specs)
         counts = run_sweep(specs, store, progress=progress, isolate=isolate, retries=retries, say=warn,
                            invocation=invocation)
         click.echo(f"{len(specs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
@@ -165,11 +163,12 @@ def open_store(out: Path):
     return store
 
 
-def write_env(out: Path, record: dict) -> str:
-    """Append this invocation's machine to env.json; returns its id."""
-    from bench import invocations
+def write_env(out: Path, record: dict, specs: list) -> str:
+    """Append this invocation's machine, and its NCCL bus bandwidth per
+    transport the sweep uses, to env.json; returns its id."""
+    from bench import busbw, invocations
 
-    return invocations.append(out, record)
+    return invocations.append(out, {**record, "busbw": busbw.for_sweep(specs, say=warn)})
 
 
 def render_report(folder: Path, output: Path | None, compare: Path | None = None):
@@ -222,8 +221,9 @@ def report(results_dir, output, compare):
               help="Optimizer.")
 @click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path),
               help="Folder for summary.json and the plots.")
+@axes.precision_option(many=False)
 def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality, seed,
-          impl, optimizer, out):
+          impl, optimizer, out, precision):
     """One training run, like the article's run_LSTM: by default until the
     model generates the sine. Writes summary.json, the learning curves and
     the closed-loop prediction (PNG) into --out."""
@@ -236,7 +236,11 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     if len(chosen) > 1:
         fail("--recipe takes one recipe for train")
     cfg = config(chosen[0], updates, n_units=units, batchsize=batchsize, impl=impl, optimizer=optimizer,
-                 seed=seed, eval_every=eval_every, quality_target=quality_target, until_quality=until_quality)
+                 seed=seed, eval_every=eval_every, quality_target=quality_target, until_quality=until_quality,
+                 precision=axes.one_precision(precision, ds))
+    from sinelstm.precision import use
+
+    use(cfg.precision)  # before CuPy's first matrix product, which fixes it for this process
     for line in advice(cfg):
         warn(line)
     writable_folder(out)
@@ -253,13 +257,13 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
 @click.option("--recipe", default=ARTICLE_RECIPE, show_default=True,
               help=f"Recipes, from {', '.join(RECIPES)} (another than the article's checks its burn-in and schedule).")
 @click.option("--updates", default=20, show_default=True, callback=positive("updates"), help="SGD updates compared.")
-def verify(devices, strategy, impl, recipe, updates):
+@axes.precision_option(many=True)
+def verify(devices, strategy, impl, recipe, updates, precision):
     """Check that each device set trains the same model as its first device
-    alone (SGD, identical weights and batches); exit 1 if one differs."""
-    from bench.launch import verify_under_mpi
+    alone (SGD, identical weights and batches), within the tolerance of each
+    precision; exit 1 if one differs."""
+    from bench import verifying
     from sinelstm.devices import gpu_count
-    from sinelstm.verify import verify as verify_set
-    from sinelstm.verify import verify_config
 
     if devices is None:
         n = gpu_count()
@@ -272,18 +276,15 @@ def verify(devices, strategy, impl, recipe, updates):
         fail(f"verify compares a multi-device set with its first device alone; {single[0]!r} is one device "
              f"(try cpu+cpu, or 0+1)")
     check_mpi(strategies)
+    checks, left_out = verifying.combinations(sets, strategies, impls, recipes, axes.precisions(precision))
+    for note in left_out:
+        warn(note)
+    if not checks:
+        fail("nothing to check: " + "; ".join(left_out))
     results = []
-    for ds, strat, im, rec in itertools.product(sets, strategies, impls, recipes):
-        if strat == STRATEGIES[1]:
-            res = verify_under_mpi(ds, im, updates, rec)
-        else:
-            res = verify_set(ds, strat, verify_config(impl=im, updates=updates, n_devices=ds.n_devices,
-                                                      recipe=RECIPES[rec]))
-        results.append(res)
-        click.echo(f"{res.spec:<12} {res.strategy:<15} {res.impl:<10} {res.recipe:<8} vs {res.reference:<4} "
-                   f"{res.updates} SGD updates: max |dparam| = {res.max_diff:.3g}  "
-                   f"{'PASS' if res.passed else 'FAIL'} (tolerance {res.tolerance:g})"
-                   + (f"  error: {res.error}" if res.error else ""))
+    for combo in checks:
+        results.append(verifying.check(*combo, updates))
+        click.echo(verifying.line(results[-1]))
     sys.exit(0 if all(r.passed for r in results) else 1)
 
 

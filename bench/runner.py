@@ -28,6 +28,7 @@ from tqdm import tqdm
 from sinelstm.names import STRATEGIES
 
 from bench import interrupt, procs
+from bench.grid import why_not
 from bench.launch import PROJECT_ROOT, python_command, worker_env
 from bench.schema import TRANSIENT, RunRow, RunSpec, clean_text
 from bench.store import ResultStore
@@ -40,6 +41,13 @@ SESSION = "session"  # file in a worker's folder: its session id
 def launcher(spec: RunSpec) -> int:
     """How a run's process starts: 0 for plain Python, else its MPI rank count."""
     return spec.n_devices if spec.strategy == STRATEGIES[1] else 0
+
+
+def launch_key(spec: RunSpec) -> tuple:
+    """What a worker process is fixed to when it starts: its launcher, and
+    the environment of its precision and NCCL transport (CuPy and NCCL read
+    theirs once per process). Runs share a worker only if these agree."""
+    return launcher(spec), spec.train.precision, spec.transport
 
 
 def worker_command(ranks: int, specs_path: Path, out: Path) -> list:
@@ -118,7 +126,7 @@ def end_orphans(work: Path) -> int:
 
 
 def run_in_one_process(specs: list, work: Path):
-    """Start one worker for ``specs`` (all of one launcher) and yield
+    """Start one worker for ``specs`` (all of one :func:`launch_key`) and yield
     (spec, row, side) as each run ends. Stops early after a failure: the
     caller starts a fresh worker for the runs left."""
     batch = work / uuid.uuid4().hex[:12]  # a killed sweep's worker never shares a folder
@@ -130,7 +138,8 @@ def run_in_one_process(specs: list, work: Path):
     try:
         with open(log, "w") as log_file:
             proc = subprocess.Popen(worker_command(launcher(specs[0]), specs_path, batch), stdout=log_file,
-                                    stderr=subprocess.STDOUT, env=worker_env(), cwd=PROJECT_ROOT,
+                                    stderr=subprocess.STDOUT, env=worker_env(*launch_key(specs[0])[1:]),
+                                    cwd=PROJECT_ROOT,
                                     start_new_session=True)
         (batch / SESSION).write_text(str(proc.pid))
         for spec in specs:
@@ -160,9 +169,17 @@ def run_in_one_process(specs: list, work: Path):
 
 
 def run_all(specs: list, work: Path, isolate: bool = False):
-    """Yield (spec, row, side) for every spec, in order."""
-    groups = ([[s] for s in specs] if isolate else
-              [list(g) for _, g in itertools.groupby(specs, key=launcher)])
+    """Yield (spec, row, side) for every spec, in order; a run that cannot
+    run at all (:func:`bench.grid.why_not`) gets its row without a worker."""
+    runnable = []
+    for spec in specs:
+        why = why_not(spec)
+        if why:
+            yield spec, RunRow.failure(spec, "unavailable", why), {}
+        else:
+            runnable.append(spec)
+    groups = ([[s] for s in runnable] if isolate else
+              [list(g) for _, g in itertools.groupby(runnable, key=launch_key)])
     for group in groups:
         while group:
             ended = 0

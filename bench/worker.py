@@ -26,11 +26,13 @@ import sinelstm  # noqa: F401
 from sinelstm.devices import DeviceSpecError, parse_device_set
 from sinelstm.quality import closed_loop_fast
 from sinelstm.names import REACHED, STRATEGIES
+from sinelstm.precision import PrecisionError
 from sinelstm.profile import profile_phases
 from sinelstm.strategy import make_strategy
 from sinelstm.timing import summarize_ms
 from sinelstm.train import Diverged, train
 
+from bench import transports
 from bench.fsio import atomic_write
 from bench.schema import ClosedLoopPoint, CurvePoint, PhaseTime, RunRow, RunSpec
 
@@ -53,13 +55,14 @@ def classify(exc: BaseException) -> str:
         return "diverged"
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return "oom"
-    if isinstance(exc, (DeviceSpecError, ImportError)):
+    if isinstance(exc, (DeviceSpecError, ImportError, PrecisionError, transports.TransportError)):
         return "unavailable"
     return "error"
 
 
 def run(spec: RunSpec, out: Path):
     device_set = parse_device_set(spec.devices)
+    transports.check(spec.transport)  # the precision: train() checks it
     strategy = make_strategy(spec.strategy, device_set)
     result = train(spec.train, strategy)
     breakdown = profile_phases(spec.train, strategy) if spec.profile else None

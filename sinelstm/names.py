@@ -7,6 +7,8 @@ IMPLS = ("sinebench", "article")
 # How a multi-device set trains; a one-device set is always SINGLE_DEVICE.
 SINGLE_DEVICE = "single-device"
 STRATEGIES = ("single-process", "chainermn")
+# Arithmetic of the matrix products (sinelstm.precision); the first is the default.
+PRECISIONS = ("fp32", "tf32")
 # The phases of one update, in order, as the profile times them.
 PHASES = ("data", "forward", "backward", "communication", "optimizer")
 ARTICLE_IMPL = "article"

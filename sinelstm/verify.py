@@ -18,13 +18,14 @@ import numpy as np
 import sinelstm  # noqa: F401
 import chainer
 
+from sinelstm import precision as precisions
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.devices import parse_device_set
-from sinelstm.names import ARTICLE_RECIPE, STRATEGIES
+from sinelstm.names import ARTICLE_RECIPE, PRECISIONS, STRATEGIES
 from sinelstm.recipes import RECIPES, Recipe
 from sinelstm.strategy import SingleProcess, make_strategy
 
-TOLERANCE = 1e-5
+TOLERANCE = precisions.tolerance(PRECISIONS[0])
 RESULT_PREFIX = "RESULT "
 
 
@@ -37,8 +38,9 @@ class VerifyResult:
     updates: int
     max_diff: float
     recipe: str = ARTICLE_RECIPE
-    tolerance: float = TOLERANCE
+    tolerance: float = TOLERANCE  # the precision's (sinelstm.precision.tolerance)
     error: str = ""  # why the check could not run, if it could not
+    precision: str = PRECISIONS[0]
 
     @property
     def passed(self) -> bool:
@@ -46,7 +48,7 @@ class VerifyResult:
 
 
 def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2, n_units: int = 5,
-                  recipe: Recipe = RECIPES[ARTICLE_RECIPE]) -> TrainConfig:
+                  recipe: Recipe = RECIPES[ARTICLE_RECIPE], precision: str = PRECISIONS[0]) -> TrainConfig:
     """SGD from the seed's weights; 4 windows per device (8 at least), so
     that every device set splits the batch evenly. The article's short
     windows by default: the check is about gradients, not about quality;
@@ -56,7 +58,7 @@ def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2
     # blow up and amplify rounding until no two runs agree.
     lr = 0.1 / (recipe.seqlen - recipe.burn_in)
     return TrainConfig(n_units=n_units, batchsize=4 * max(2, n_devices), recipe=recipe, optimizer="sgd", lr=lr,
-                       impl=impl, budget=Budget(updates=updates, warmup=0))
+                       impl=impl, budget=Budget(updates=updates, warmup=0), precision=precision)
 
 
 def trained_params(cfg: TrainConfig, strategy, scale_losses: bool = True) -> dict:
@@ -81,6 +83,7 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     compare the parameters. Under MPI every rank calls this and rank 0 gets
     the result, the others ``None``."""
     cfg = cfg or verify_config(n_devices=device_set.n_devices)
+    precisions.check(cfg.precision, device_set)  # both sides compute in this process's precision
     strategy = make_strategy(strategy_name, device_set)
     params = trained_params(cfg, strategy, scale_losses=scale_losses)
     if not strategy.reports:
@@ -88,15 +91,22 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     reference = trained_params(cfg, SingleProcess(parse_device_set(device_set.first_spec)))
     return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=strategy.name,
                         impl=cfg.impl, updates=cfg.budget.updates, max_diff=max_param_diff(params, reference),
-                        recipe=cfg.recipe.name)
+                        recipe=cfg.recipe.name, tolerance=precisions.tolerance(cfg.precision),
+                        precision=cfg.precision)
 
 
 def main(argv=None):
-    """One MPI rank: ``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE``."""
-    spec, impl, updates, recipe = (sys.argv[1:] if argv is None else argv)[:4]
+    """``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE [PRECISION [STRATEGY]]``: one MPI rank of
+    ``chainermn`` (the default), or a whole ``single-process`` check in a process of its own (the
+    precision is the process's, from its environment)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    spec, impl, updates, recipe = args[:4]
+    precision = args[4] if len(args) > 4 else PRECISIONS[0]
+    strategy = args[5] if len(args) > 5 else STRATEGIES[1]
     device_set = parse_device_set(spec)
-    cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices, recipe=RECIPES[recipe])
-    result = verify(device_set, STRATEGIES[1], cfg)
+    cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices, recipe=RECIPES[recipe],
+                        precision=precision)
+    result = verify(device_set, strategy, cfg)
     if result is not None:
         print(RESULT_PREFIX + json.dumps(asdict(result)), flush=True)
 

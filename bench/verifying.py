@@ -1,0 +1,42 @@
+"""``sinebench verify``'s checks, one per device set, strategy,
+implementation, recipe and precision, and the line each prints. A check runs
+in this process when it can (``single-process`` in fp32), otherwise in
+processes of its own: ``chainermn`` needs one MPI rank per device, and a
+precision is fixed for the life of a process (:mod:`sinelstm.precision`).
+Each precision has its own tolerance (:func:`sinelstm.precision.tolerance`)."""
+import itertools
+
+from sinelstm.names import PRECISIONS, STRATEGIES
+
+
+def combinations(sets, strategies, impls, recipes, precisions) -> tuple:
+    """(checks to run, lines about those left out): a precision other than
+    fp32 means nothing on the CPU."""
+    checks, left_out = [], []
+    for ds, strat, im, rec, prec in itertools.product(sets, strategies, impls, recipes, precisions):
+        if prec != PRECISIONS[0] and not ds.is_gpu:
+            note = f"{prec} not checked on {ds.spec}: it has no meaning on the CPU"
+            if note not in left_out:
+                left_out.append(note)
+            continue
+        checks.append((ds, strat, im, rec, prec))
+    return checks, left_out
+
+
+def check(ds, strategy: str, impl: str, recipe: str, precision: str, updates: int):
+    from bench.launch import verify_in_subprocess
+
+    if strategy == STRATEGIES[1] or precision != PRECISIONS[0]:
+        return verify_in_subprocess(ds, impl, updates, recipe, precision, strategy)
+    from sinelstm.recipes import RECIPES
+    from sinelstm.verify import verify, verify_config
+
+    return verify(ds, strategy, verify_config(impl=impl, updates=updates, n_devices=ds.n_devices,
+                                              recipe=RECIPES[recipe]))
+
+
+def line(res) -> str:
+    return (f"{res.spec:<12} {res.strategy:<15} {res.impl:<10} {res.recipe:<8} {res.precision:<5} vs "
+            f"{res.reference:<4} {res.updates} SGD updates: max |dparam| = {res.max_diff:.3g}  "
+            f"{'PASS' if res.passed else 'FAIL'} (tolerance {res.tolerance:g} for {res.precision})"
+            + (f"  error: {res.error}" if res.error else ""))
