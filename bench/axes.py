@@ -62,7 +62,7 @@ def one_precision(text: str, device_set) -> str:
 def expand(base, warn, *, device_sets, strategies, precisions, transports, **grid) -> list:
     """The sweep's runs (:func:`bench.grid.expand_grid`), after warning
     about the combinations it leaves out; none at all is bad input."""
-    from bench.grid import expand_grid, skipped
+    from bench.grid import expand_grid, skipped, why_not
 
     for line in skipped(device_sets, strategies, precisions, transports):
         warn(line)
@@ -70,4 +70,9 @@ def expand(base, warn, *, device_sets, strategies, precisions, transports, **gri
                         precisions=precisions, transports=transports, **grid)
     if not specs:
         fail("nothing to run: every combination was left out (see the warnings above)")
+    cannot = list(dict.fromkeys(why for s in specs if (why := why_not(s))))
+    if len(cannot) and all(why_not(s) for s in specs):
+        fail(cannot[0])  # nothing could run: bad input, not a sweep of failures
+    for why in cannot:
+        warn(f"{why}: recorded as unavailable, the other runs go on")
     return specs

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.analysis import aggregate, ok_runs, speedups
+from bench.facts_scaling import baseline
 from sinelstm.devices import parse_device_set
 from sinelstm.names import ARTICLE_IMPL, IMPLS, PHASES, SINGLE_DEVICE, device_label, series_label
 
@@ -42,7 +43,10 @@ def sweep(tables: dict) -> Sweep:
     agg = aggregate(runs)
     impl = SINEBENCH if (agg["impl"] == SINEBENCH).any() or not (runs["impl"] == ARTICLE_IMPL).any() \
         else ARTICLE_IMPL
-    mine = agg[agg["impl"] == impl]
+    # The scaling axes' other values (tf32, a forced transport, weak
+    # scaling) have their own section (bench.facts_scaling); every other
+    # fact compares the baseline's runs, never a mix.
+    mine = baseline(agg[agg["impl"] == impl])
     # Per-update facts compare one window length: the one most configurations
     # ran, the shorter (the article's) on a tie.
     seqlen = int(mine["seqlen"].mode().min()) if len(mine) else 10

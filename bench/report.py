@@ -19,7 +19,7 @@ from markupsafe import Markup
 import matplotlib.pyplot as plt
 
 from bench import (compare as cmp, facts, invocations, machine, peaks, plots, plots_compare, plots_maps,
-                   plots_quality, sentences, tables, ttq)
+                   plots_quality, report_scaling, sentences, tables, ttq)
 from bench.analysis import CPU, ONE_GPU, cost_models, predicted_speedup, speedup_grid
 from bench.crossover import agreement
 from bench.facts import Sweep
@@ -100,7 +100,7 @@ def maps(sw: Sweep, models: dict, figs: Figures, other=None) -> list:
     return out
 
 
-def sections(sw: Sweep, models: dict, figs: Figures) -> list:
+def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None, peak: dict | None = None) -> list:
     secs = quality_section(sw, figs)
     if len(sw.agg):
         secs.append(_section("time", "Time per update and throughput", [
@@ -123,6 +123,7 @@ def sections(sw: Sweep, models: dict, figs: Figures) -> list:
         secs.append(_section("scaling", "Scaling efficiency", [
             figs.add("scaling", plots_compare.scaling(eff), "How many times faster than its first device alone, "
                      "against batch size; dotted: ideal.", "scaling")]))
+    secs += report_scaling.sections(sw, records or {}, peak or {}, figs)
     pairs = facts.impl_pairs(sw.agg)
     if not pairs.empty:
         secs.append(_section("impls", "The article's approach beside sinebench's", [
@@ -151,7 +152,8 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
     sw = facts.sweep(loaded)
     env = invocations.read(folder, warn)
     records = invocations.records(env, sw.runs["invocation"].unique())
-    models = cost_models(sw.main, peaks.peaks(next(iter(records.values()), {})))
+    peak = peaks.peaks(next(iter(records.values()), {}))
+    models = cost_models(sw.main, peak)
     other = cmp.load(compare) if compare is not None else None
     summary = sentences.summary(sw, models)
     lead = []
@@ -166,7 +168,7 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
     return template.get_template("report.html.j2").render(
         title=folder.name, machine=machine.summary_line(next(iter(records.values()), {})), verdict=verdict,
         lead=lead + crossing, maps=maps(sw, models, figs, other), summary=summary,
-        sections=sections(sw, models, figs),
+        sections=sections(sw, models, figs, records, peak),
         problems=sentences.failures(facts.failure_counts(sw.runs), len(loaded["attempts"]) - len(sw.runs)),
         env_tables=machine.tables(env, sw.runs["invocation"].unique()))
 
