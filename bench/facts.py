@@ -226,7 +226,7 @@ def impl_ratio(pairs: pd.DataFrame) -> Ratio | None:
 def representative_runs(ok: pd.DataFrame) -> tuple:
     """(size, runs): repeat 0 of each device set at the article's size, else
     at the size that the most device sets ran; size is None if none ran."""
-    ok0 = ok[ok["repeat"] == 0]
+    ok0 = baseline(ok[ok["repeat"] == 0])
     sizes = ok0.groupby(["batchsize", "n_units"])["devices"].nunique().sort_index()
     if sizes.empty:
         return None, ok0
@@ -303,6 +303,8 @@ def breakdown_bars(breakdown: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
 def configurations(agg: pd.DataFrame) -> pd.DataFrame:
     """Every configuration's aggregate, in the columns and order the report lists."""
     t = agg.sort_values(["impl", "n_units", "batchsize", "n_devices", "devices"])
+    t = t.assign(label=[lab + "".join(f" · {v}" for v, d in zip(axes, ("fp32", "default", "strong")) if v != d)
+                        for lab, *axes in zip(t["label"], t["precision"], t["transport"], t["scaling"])])
     return t[["impl", "label", "batchsize", "n_units", "repeats", "ms", "ms_p25", "ms_p75", "ms_min", "ms_max",
               "samples_per_s", "time_to_target_s", "val_mse"]].rename(
         columns={"ms_min": "fastest repeat", "ms_max": "slowest repeat"})

@@ -62,6 +62,7 @@ def scaling_curves(c: pd.DataFrame, scaling: str, kind: str):
         bottom.set_ylim(0, max(1.15, float(g["efficiency"].max()) * 1.1))
         bottom.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         top.set_ylim(0, max(counts) * 1.1)
+        top.set_xlim(0.7, max(counts) * 1.18)  # room for the last point's label
     axes[0][0].set_ylabel("times faster than 1 device")
     axes[1][0].set_ylabel("efficiency (speedup / n)")
     fig.suptitle(f"{scaling.capitalize()} scaling, {unit}: "

@@ -23,6 +23,7 @@ from bench import (compare as cmp, facts, invocations, machine, peaks, plots, pl
 from bench.analysis import CPU, ONE_GPU, cost_models, predicted_speedup, speedup_grid
 from bench.crossover import agreement
 from bench.facts import Sweep
+from bench.facts_scaling import baseline
 from bench.fsio import atomic_write
 from bench.store import ResultStore
 from sinelstm.devices import parse_device_set
@@ -102,11 +103,12 @@ def maps(sw: Sweep, models: dict, figs: Figures, other=None) -> list:
 
 def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None, peak: dict | None = None) -> list:
     secs = quality_section(sw, figs)
+    base = baseline(sw.agg)  # tf32, a forced transport, weak scaling: their own sections
     if len(sw.agg):
         secs.append(_section("time", "Time per update and throughput", [
-            figs.add("time_per_update", plots.time_vs_batch(sw.agg, "ms"),
+            figs.add("time_per_update", plots.time_vs_batch(base, "ms"),
                      "ms per update against batch size, one panel per n_units.", "ms per update"),
-            figs.add("throughput", plots.time_vs_batch(sw.agg, "samples"),
+            figs.add("throughput", plots.time_vs_batch(base, "samples"),
                      "Windows (sequences of seqlen steps) per second.", "throughput")]))
     if models:
         secs.append(_section("cost", "Cost model: fixed cost per update + cost per FLOP", [
@@ -124,7 +126,7 @@ def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None
             figs.add("scaling", plots_compare.scaling(eff), "How many times faster than its first device alone, "
                      "against batch size; dotted: ideal.", "scaling")]))
     secs += report_scaling.sections(sw, records or {}, peak or {}, figs)
-    pairs = facts.impl_pairs(sw.agg)
+    pairs = facts.impl_pairs(base)
     if not pairs.empty:
         secs.append(_section("impls", "The article's approach beside sinebench's", [
             figs.add("implementations", plots_compare.impl_compare(pairs),

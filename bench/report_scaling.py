@@ -32,11 +32,12 @@ def devices_section(agg, figs) -> list:
 
 
 def cost_table(crossovers) -> Markup:
-    rows = []
+    rows, seen_cpu = [], False
     for c in crossovers:
         for who, m in (("CPU (fp32)", c.cpu), (f"1 GPU ({c.precision})", c.gpu)):
-            if m is None:
+            if m is None or (who.startswith("CPU") and seen_cpu):
                 continue
+            seen_cpu = seen_cpu or who.startswith("CPU")
             rows.append([who, num(m.fixed_ms), m.rate_text, f"{m.rel_error:.0%}", str(m.points),
                          "–" if c.flops is None or who.startswith("CPU") else f"{c.flops:.2g}"])
     return html_table(["<model", "fixed ms", "<rate", "median error", "sizes", "crossover (FLOPs/update)"], rows)

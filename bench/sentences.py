@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from bench import analysis, crossover as xover, facts, ttq
+from bench.facts_scaling import baseline
 from bench.facts import ARTICLE
 from sinelstm.names import ARTICLE_RECIPE, SINGLE_DEVICE, device_label
 
@@ -273,7 +274,7 @@ def summary(sw: facts.Sweep, models: dict) -> list:
     out += [scaling(s) for s in facts.scaling(facts.efficiency(sw.main), phases)]
     splits = (facts.phase_split(phases, d) for d in ["cpu"] + ([gpu] if gpu else []))
     out += [phase_split(p) for p in splits if p is not None]
-    if (r := facts.impl_ratio(facts.impl_pairs(sw.agg))) is not None:
+    if (r := facts.impl_ratio(facts.impl_pairs(baseline(sw.agg)))) is not None:
         out.append(impl_ratio(r))
     size, runs = facts.representative_runs(sw.ok)
     if size is not None and (t := facts.time_to_target(runs)) is not None:
