@@ -317,3 +317,65 @@ def test_report_has_the_scaling_sections(tmp_path):
                  "Over sockets, 2 GPUs lose to one at b4096, n1024 (fp32): 0.8×",
                  "TF32 is 4× fp32 at best", "NET/Socket/0"):
         assert text in html, text
+
+
+# -- the command line, on the CPU ---------------------------------------------------------
+def test_sweep_weak_scaling_and_an_indivisible_batch_end_to_end(tmp_path):
+    from tests.helpers import sinebench
+
+    out = tmp_path / "res"
+    proc = sinebench("sweep", "--devices", "cpu,cpu+cpu", "--batchsize", "9", "--batch-per-device", "4",
+                     "--units", "5", "--recipe", "article", "--full-budget", "--updates", "20", "--max-seconds", "1",
+                     "--warmup", "1", "--eval-every", "10", "--repeats", "1", "--precision", "fp32,tf32",
+                     "--transport", "default,socket", "--no-progress", "--no-report", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "tf32 not run on cpu, cpu+cpu" in proc.stderr
+    assert "batch size 9 is not divisible by the 2 devices of 'cpu+cpu': recorded as unavailable" in proc.stderr
+    runs = pd.read_csv(out / "runs.csv")
+    got = sorted(zip(runs["devices"], runs["batchsize"], runs["scaling"], runs["status"]))
+    assert got == [("cpu", 4, "weak", "ok"), ("cpu", 9, "strong", "ok"), ("cpu+cpu", 8, "weak", "ok"),
+                   ("cpu+cpu", 9, "strong", "unavailable")]
+    assert set(runs["precision"]) == {"fp32"} and set(runs["transport"]) == {"default"}
+    env = json.loads((out / "env.json").read_text())
+    (record,) = env["invocations"].values()
+    assert record["busbw"]["status"] == "skipped" and "NCCL" in record["busbw"]["why"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--devices", "cpu", "--precision", "tf32"], "no meaning on the CPU"),
+    (["train", "--precision", "fp32,tf32"], "one precision"),
+    (["sweep", "--devices", "cpu", "--precision", "tf32"], "nothing to run"),
+    (["sweep", "--devices", "cpu", "--precision", "bf16"], "unknown value 'bf16'"),
+    (["sweep", "--devices", "cpu", "--transport", "ib"], "unknown value 'ib'"),
+    (["sweep", "--devices", "cpu", "--batch-per-device", "0"], "must be positive"),
+    (["verify", "--devices", "cpu+cpu", "--precision", "tf32"], "nothing to check"),
+])
+def test_bad_axis_input_one_line_exit_2(tmp_path, args, message):
+    from tests.helpers import sinebench
+
+    proc = sinebench(*args, *(["--out", tmp_path / "o"] if args[0] != "verify" else []))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_verify_states_the_precisions_tolerance_and_skips_tf32_on_the_cpu():
+    from tests.helpers import sinebench
+
+    proc = sinebench("verify", "--devices", "cpu+cpu", "--precision", "fp32,tf32", "--updates", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert "tf32 not checked on cpu+cpu" in proc.stderr
+    (line,) = proc.stdout.strip().splitlines()
+    assert "fp32" in line and "PASS (tolerance 1e-05 for fp32)" in line
+
+
+def test_sweep_dry_run_shows_the_axes(tmp_path):
+    from tests.helpers import sinebench
+
+    proc = sinebench("sweep", "--devices", "cpu,cpu+cpu", "--strategy", "single-process,chainermn",
+                     "--batchsize", "9", "--batch-per-device", "4", "--units", "5", "--repeats", "1", "--dry-run",
+                     "--out", tmp_path / "o")
+    assert proc.returncode == 0, proc.stderr
+    assert "b=8 n=5 weak #0" in proc.stdout
+    assert "cannot run: batch size 9 is not divisible" in proc.stdout
+    assert not (tmp_path / "o").exists()
