@@ -18,8 +18,9 @@ DASHES = dict(zip(PRECISIONS, ["-", "--"]))
 TRANSPORT_COLOURS = {"default": "#1f77b4", "p2p": "#2ca02c", "shm": "#ff7f0e", "socket": "#d62728"}
 
 
-def _series_style(strategy: str, precision: str) -> dict:
-    label = device_label("0+1", strategy)  # the strategy's colour and marker, as in every chart
+def _series_style(strategy: str, precision: str, kind: str = "GPU") -> dict:
+    # the strategy's colour and marker for this kind of device, as in every chart
+    label = device_label("0+1" if kind == "GPU" else "cpu+cpu", strategy)
     c = style.colour(label)
     return {"color": c, "marker": style.marker(label), "ls": DASHES.get(precision, ":"), "mec": c,
             "mfc": c if precision == PRECISIONS[0] else "white"}
@@ -50,7 +51,7 @@ def scaling_curves(c: pd.DataFrame, scaling: str, kind: str):
         bottom.axhline(1, color="0.35", ls=":", lw=1.3)
         for (strategy, precision), s in g[g["size"] == size].groupby(["strategy", "precision"]):
             s = s.sort_values("n_devices")
-            kw = _series_style(strategy, precision)
+            kw = _series_style(strategy, precision, kind)
             top.plot(s["n_devices"], s["speedup"], label=f"{strategy} · {precision}", **kw)
             bottom.plot(s["n_devices"], s["efficiency"], **kw)
             last = s.iloc[-1]
