@@ -51,10 +51,11 @@ def _section(id_: str, title: str, figures: list, text: list = (), table=None) -
 
 def quality_section(sw: Sweep, figs: Figures) -> list:
     """Time to a model that generates the sine: the report's headline."""
-    table = ttq.time_to_quality(sw.runs)
+    base = baseline(sw.runs)  # seeds of one precision, transport and scaling only
+    table = ttq.time_to_quality(base)
     if table.empty:
         return []
-    runs = ttq.measured(sw.runs)
+    runs = ttq.measured(base)
     target = float(table["target"].iloc[0])
     figures = [figs.add("time_to_quality", plots_quality.time_to_quality_bars(table),
                         "Seconds of training until the model generates the sine: mean of the seeds without the "

@@ -110,7 +110,7 @@ def verdict(sw: facts.Sweep, models: dict, compare: tuple | None = None) -> str:
     """The one sentence at the top of the page: time to quality first when the
     sweep measured it, then where one GPU beats the CPU per update."""
     lead = []
-    table = ttq.time_to_quality(sw.runs)
+    table = ttq.time_to_quality(baseline(sw.runs))
     if not table.empty:
         fast = [f for f in ttq.fastest_per_size(table) if math.isfinite(f.mean_s)][:3]
         lead = [f"{f.label} at {at(f.batchsize, f.n_units)} ({fmt_s(f.mean_s)}"
@@ -256,7 +256,7 @@ def quality(runs: pd.DataFrame) -> list:
 
 def summary(sw: facts.Sweep, models: dict) -> list:
     """The summary's sentences, in order, for a sweep and its cost models."""
-    out = quality(sw.runs)
+    out = quality(baseline(sw.runs))
     out.append(counts(facts.counts(sw.runs, sw.ok, sw.main), sw.impl))
     gpu = facts.one_gpu(sw.main)
     if gpu is None:
