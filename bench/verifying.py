@@ -1,8 +1,9 @@
 """``sinebench verify``'s checks, one per device set, strategy,
 implementation, recipe and precision, and the line each prints. A check runs
-in this process when it can (``single-process`` in fp32), otherwise in
-processes of its own: ``chainermn`` needs one MPI rank per device, and a
-precision is fixed for the life of a process (:mod:`sinelstm.precision`).
+in this process when it can (``single-process`` in fp32, unless this process
+was started with ``CUPY_TF32=1``), otherwise in processes of its own:
+``chainermn`` needs one MPI rank per device, and a precision is fixed for the
+life of a process (:mod:`sinelstm.precision`).
 Each precision has its own tolerance (:func:`sinelstm.precision.tolerance`)."""
 import itertools
 
@@ -25,8 +26,12 @@ def combinations(sets, strategies, impls, recipes, precisions) -> tuple:
 
 def check(ds, strategy: str, impl: str, recipe: str, precision: str, updates: int):
     from bench.launch import verify_in_subprocess
+    from sinelstm.precision import process_precision
 
-    if strategy == STRATEGIES[1] or precision != PRECISIONS[0]:
+    # On the CPU the variable means nothing; on a GPU this process's
+    # precision is whatever CUPY_TF32 it was started with.
+    here = precision == PRECISIONS[0] and (not ds.is_gpu or process_precision() == precision)
+    if strategy == STRATEGIES[1] or not here:
         return verify_in_subprocess(ds, impl, updates, recipe, precision, strategy)
     from sinelstm.recipes import RECIPES
     from sinelstm.verify import verify, verify_config
