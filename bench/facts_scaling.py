@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench import analysis
+from bench import analysis, crossover
 from bench.transports import DEFAULT as DEFAULT_TRANSPORT
 from sinelstm.devices import parse_device_set
 from sinelstm.names import PRECISIONS, SINGLE_DEVICE, device_label
@@ -193,6 +193,7 @@ class PrecisionCrossover:
     cpu: analysis.CostModel | None  # always fit on fp32 runs: a CPU has no TF32
     gpu: analysis.CostModel | None
     flops: float | None  # where one GPU starts to beat the CPU by the models; None: never or no model
+    measured: crossover.Measured | None = None  # the same from the measured cells (CPU fp32 against it)
 
     @property
     def trusted(self) -> bool:
@@ -215,7 +216,11 @@ def precision_crossovers(main_impl: pd.DataFrame, peaks: dict | None = None) -> 
         bound = peaks if precision == FP32 else {k: v for k, v in (peaks or {}).items() if k != "gpu"}
         gpu = analysis.cost_models(gpus, bound).get(analysis.ONE_GPU)
         flops = analysis.crossover_flops(cpu, gpu) if cpu is not None and gpu is not None else None
-        out.append(PrecisionCrossover(precision, cpu, gpu, flops))
+        cells = None
+        if len(cpu_rows):
+            cells = crossover.measured(pd.concat([cpu_rows, gpus]), gpus["devices"].iloc[0],
+                                       int(gpus["seqlen"].iloc[0]), str(gpus["impl"].iloc[0]))
+        out.append(PrecisionCrossover(precision, cpu, gpu, flops, cells))
     return out
 
 

@@ -40,7 +40,23 @@ def precision(ps, crossovers) -> list:
             trust = "" if c.trusted else " (a fit's error is above 25 %: read the measured cells instead)"
             out.append(f"Cost model of {fit}: by the models it beats the CPU above {c.flops:.2g} FLOPs per "
                        f"update{trust}.")
+        if c.measured is not None:
+            out.append(measured(c.precision, c.measured))
     return out
+
+
+def measured(precision: str, m) -> str:
+    """The measured cells' crossover of one GPU in ``precision`` against the CPU."""
+    head = f"Measured, one GPU in {precision} against the CPU over {m.cells} sizes: "
+    if m.gpu_wins_from is None:
+        return head + "the CPU is faster at every one."
+    if m.cpu_wins_up_to is None:
+        return head + "the GPU is faster at every one."
+    if m.clean:
+        return (head + f"the GPU wins every size above {m.cpu_wins_up_to:.2g} FLOPs per update (from batch "
+                f"{m.first_win[0]} / n_units {m.first_win[1]}), the CPU every one at or below it.")
+    return (head + f"no one threshold: the GPU wins from {m.gpu_wins_from:.2g} FLOPs, the CPU up to "
+            f"{m.cpu_wins_up_to:.2g}.")
 
 
 def transport(ts, losses) -> list:

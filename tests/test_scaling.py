@@ -254,6 +254,10 @@ def test_precision_speedup_and_crossover_per_precision():
         assert by[prec].gpu.fixed_ms == pytest.approx(gpu[0])
         assert by[prec].flops == pytest.approx((gpu[0] - cpu[0]) / (cpu[1] - gpu[1]), rel=1e-6)
     assert by["tf32"].flops < by["fp32"].flops  # a cheaper FLOP crosses earlier
+    # measured: the CPU wins at b10/n5 (2 < 3 ms), the GPU at b4096/n1024, in both precisions
+    for prec in ("fp32", "tf32"):
+        m = by[prec].measured
+        assert (m.cells, m.cpu_wins_up_to, m.gpu_wins_from, m.first_win) == (2, f1, f2, (4096, 1024))
 
 
 def test_transport_speedup_marks_where_a_socket_loses():
@@ -315,7 +319,8 @@ def test_report_has_the_scaling_sections(tmp_path):
     for text in ("Scaling with the number of devices", "TF32 against FP32", "What the link between GPUs does",
                  "4 GPUs with chainermn in fp32 are 3.2× one GPU at b4096, n1024 (80% efficiency)",
                  "Over sockets, 2 GPUs lose to one at b4096, n1024 (fp32): 0.8×",
-                 "TF32 is 4× fp32 at best", "NET/Socket/0"):
+                 "TF32 is 4× fp32 at best", "NET/Socket/0",
+                 "Measured, one GPU in tf32 against the CPU over 2 sizes: the GPU wins every size above"):
         assert text in html, text
 
 
