@@ -33,8 +33,9 @@ LARGE = (64 << 20, 256 << 20)
 WARMUP = 5
 REPEATS = 11
 CALLS = {"small": 20, "large": 2}  # all-reduces per timed repeat
-TIMEOUT_S = 300
+TIMEOUT_S = 120  # a hung NCCL set-up costs the sweep this much, not more
 PATH = re.compile(r" via (\S+)")
+EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)(:|$)")
 
 
 def bus_bandwidth(nbytes: int, seconds: float, n: int) -> float:
@@ -55,6 +56,15 @@ def summarize(n: int, timings: dict) -> dict:
 def nccl_paths(log: str) -> list:
     """The distinct paths NCCL's INFO lines say its channels use."""
     return sorted(set(PATH.findall(log)))
+
+
+def last_words(log: str) -> str:
+    """Why a job failed: a rank's exception (its traceback's last line),
+    else the last line that is neither NCCL's chatter nor an MPI banner's rule."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip() and " NCCL INFO " not in ln]
+    errors = [ln for ln in lines if EXCEPTION.match(ln)]
+    said = errors or [ln for ln in lines if not ln.startswith("-----")]
+    return said[-1] if said else "no output"
 
 
 # -- one rank --------------------------------------------------------------------
@@ -98,7 +108,7 @@ def measure_rank(devices: str) -> dict | None:
     intra = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
     ds = parse_device_set(devices)
     if comm.size != ds.n_devices:
-        raise SystemExit(f"device set {devices!r} needs {ds.n_devices} MPI ranks, got {comm.size}")
+        raise RuntimeError(f"device set {devices!r} needs {ds.n_devices} MPI ranks, got {comm.size}")
     cupy.cuda.Device(ds.gpu_ids[intra]).use()
     uid = comm.bcast(nccl.get_unique_id() if comm.rank == 0 else None, root=0)
     nccl_comm = nccl.NcclCommunicator(comm.size, uid, comm.rank)
@@ -130,25 +140,33 @@ def plan(specs) -> list:
 
 def measure(devices: str, transport: str, work: Path) -> dict:
     """One MPI job of this module in ``transport``'s environment."""
-    from bench.launch import PROJECT_ROOT, python_command, worker_env
+    from bench import procs
+    from bench.launch import PROJECT_ROOT, MpiMissing, python_command, worker_env
     from sinelstm.devices import parse_device_set
 
     out = work / f"busbw-{devices.replace('+', '_')}-{transport}.json"
     env = {**worker_env(transport=transport), "NCCL_DEBUG": "INFO"}
-    cmd = python_command("bench.busbw", devices, out, ranks=parse_device_set(devices, check=False).n_devices)
     row = {"devices": devices, "transport": transport}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=TIMEOUT_S)
+        cmd = python_command("bench.busbw", devices, out, ranks=parse_device_set(devices, check=False).n_devices)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                cwd=PROJECT_ROOT, start_new_session=True)
+    except (MpiMissing, OSError) as exc:
+        return {**row, "status": "failed", "why": str(exc)}
+    try:
+        log, _ = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        procs.kill_session(proc.pid, mentioning=str(out))  # mpiexec and every rank, which hold the GPUs
+        proc.kill()
+        proc.communicate()
         return {**row, "status": "failed", "why": f"no result within {TIMEOUT_S} s"}
     try:
         result = json.loads(out.read_text())
     except (OSError, ValueError):
-        tail = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()][-1:] or ["no output"]
-        return {**row, "status": "failed", "why": f"exit {proc.returncode}: {tail[0][:300]}"}
+        return {**row, "status": "failed", "why": f"exit {proc.returncode}: {last_words(log)[:300]}"}
     finally:
         out.unlink(missing_ok=True)
-    return {**row, "status": "ok", "nccl_paths": nccl_paths(proc.stdout + proc.stderr), **result}
+    return {**row, "status": "ok", "nccl_paths": nccl_paths(log), **result}
 
 
 def for_sweep(specs, say=print) -> dict:

@@ -294,6 +294,20 @@ def test_bus_bandwidth_is_skipped_without_nccl_runs():
                                                            ("0+1+2+3", "default"), ("0+1+2+3", "socket")]
 
 
+@pytest.mark.mpi
+def test_bus_bandwidth_failure_is_recorded_with_why(tmp_path):
+    """Without CuPy the MPI job fails; the sweep keeps its last words."""
+    pytest.importorskip("mpi4py")
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed: the GPU tests measure for real")
+    except ImportError:
+        pass
+    res = busbw.measure("0+1", "socket", tmp_path)
+    assert res["status"] == "failed" and "cupy" in res["why"], res
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- the report -------------------------------------------------------------------------
 def make_scaling_results(folder):
     store = ResultStore(folder)
