@@ -139,8 +139,7 @@ def run_in_one_process(specs: list, work: Path):
         with open(log, "w") as log_file:
             proc = subprocess.Popen(worker_command(launcher(specs[0]), specs_path, batch), stdout=log_file,
                                     stderr=subprocess.STDOUT, env=worker_env(*launch_key(specs[0])[1:]),
-                                    cwd=PROJECT_ROOT,
-                                    start_new_session=True)
+                                    cwd=PROJECT_ROOT, start_new_session=True)
         (batch / SESSION).write_text(str(proc.pid))
         for spec in specs:
             out, deadline = batch / spec.run_id, time.monotonic() + run_timeout(spec)
