@@ -156,7 +156,9 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
     env = invocations.read(folder, warn)
     records = invocations.records(env, sw.runs["invocation"].unique())
     peak = peaks.peaks(next(iter(records.values()), {}))
-    models = cost_models(sw.main, peak)
+    # A sweep that ran tf32 only: its GPU fits are not bounded by the FP32 peak.
+    tf32_only = len(sw.main) and (sw.main["precision"] != "fp32").all()
+    models = cost_models(sw.main, {**peak, "gpu": None} if tf32_only else peak)
     other = cmp.load(compare) if compare is not None else None
     summary = sentences.summary(sw, models)
     lead = []
