@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.schema import LEGACY_DEFAULTS
 from sinelstm.flops import count_flops
 from sinelstm.names import SINGLE_DEVICE, device_label
 
@@ -16,6 +17,9 @@ ONE_GPU = device_label("0", SINGLE_DEVICE)
 # the crossover is then read from the measured cells.
 MAX_ERROR = 0.25
 KEYS = ["impl", "recipe", "strategy", "devices", "n_devices", "batchsize", "n_units", "seqlen"]
+# The scaling axes (bench.facts_scaling): configurations that differ only in
+# these are different configurations too.
+AXES = ["precision", "transport", "scaling"]
 
 
 def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -26,11 +30,11 @@ def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration: medians over repeats, with the spread of
     per-update times (median of the repeats' quartiles) and across repeats."""
-    ok = ok_runs(runs)
+    ok = ok_runs(runs).assign(**{a: LEGACY_DEFAULTS[a] for a in AXES if a not in runs})
     if ok.empty:
-        return pd.DataFrame(columns=KEYS + ["ms", "ms_p25", "ms_p75", "samples_per_s", "repeats", "flops",
+        return pd.DataFrame(columns=KEYS + AXES + ["ms", "ms_p25", "ms_p75", "samples_per_s", "repeats", "flops",
                                             "label", "is_gpu"])
-    agg = ok.groupby(KEYS, as_index=False).agg(
+    agg = ok.groupby(KEYS + AXES, as_index=False).agg(
         ms=("ms_per_update_median", "median"),
         ms_p25=("ms_per_update_p25", "median"),
         ms_p75=("ms_per_update_p75", "median"),

@@ -15,7 +15,7 @@ import click
 from sinelstm.names import ARTICLE_RECIPE, IMPLS, STRATEGIES, TORCH_DDP, is_torch
 from sinelstm.recipes import RECIPES
 
-from bench import errors, interrupt
+from bench import axes, errors, interrupt
 from bench.grid import SWEEP, grid_size
 from bench.launch import MPI_ARGS_ENV
 from bench.options import (InputError, check_grid_size, check_impls, check_mpi, choice_list, device_sets, fail,
@@ -65,8 +65,8 @@ def main(ctx):
 
 @main.command()
 @click.option("--devices", default=None, help="Device sets, e.g. cpu,0,0+1 [default: cpu, each GPU, all GPUs].")
-@click.option("--batchsize", default=",".join(map(str, SWEEP.batchsizes)), show_default=True,
-              help="Global batch sizes.")
+@click.option("--batchsize", default=None, help=f"Global batch sizes [default: {','.join(map(str, SWEEP.batchsizes))}; "
+              "none with --batch-per-device].")
 @click.option("--units", default=",".join(map(str, SWEEP.units)), show_default=True, help="LSTM widths (n_units).")
 @training_options
 @click.option("--max-seconds", default=SWEEP.max_seconds, show_default=True, callback=positive("max-seconds"),
@@ -92,33 +92,33 @@ def main(ctx):
 @click.option("--dry-run", is_flag=True, help="List the runs and an estimated time; run nothing, write nothing.")
 @click.option("--mpi-args", "mpi_words", default=None, envvar=MPI_ARGS_ENV, callback=mpi_args,
               help=MPI_ARGS_HELP)
+@axes.sweep_axes
 def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality,
           max_seconds, repetition, control, warmup, impl, strategy, target_mse, out, report, progress, isolate,
-          retries, dry_run, mpi_words):
+          retries, dry_run, mpi_words, precision, transport, batch_per_device):
     """Run every combination in worker processes; rerun to resume. One sweep
     at a time writes a results folder; SIGINT, SIGTERM or SIGHUP stop it
     with every committed run kept."""
-    from bench.grid import expand_grid
-
-    batches = int_list("batchsize", batchsize)
+    batches, per_device = axes.batch_axes(batchsize, batch_per_device, SWEEP.batchsizes)
     widths = int_list("units", units)
-    impls = choice_list("impl", impl, IMPLS)
-    strategies = choice_list("strategy", strategy, STRATEGIES)
-    sets = device_sets(devices, batches, ranks_elsewhere=bool(mpi_words) and STRATEGIES[0] not in strategies)
+    impls, strategies = choice_list("impl", impl, IMPLS), choice_list("strategy", strategy, STRATEGIES)
+    precs, links = axes.precisions(precision), axes.transport_list(transport)
+    # A batch a set cannot split: one unavailable row (bench.grid.why_not).
+    sets = device_sets(devices, ranks_elsewhere=bool(mpi_words) and STRATEGIES[0] not in strategies)
     check_impls(impls, sets, strategies)
     if any(ds.n_devices > 1 for ds in sets):
         check_mpi(strategies, impls)
     chosen = recipes(recipe, seqlen)
-    check_grid_size(grid_size(impls=impls, device_sets=sets, strategies=strategies, batchsizes=batches,
-                              units=widths, repeats=repetition.count, recipes=chosen))
+    axis = dict(precisions=precs, transports=links, batch_per_device=per_device, impls=impls, device_sets=sets,
+                strategies=strategies, batchsizes=batches, units=widths, repeats=repetition.count, recipes=chosen)
+    check_grid_size(grid_size(**axis))
     base = config(chosen[0], updates, warmup, max_seconds, eval_every=eval_every, target_mse=target_mse,
                   quality_target=quality_target, until_quality=until_quality)
     for other in chosen[1:]:
         config(other, updates)  # each recipe's window must fit the data too
     for line in advice(base):
         warn(line)
-    specs = expand_grid(base, impls=impls, device_specs=[ds.spec for ds in sets], strategies=strategies,
-                        batchsizes=batches, units=widths, repeats=repetition.count, recipes=chosen)
+    specs = axes.expand(base, warn, **axis)
     from bench import plan, sweep_control
 
     if dry_run:  # the checks of a real sweep, then the list; nothing written
@@ -142,7 +142,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         store.close()
         raise
     try:
-        invocation = write_env(out, sweep_control.record(machine, control))
+        invocation = write_env(out, sweep_control.record(machine, control), specs)
         counts = sweep_control.run(specs, store, repetition, control, warn, progress=progress, isolate=isolate,
                                    retries=retries, invocation=invocation)
         click.echo(f"{sweep_control.total(counts)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
@@ -171,11 +171,12 @@ def open_store(out: Path):
     return store
 
 
-def write_env(out: Path, record: dict) -> str:
-    """Append this invocation's machine to env.json; returns its id."""
-    from bench import invocations
+def write_env(out: Path, record: dict, specs: list) -> str:
+    """Append this invocation's machine, and its NCCL bus bandwidth per
+    transport the sweep uses, to env.json; returns its id."""
+    from bench import busbw, invocations
 
-    return invocations.append(out, record)
+    return invocations.append(out, {**record, "busbw": busbw.for_sweep(specs, say=warn)})
 
 
 def render_report(folder: Path, output: Path | None, compare: Path | None = None):
@@ -228,8 +229,9 @@ def report(results_dir, output, compare):
               help="Optimizer.")
 @click.option("--out", default="results/train", show_default=True, type=click.Path(path_type=Path),
               help="Folder for summary.json and the plots.")
+@axes.precision_option(many=False)
 def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, quality_target, until_quality, seed,
-          impl, optimizer, out):
+          impl, optimizer, out, precision):
     """One training run, like the article's run_LSTM: by default until the
     model generates the sine. Writes summary.json, the learning curves and
     the closed-loop prediction (PNG) into --out."""
@@ -242,7 +244,11 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     if len(chosen) > 1:
         fail("--recipe takes one recipe for train")
     cfg = config(chosen[0], updates, n_units=units, batchsize=batchsize, impl=impl, optimizer=optimizer,
-                 seed=seed, eval_every=eval_every, quality_target=quality_target, until_quality=until_quality)
+                 seed=seed, eval_every=eval_every, quality_target=quality_target, until_quality=until_quality,
+                 precision=axes.one_precision(precision, ds))
+    from sinelstm.precision import use
+
+    use(cfg.precision)  # before CuPy's first matrix product, which fixes it for this process
     for line in advice(cfg):
         warn(line)
     writable_folder(out)
@@ -262,14 +268,15 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
 @click.option("--updates", default=20, show_default=True, callback=positive("updates"), help="Updates compared.")
 @click.option("--mpi-args", "mpi_words", default=None, envvar=MPI_ARGS_ENV, callback=mpi_args,
               help=MPI_ARGS_HELP)
-def verify(devices, strategy, impl, recipe, optimizer, updates, mpi_words):
+@axes.precision_option(many=True)
+def verify(devices, strategy, impl, recipe, optimizer, updates, mpi_words, precision):
     """Check that each device set trains the same model as its first device
     alone (identical weights and batches; the graph implementation against
-    the eager one, on one device too); exit 1 if one differs."""
-    from bench.launch import verify_under_mpi
+    the eager one, on one device too), within the tolerance of each
+    precision; exit 1 if one differs."""
+    from bench import verifying
     from sinelstm.devices import gpu_count
-    from sinelstm.verify import verify as verify_set
-    from sinelstm.verify import cases, reference_impl, verify_config
+    from sinelstm.verify import reference_impl
 
     if devices is None:
         n = gpu_count()
@@ -283,15 +290,16 @@ def verify(devices, strategy, impl, recipe, optimizer, updates, mpi_words):
         fail(f"verify compares a multi-device set with its first device alone; {single[0]!r} is one device "
              f"(try cpu+cpu, or 0+1)")
     check_mpi(strategies)
+    checks, left_out = verifying.combinations(sets, strategies, impls, recipes, axes.precisions(precision),
+                                               optimizers)
+    for note in left_out:
+        warn(note)
+    if not checks:
+        fail("nothing to check: " + "; ".join(left_out))
     results = []
-    for ds, strat, im, rec, opt in cases(sets, strategies, impls, recipes, optimizers):
-        if strat == STRATEGIES[1] and ds.n_devices > 1:
-            res = verify_under_mpi(ds, im, updates, rec, opt)
-        else:
-            res = verify_set(ds, strat, verify_config(impl=im, updates=updates, n_devices=ds.n_devices,
-                                                      recipe=RECIPES[rec], optimizer=opt))
-        results.append(res)
-        click.echo(res.line())
+    for combo in checks:
+        results.append(verifying.check(*combo, updates))
+        click.echo(results[-1].line())
     sys.exit(0 if all(r.passed for r in results) else 1)
 
 

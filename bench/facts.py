@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.analysis import aggregate, ok_runs, speedups
+from bench.facts_scaling import baseline
 from sinelstm.devices import parse_device_set
 from sinelstm.names import ARTICLE_IMPL, IMPLS, PHASES, SINGLE_DEVICE, device_label, series_label
 
@@ -51,7 +52,10 @@ def sweep(tables: dict) -> Sweep:
     runs = tables["runs"]
     agg = aggregate(runs)
     impl = main_impl(agg, runs)
-    mine = agg[agg["impl"] == impl]
+    # The scaling axes' other values (tf32, a forced transport, weak
+    # scaling) have their own section (bench.facts_scaling); every other
+    # fact compares the baseline's runs, never a mix.
+    mine = baseline(agg[agg["impl"] == impl])
     # Per-update facts compare one window length: the one most configurations
     # ran, the shorter (the article's) on a tie.
     seqlen = int(mine["seqlen"].mode().min()) if len(mine) else 10
@@ -233,7 +237,7 @@ def impl_ratio(pairs: pd.DataFrame) -> Ratio | None:
 def representative_runs(ok: pd.DataFrame) -> tuple:
     """(size, runs): repeat 0 of each device set at the article's size, else
     at the size that the most device sets ran; size is None if none ran."""
-    ok0 = ok[ok["repeat"] == 0]
+    ok0 = baseline(ok[ok["repeat"] == 0])
     sizes = ok0.groupby(["batchsize", "n_units"])["devices"].nunique().sort_index()
     if sizes.empty:
         return None, ok0
@@ -310,6 +314,8 @@ def breakdown_bars(breakdown: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
 def configurations(agg: pd.DataFrame) -> pd.DataFrame:
     """Every configuration's aggregate, in the columns and order the report lists."""
     t = agg.sort_values(["impl", "n_units", "batchsize", "n_devices", "devices"])
+    t = t.assign(label=[lab + "".join(f" · {v}" for v, d in zip(axes, ("fp32", "default", "strong")) if v != d)
+                        for lab, *axes in zip(t["label"], t["precision"], t["transport"], t["scaling"])])
     return t[["impl", "label", "batchsize", "n_units", "repeats", "ms", "ms_p25", "ms_p75", "ms_min", "ms_max",
               "samples_per_s", "time_to_target_s", "val_mse"]].rename(
         columns={"ms_min": "fastest repeat", "ms_max": "slowest repeat"})

@@ -11,6 +11,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from sinelstm.names import PRECISIONS
+from sinelstm.precision import env_for as precision_env
+
+from bench import transports
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MPI_ARGS_ENV = "SINEBENCH_MPI_ARGS"
 # sinebench starts one rank per device of the set: the count is not the user's to give.
@@ -36,8 +41,12 @@ def find_mpiexec() -> str:
     return found
 
 
-def worker_env() -> dict:
-    env = dict(os.environ)
+def worker_env(precision: str = PRECISIONS[0], transport: str = transports.DEFAULT) -> dict:
+    """A worker's environment: this one, with the run's precision and NCCL
+    transport, which a process cannot change once it has started computing
+    (:mod:`sinelstm.precision`, :mod:`bench.transports`)."""
+    env = transports.env_for(transport, os.environ)
+    env.update(precision_env(precision))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     # A worker whose sweep was killed stops after its current run.
@@ -79,22 +88,29 @@ def python_command(module: str, *args, ranks: int = 0) -> list:
     return [find_mpiexec(), "-n", str(ranks), *mpi_args()] + cmd if ranks else cmd
 
 
-def verify_under_mpi(device_set, impl: str, updates: int, recipe: str, optimizer: str = "sgd"):
-    """``sinebench verify --strategy chainermn``: an MPI job of
-    :mod:`sinelstm.verify`, one rank per device; its rank 0's result, or a
-    failed result carrying the job's last line of output."""
+def verify_in_subprocess(device_set, impl: str, updates: int, recipe: str, precision: str = PRECISIONS[0],
+                         strategy: str = "chainermn", optimizer: str = "sgd"):
+    """``sinebench verify`` in processes of its own: an MPI job of
+    :mod:`sinelstm.verify` with one rank per device for ``chainermn``, one
+    process for ``single-process`` (a precision other than the command's
+    own needs a fresh process); rank 0's result, or a failed result carrying
+    the job's last line of output."""
     import json
     import subprocess
 
     from sinelstm.names import STRATEGIES
+    from sinelstm.precision import tolerance
     from sinelstm.verify import RESULT_PREFIX, VerifyResult
 
-    cmd = python_command("sinelstm.verify", device_set.spec, impl, updates, recipe, optimizer,
-                         ranks=device_set.n_devices)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), cwd=PROJECT_ROOT, timeout=600)
+    ranks = device_set.n_devices if strategy == STRATEGIES[1] else 0
+    cmd = python_command("sinelstm.verify", device_set.spec, impl, updates, recipe, precision, strategy, optimizer,
+                         ranks=ranks)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(precision), cwd=PROJECT_ROOT,
+                          timeout=600)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             return VerifyResult(**json.loads(line[len(RESULT_PREFIX):]))
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-    return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=STRATEGIES[1], impl=impl,
-                        updates=updates, max_diff=float("inf"), recipe=recipe, optimizer=optimizer, error=tail[0])
+    return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=strategy, impl=impl,
+                        updates=updates, max_diff=float("inf"), recipe=recipe, optimizer=optimizer, error=tail[0],
+                        tolerance=tolerance(precision), precision=precision)

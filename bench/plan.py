@@ -4,7 +4,7 @@ an estimate of the time they take. A new user learns at the first line that
 CuPy is missing, not from the machine table at the bottom of the report."""
 import math
 
-from bench.runner import launcher
+from bench.runner import launch_key
 from bench.schema import RunSpec
 
 # Beyond a run's timed budget: evaluations, the closed loop, the worker's
@@ -47,7 +47,10 @@ def run_seconds(spec: RunSpec) -> float:
 
 
 def estimate_s(pending: list) -> float:
-    workers = sum(1 for i, s in enumerate(pending) if i == 0 or launcher(s) != launcher(pending[i - 1]))
+    from bench.grid import why_not
+
+    pending = [s for s in pending if not why_not(s)]
+    workers = sum(1 for i, s in enumerate(pending) if i == 0 or launch_key(s) != launch_key(pending[i - 1]))
     return sum(run_seconds(s) for s in pending) + workers * WORKER_START_S
 
 
@@ -61,8 +64,11 @@ def fmt_duration(seconds: float) -> str:
 
 def dry_run(specs: list, done: set) -> list:
     """The lines ``sweep --dry-run`` prints: every run, then the totals."""
+    from bench.grid import why_not
+
     pending = [s for s in specs if s.run_id not in done]
-    lines = [f"{'done' if s.run_id in done else 'to run':<7} {s.label}" for s in specs]
+    lines = [f"{'done' if s.run_id in done else 'to run':<7} {s.label}"
+             + (f"  (cannot run: {why}; recorded as unavailable)" if (why := why_not(s)) else "") for s in specs]
     lines.append(f"{len(pending)} runs to do, {len(specs) - len(pending)} already recorded; estimated at most "
                  f"{fmt_duration(estimate_s(pending))} (runs that reach the quality target stop earlier)")
     return lines

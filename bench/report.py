@@ -19,10 +19,11 @@ from markupsafe import Markup
 import matplotlib.pyplot as plt
 
 from bench import (compare as cmp, facts, invocations, ladder, machine, peaks, plots, plots_compare, plots_ladder,
-                   plots_maps, plots_quality, sentences, tables, trust, trust_sentences, ttq)
+                   plots_maps, plots_quality, report_scaling, sentences, tables, trust, trust_sentences, ttq)
 from bench.analysis import CPU, ONE_GPU, cost_models, predicted_speedup, speedup_grid
 from bench.crossover import agreement
 from bench.facts import Sweep
+from bench.facts_scaling import baseline
 from bench.fsio import atomic_write
 from bench.store import ResultStore
 from sinelstm.devices import parse_device_set
@@ -50,10 +51,11 @@ def _section(id_: str, title: str, figures: list, text: list = (), table=None) -
 
 def quality_section(sw: Sweep, figs: Figures) -> list:
     """Time to a model that generates the sine: the report's headline."""
-    table = ttq.time_to_quality(sw.runs)
+    base = baseline(sw.runs)  # seeds of one precision, transport and scaling only
+    table = ttq.time_to_quality(base)
     if table.empty:
         return []
-    runs = ttq.measured(sw.runs)
+    runs = ttq.measured(base)
     target = float(table["target"].iloc[0])
     figures = [figs.add("time_to_quality", plots_quality.time_to_quality_bars(table),
                         "Seconds of training until the model generates the sine: mean of the seeds without the "
@@ -123,20 +125,21 @@ def ladder_section(sw: Sweep, limits: dict | None, figs: Figures) -> list:
                      tables.ladder(rungs))]
 
 
-def sections(sw: Sweep, models: dict, figs: Figures, limits: dict | None = None) -> list:
+def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None, peak: dict | None = None) -> list:
     secs = quality_section(sw, figs)
+    base = baseline(sw.agg)  # tf32, a forced transport, weak scaling: their own sections
     if len(sw.agg):
         secs.append(_section("time", "Time per update and throughput", [
-            figs.add("time_per_update", plots.time_vs_batch(sw.agg, "ms"),
+            figs.add("time_per_update", plots.time_vs_batch(base, "ms"),
                      "ms per update against batch size, one panel per n_units.", "ms per update"),
-            figs.add("throughput", plots.time_vs_batch(sw.agg, "samples"),
+            figs.add("throughput", plots.time_vs_batch(base, "samples"),
                      "Windows (sequences of seqlen steps) per second.", "throughput")]))
     if models:
         secs.append(_section("cost", "Cost model: fixed cost per update + cost per FLOP", [
             figs.add("cost_model", plots.cost_model(sw.main, models),
                      "Measured ms per update against FLOPs per update; lines: fits whose median error is at "
                      "most 25 %.", "cost model")], table=tables.cost(models)))
-    secs += ladder_section(sw, limits, figs)
+    secs += ladder_section(sw, peak, figs)
     if not sw.breakdown.empty:
         secs.append(_section("breakdown", "Where the time goes", [
             figs.add("breakdown", plots_compare.breakdown(facts.breakdown_bars(sw.breakdown, sw.ok)),
@@ -147,7 +150,8 @@ def sections(sw: Sweep, models: dict, figs: Figures, limits: dict | None = None)
         secs.append(_section("scaling", "Scaling efficiency", [
             figs.add("scaling", plots_compare.scaling(eff), "How many times faster than its first device alone, "
                      "against batch size; dotted: ideal.", "scaling")]))
-    pairs = facts.impl_pairs(sw.agg)
+    secs += report_scaling.sections(sw, records or {}, peak or {}, figs)
+    pairs = facts.impl_pairs(base)
     if not pairs.empty:
         secs.append(_section("impls", "The article's approach beside sinebench's", [
             figs.add("implementations", plots_compare.impl_compare(pairs),
@@ -175,8 +179,10 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
     sw = facts.sweep(loaded)
     env = invocations.read(folder, warn)
     records = invocations.records(env, sw.runs["invocation"].unique())
-    limits = peaks.peaks(next(iter(records.values()), {}))
-    models = cost_models(sw.main, limits)
+    peak = peaks.peaks(next(iter(records.values()), {}))
+    # A sweep that ran tf32 only: its GPU fits are not bounded by the FP32 peak.
+    tf32_only = len(sw.main) and (sw.main["precision"] != "fp32").all()
+    models = cost_models(sw.main, {**peak, "gpu": None} if tf32_only else peak)
     other = cmp.load(compare) if compare is not None else None
     ev = trust.evidence(sw.ok, folder)
     summary = sentences.summary(sw, models, ev)
@@ -193,7 +199,7 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
         title=folder.name, machine=machine.summary_line(next(iter(records.values()), {})), verdict=verdict,
         lead=lead + crossing, maps=maps(sw, models, figs, other, ev), summary=summary,
         noise=noise_warning(sw, records), intervals=trust_sentences.coverage(ev),
-        sections=sections(sw, models, figs, limits),
+        sections=sections(sw, models, figs, records, peak),
         problems=sentences.failures(facts.failure_counts(sw.runs), len(loaded["attempts"]) - len(sw.runs)),
         env_tables=machine.tables(env, sw.runs["invocation"].unique()))
 

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from sinelstm.names import one_process_per_device
 
 from bench import interrupt, pinning, procs, samples
+from bench.grid import why_not
 from bench.launch import PROJECT_ROOT, python_command, worker_env
 from bench.schema import TRANSIENT, RunRow, RunSpec, clean_text
 from bench.store import ResultStore
@@ -40,6 +41,13 @@ SESSION = "session"  # file in a worker's folder: its session id
 def launcher(spec: RunSpec) -> int:
     """How a run's process starts: 0 for plain Python, else its MPI rank count."""
     return spec.n_devices if one_process_per_device(spec.strategy) else 0
+
+
+def launch_key(spec: RunSpec) -> tuple:
+    """What a worker process is fixed to when it starts: its launcher, and
+    the environment of its precision and NCCL transport (CuPy and NCCL read
+    theirs once per process). Runs share a worker only if these agree."""
+    return launcher(spec), spec.train.precision, spec.transport
 
 
 def worker_command(ranks: int, specs_path: Path, out: Path) -> list:
@@ -122,8 +130,8 @@ def end_orphans(work: Path) -> int:
     return ended
 
 
-def run_in_one_process(specs: list, work: Path, env: dict | None = None):
-    """Start one worker for ``specs`` (all of one launcher) and yield
+def run_in_one_process(specs: list, work: Path, control=None):
+    """Start one worker for ``specs`` (all of one :func:`launch_key`) and yield
     (spec, row, side) as each run ends. Stops early after a failure: the
     caller starts a fresh worker for the runs left."""
     batch = work / uuid.uuid4().hex[:12]  # a killed sweep's worker never shares a folder
@@ -135,7 +143,7 @@ def run_in_one_process(specs: list, work: Path, env: dict | None = None):
     try:
         with open(log, "w") as log_file:
             proc = subprocess.Popen(worker_command(launcher(specs[0]), specs_path, batch), stdout=log_file,
-                                    stderr=subprocess.STDOUT, env=env or worker_env(), cwd=PROJECT_ROOT,
+                                    stderr=subprocess.STDOUT, env=_env(specs[0], control), cwd=PROJECT_ROOT,
                                     start_new_session=True)
         (batch / SESSION).write_text(str(proc.pid))
         for spec in specs:
@@ -164,14 +172,29 @@ def run_in_one_process(specs: list, work: Path, env: dict | None = None):
         shutil.rmtree(batch, ignore_errors=True)
 
 
-def run_all(specs: list, work: Path, isolate: bool = False, env: dict | None = None):
-    """Yield (spec, row, side) for every spec, in order."""
-    groups = ([[s] for s in specs] if isolate else
-              [list(g) for _, g in itertools.groupby(specs, key=launcher)])
+def _env(spec: RunSpec, control) -> dict:
+    """The worker's environment: its precision and transport, and how it
+    holds itself still (``control``, a :class:`bench.pinning.Control`)."""
+    env = worker_env(*launch_key(spec)[1:])
+    return pinning.worker_env(env, control) if control is not None else env
+
+
+def run_all(specs: list, work: Path, isolate: bool = False, control=None):
+    """Yield (spec, row, side) for every spec, in order; a run that cannot
+    run at all (:func:`bench.grid.why_not`) gets its row without a worker."""
+    runnable = []
+    for spec in specs:
+        why = why_not(spec)
+        if why:
+            yield spec, RunRow.failure(spec, "unavailable", why), {}
+        else:
+            runnable.append(spec)
+    groups = ([[s] for s in runnable] if isolate else
+              [list(g) for _, g in itertools.groupby(runnable, key=launch_key)])
     for group in groups:
         while group:
             ended = 0
-            for result in run_in_one_process(group, work, env):
+            for result in run_in_one_process(group, work, control):
                 ended += 1
                 yield result
             group = group[ended:]
@@ -186,7 +209,6 @@ def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool 
     ``decide(row, samples) -> row`` fills a row's stop_reason before it is
     committed (:mod:`bench.adaptive`)."""
     work = store.folder / ".work"
-    env = pinning.worker_env(worker_env(), control) if control is not None else None
     ended = end_orphans(work)
     if ended:
         say(f"ended {ended} leftover worker process(es) of an earlier sweep on {store.folder}")
@@ -201,7 +223,7 @@ def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool 
                 if round_:
                     pending = [s for s in pending if last[s.run_id] in TRANSIENT]
                     bar.total += len(pending)
-                for spec, row, side in run_all(pending, work, isolate, env):
+                for spec, row, side in run_all(pending, work, isolate, control):
                     attempts[spec.run_id] += 1
                     row = replace(row, attempt=attempts[spec.run_id], invocation=invocation)
                     ms = side.pop(samples.WORKER_FILE, None)

@@ -42,6 +42,11 @@ class RunSpec:
     strategy: str  # sinelstm.names.SINGLE_DEVICE for one device, else one of STRATEGIES
     repeat: int = 0
     profile: bool = False  # also run the per-phase profile
+    # NCCL's transport (bench.transports); "default" for runs without NCCL.
+    transport: str = "default"
+    # "strong": the batch is the global batch whatever the devices; "weak":
+    # it was given per device (--batch-per-device) and grows with them.
+    scaling: str = "strong"
 
     @property
     def n_devices(self) -> int:
@@ -50,17 +55,31 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """Readable, and unique per configuration: rerunning a sweep skips a
-        run whose id is already recorded."""
-        digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        run whose id is already recorded. Settings added later are left out
+        of the digest at their defaults, so that an older folder's runs keep
+        their ids."""
+        data = self.to_dict()
+        for path, default in _DIGEST_DEFAULTS:
+            *outer, key = path
+            holder = data
+            for name in outer:
+                holder = holder[name]
+            if holder.get(key) == default:
+                del holder[key]
+        digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
         c = self.train
+        axes = "".join(f"-{v}" for v, d in ((c.precision, "fp32"), (self.transport, "default"),
+                                           (self.scaling, "strong")) if v != d)
         return (f"{c.impl}-{self.strategy}-{self.devices}-b{c.batchsize}-u{c.n_units}"
-                f"-s{c.seqlen}-r{self.repeat}-{digest}")
+                f"-s{c.seqlen}{axes}-r{self.repeat}-{digest}")
 
     @property
     def label(self) -> str:
         c = self.train
+        axes = "".join(f" {v}" for v, d in ((c.precision, "fp32"), (self.transport, "default"),
+                                           (self.scaling, "strong")) if v != d)
         return (f"{series_label(self.devices, self.strategy, c.impl)} {c.recipe.name} T={c.seqlen} "
-                f"b={c.batchsize} n={c.n_units} #{self.repeat}")
+                f"b={c.batchsize} n={c.n_units}{axes} #{self.repeat}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +147,9 @@ class RunRow:
     # come); and the relative half-width of its median's 95 % interval then.
     stop_reason: str = ""
     ci_halfwidth: float | None = None
+    precision: str = "fp32"  # fp32 or tf32 (sinelstm.precision)
+    transport: str = "default"  # NCCL's transport (bench.transports)
+    scaling: str = "strong"  # strong: batchsize is global; weak: batchsize / n_devices was fixed
 
     @classmethod
     def columns(cls) -> list:
@@ -166,10 +188,14 @@ TRANSIENT = ("error", "timeout", "oom", "killed")
 
 # A results folder written before a column existed is read (and, by a sweep,
 # rewritten) with that column filled by its entry here, or left empty.
-LEGACY_DEFAULTS = {"attempt": 1, "recipe": ARTICLE_RECIPE, "seed": 0, "path": "eager", "stop_reason": "fixed"}
+LEGACY_DEFAULTS = {"attempt": 1, "recipe": ARTICLE_RECIPE, "seed": 0, "path": "eager", "stop_reason": "fixed",
+                   "precision": "fp32", "transport": "default", "scaling": "strong"}
 # Set beside the measurement, not by it: by the worker (threads, cpus) or the
 # sweep (stop_reason, ci_halfwidth); a failure row leaves them empty too.
 CONTROL_COLUMNS = ("threads", "cpus", "stop_reason", "ci_halfwidth")
+# Settings added to RunSpec after runs were recorded, at the value every
+# older run had: left out of the run id's digest (see RunSpec.run_id).
+_DIGEST_DEFAULTS = ((("train", "precision"), "fp32"), (("transport",), "default"), (("scaling",), "strong"))
 
 
 def clean_text(text) -> str:
@@ -182,7 +208,7 @@ def _settings(spec: RunSpec | None) -> dict:
     """The columns a run's spec decides (keys only when ``spec`` is None)."""
     keys = ("run_id", "impl", "devices", "n_devices", "strategy", "batchsize", "n_units", "seqlen", "repeat",
             "target_mse", "flops_per_update", "optimizer", "update_budget", "max_seconds", "warmup", "host",
-            "started_at", "attempt", "recipe", "seed", "quality_target")
+            "started_at", "attempt", "recipe", "seed", "quality_target", "precision", "transport", "scaling")
     if spec is None:
         return dict.fromkeys(keys)
     c = spec.train
@@ -194,6 +220,7 @@ def _settings(spec: RunSpec | None) -> dict:
         host=platform.node(), started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         attempt=1,  # the sweep numbers a retry when it commits the row
         recipe=c.recipe.name, seed=c.seed, quality_target=c.quality_target,
+        precision=c.precision, transport=spec.transport, scaling=spec.scaling,
     )
 
 

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from bench import analysis, crossover as xover, facts, ttq
+from bench.facts_scaling import baseline
 from bench.facts import ARTICLE
 from sinelstm.names import ARTICLE_RECIPE, SINGLE_DEVICE, device_label
 
@@ -128,7 +129,7 @@ def verdict(sw: facts.Sweep, models: dict, compare: tuple | None = None, ev=None
     """The one sentence at the top of the page: time to quality first when the
     sweep measured it, then where one GPU beats the CPU per update."""
     lead = []
-    table = ttq.time_to_quality(sw.runs)
+    table = ttq.time_to_quality(baseline(sw.runs))
     if not table.empty:
         fast = [f for f in ttq.fastest_per_size(table) if math.isfinite(f.mean_s)][:3]
         lead = [f"{f.label} at {at(f.batchsize, f.n_units)} ({fmt_s(f.mean_s)}"
@@ -291,7 +292,7 @@ def summary(sw: facts.Sweep, models: dict, ev=None) -> list:
     of which differences the data support."""
     from bench import trust, trust_sentences as ts
 
-    out = quality(sw.runs)
+    out = quality(baseline(sw.runs))
     out.append(counts(facts.counts(sw.runs, sw.ok, sw.main), sw.impl))
     gpu = facts.one_gpu(sw.main)
     if gpu is None:
@@ -313,7 +314,7 @@ def summary(sw: facts.Sweep, models: dict, ev=None) -> list:
     out += [scaling(s, multi.get((s.devices, s.strategy))) for s in facts.scaling(facts.efficiency(sw.main), phases)]
     splits = (facts.phase_split(phases, d) for d in ["cpu"] + ([gpu] if gpu else []))
     out += [phase_split(p) for p in splits if p is not None]
-    if (r := facts.impl_ratio(facts.impl_pairs(sw.agg))) is not None:
+    if (r := facts.impl_ratio(facts.impl_pairs(baseline(sw.agg)))) is not None:
         out.append(impl_ratio(r))
         if ev is not None and (line := ts.tally(trust.tally(trust.impl_vs_impl(ev, sw.agg)),
                                                 f"{facts.SINEBENCH}'s implementation", "the article's")):

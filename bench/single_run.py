@@ -22,7 +22,8 @@ def train_and_save(cfg: TrainConfig, ds, out: Path) -> str:
     stats = summarize_ms(result.step_ms)
     summary = {
         "devices": ds.spec, "impl": cfg.impl, "recipe": cfg.recipe.name, "seed": cfg.seed, "batchsize": cfg.batchsize,
-        "n_units": cfg.n_units, "seqlen": cfg.seqlen, "updates": result.updates, "train_s": result.train_s,
+        "n_units": cfg.n_units, "seqlen": cfg.seqlen, "precision": cfg.precision, "updates": result.updates,
+        "train_s": result.train_s,
         "eval_s": result.eval_s, "ms_per_update_median": stats["median"], "one_step_mse": result.val_mse,
         "one_step_context": cfg.seqlen, "closed_loop_rmse_50": loop.rmse_50, "closed_loop_rmse_all": loop.rmse_all,
         "quality_target": cfg.quality_target, "quality_status": result.quality_status,

@@ -26,12 +26,13 @@ import sinelstm  # noqa: F401
 from sinelstm.devices import DeviceSpecError, parse_device_set
 from sinelstm.quality import closed_loop_fast
 from sinelstm.names import REACHED, one_process_per_device
+from sinelstm.precision import PrecisionError
 from sinelstm.profile import profile_phases
 from sinelstm.strategy import make_strategy
 from sinelstm.timing import summarize_ms
 from sinelstm.train import Diverged, train
 
-from bench import samples
+from bench import samples, transports
 from bench.fsio import atomic_write
 from bench.pinning import hold_still
 from bench.schema import ClosedLoopPoint, CurvePoint, PhaseTime, RunRow, RunSpec
@@ -55,7 +56,7 @@ def classify(exc: BaseException) -> str:
         return "diverged"
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return "oom"
-    if isinstance(exc, (DeviceSpecError, ImportError)):
+    if isinstance(exc, (DeviceSpecError, ImportError, PrecisionError, transports.TransportError)):
         return "unavailable"
     return "error"
 
@@ -72,6 +73,7 @@ def run(spec: RunSpec, out: Path):
     # An MPI rank checks only the GPU it uses (DeviceSet.rank_device): the
     # set's other GPUs may belong to other hosts.
     device_set = parse_device_set(spec.devices, check=not one_process_per_device(spec.strategy))
+    transports.check(spec.transport)  # the precision: train() checks it
     ranks = spec.n_devices if one_process_per_device(spec.strategy) else 1
     held = hold_still(device_set, local_rank() if ranks > 1 else 0, ranks)
     strategy = make_strategy(spec.strategy, device_set, spec.train.impl)

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 
 from sinelstm.data import SineData
+from sinelstm.names import PRECISIONS
 from sinelstm.recipes import RECIPES, Recipe
 
 
@@ -79,8 +80,13 @@ class TrainConfig:
     target_mse: float = 1e-3
     budget: Budget = field(default_factory=Budget)
     data: SineData = field(default_factory=SineData)
+    # How matrix products are computed (sinelstm.precision): fp32, or tf32
+    # on GPUs; chosen by the process's environment, checked by train().
+    precision: str = PRECISIONS[0]
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
         for name in ("n_units", "batchsize", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -24,6 +24,7 @@ import chainer
 from sinelstm.config import TrainConfig
 from sinelstm import gcpause
 from sinelstm.evaluate import one_step_mse
+from sinelstm import precision
 from sinelstm.names import NOT_REACHED, REACHED
 from sinelstm.quality import closed_loop_fast
 from sinelstm.timing import make_update_timer
@@ -60,6 +61,7 @@ class Diverged(ArithmeticError):
 
 def train(cfg: TrainConfig, strategy) -> TrainResult:
     """Train ``cfg`` with ``strategy`` and time every update."""
+    precision.check(cfg.precision, strategy.device_set)
     with chainer.using_config("type_check", False):
         if cfg.budget.warmup:
             warm_up(cfg, strategy)

@@ -18,13 +18,14 @@ import numpy as np
 import sinelstm  # noqa: F401
 import chainer
 
+from sinelstm import precision as precisions
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.devices import parse_device_set
-from sinelstm.names import ARTICLE_RECIPE, GRAPH_IMPL, SINGLE_DEVICE, STRATEGIES
+from sinelstm.names import ARTICLE_RECIPE, PRECISIONS, SINGLE_DEVICE, STRATEGIES
 from sinelstm.recipes import RECIPES, Recipe
 from sinelstm.strategy import make_strategy
 
-TOLERANCE = 1e-5
+TOLERANCE = precisions.tolerance(PRECISIONS[0])
 RESULT_PREFIX = "RESULT "
 # What an implementation is checked against: itself on the first device, or,
 # for the compiled update, the eager path it must equal.
@@ -45,16 +46,17 @@ class VerifyResult:
     max_diff: float
     recipe: str = ARTICLE_RECIPE
     optimizer: str = "sgd"
-    tolerance: float = TOLERANCE
+    tolerance: float = TOLERANCE  # the precision's (sinelstm.precision.tolerance)
     error: str = ""  # why the check could not run, if it could not
     hosts: str = ""  # where the device set's processes ran: 'a+b' across two nodes
+    precision: str = PRECISIONS[0]
 
     def line(self) -> str:
         """The result as ``sinebench verify`` prints it."""
-        return (f"{self.spec:<12} {self.strategy:<15} {self.impl:<10} {self.recipe:<8} vs {self.reference:<4} "
-                f"{self.updates} {self.optimizer.upper()} updates: max |dparam| = {self.max_diff:.3g}  "
-                f"{'PASS' if self.passed else 'FAIL'} (tolerance {self.tolerance:g})"
-                + (f"  hosts: {self.hosts}" if "+" in self.hosts else "")
+        return (f"{self.spec:<12} {self.strategy:<15} {self.impl:<10} {self.recipe:<8} {self.precision:<5} vs "
+                f"{self.reference:<4} {self.updates} {self.optimizer.upper()} updates: max |dparam| = "
+                f"{self.max_diff:.3g}  {'PASS' if self.passed else 'FAIL'} (tolerance {self.tolerance:g} for "
+                f"{self.precision})" + (f"  hosts: {self.hosts}" if "+" in self.hosts else "")
                 + (f"  error: {self.error}" if self.error else ""))
 
     @property
@@ -63,7 +65,8 @@ class VerifyResult:
 
 
 def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2, n_units: int = 5,
-                  recipe: Recipe = RECIPES[ARTICLE_RECIPE], optimizer: str = "sgd") -> TrainConfig:
+                  recipe: Recipe = RECIPES[ARTICLE_RECIPE], optimizer: str = "sgd",
+                  precision: str = PRECISIONS[0]) -> TrainConfig:
     """SGD from the seed's weights; 4 windows per device (8 at least), so
     that every device set splits the batch evenly. The article's short
     windows by default: the check is about gradients, not about quality;
@@ -75,21 +78,7 @@ def verify_config(impl: str = "sinebench", updates: int = 20, n_devices: int = 2
     # at the recipe's own rate.
     lr = 0.1 / (recipe.seqlen - recipe.burn_in) if optimizer == "sgd" else None
     return TrainConfig(n_units=n_units, batchsize=4 * max(2, n_devices), recipe=recipe, optimizer=optimizer, lr=lr,
-                       impl=impl, budget=Budget(updates=updates, warmup=0))
-
-
-def cases(device_sets, strategies, impls, recipes, optimizers):
-    """The checks that mean something, in order: a one-device set only
-    against another implementation (once, whatever the strategies), the
-    graph implementation only one device per process."""
-    import itertools
-
-    for ds, strat, im, rec, opt in itertools.product(device_sets, strategies, impls, recipes, optimizers):
-        if ds.n_devices == 1 and (reference_impl(im) == im or strat != strategies[0]):
-            continue
-        if ds.n_devices > 1 and im == GRAPH_IMPL and strat != STRATEGIES[1]:
-            continue
-        yield ds, strat, im, rec, opt
+                       impl=impl, budget=Budget(updates=updates, warmup=0), precision=precision)
 
 
 def trained_params(cfg: TrainConfig, strategy, scale_losses: bool = True) -> dict:
@@ -114,6 +103,7 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     with the reference implementation; compare the parameters. Under MPI
     every rank calls this and rank 0 gets the result, the others ``None``."""
     cfg = cfg or verify_config(n_devices=device_set.n_devices)
+    precisions.check(cfg.precision, device_set)  # both sides compute in this process's precision
     strategy = make_strategy(strategy_name, device_set, cfg.impl)
     params = trained_params(cfg, strategy, scale_losses=scale_losses)
     if not strategy.reports:
@@ -124,16 +114,23 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     return VerifyResult(spec=device_set.spec, strategy=strategy.name, impl=cfg.impl, updates=cfg.budget.updates,
                         reference=device_set.first_spec + ("" if ref_impl == cfg.impl else f" {ref_impl}"),
                         max_diff=max_param_diff(params, reference), recipe=cfg.recipe.name, optimizer=cfg.optimizer,
-                        hosts=strategy.hosts)
+                        hosts=strategy.hosts, tolerance=precisions.tolerance(cfg.precision), precision=cfg.precision)
 
 
 def main(argv=None):
-    """One MPI rank: ``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE [OPTIMIZER]``."""
-    spec, impl, updates, recipe, *rest = (sys.argv[1:] if argv is None else argv)
-    device_set = parse_device_set(spec, check=False)  # each rank checks its own GPU
+    """``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE [PRECISION [STRATEGY [OPTIMIZER]]]``: one MPI
+    rank of ``chainermn`` (the default), or a whole ``single-process`` check in a process of its own (the
+    precision is the process's, from its environment)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    spec, impl, updates, recipe = args[:4]
+    precision = args[4] if len(args) > 4 else PRECISIONS[0]
+    strategy = args[5] if len(args) > 5 else STRATEGIES[1]
+    optimizer = args[6] if len(args) > 6 else "sgd"
+    # Under MPI each rank checks its own GPU: the others may be on other hosts.
+    device_set = parse_device_set(spec, check=strategy != STRATEGIES[1])
     cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices, recipe=RECIPES[recipe],
-                        optimizer=rest[0] if rest else "sgd")
-    result = verify(device_set, STRATEGIES[1], cfg)
+                        optimizer=optimizer, precision=precision)
+    result = verify(device_set, strategy, cfg)
     if result is not None:
         print(RESULT_PREFIX + json.dumps(asdict(result)), flush=True)
 

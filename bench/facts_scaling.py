@@ -1,0 +1,238 @@
+"""The scaling axes' numbers: speedup and efficiency against device count
+(strong and weak scaling), TF32 against FP32, each NCCL transport's
+multi-GPU speedup, and the cost model and crossover per precision.
+
+Pure DataFrame functions over :func:`bench.analysis.aggregate`'s rows, like
+:mod:`bench.facts`; no English, no framework. A multi-device set is always
+compared with its first device alone, at the same precision:
+
+* strong scaling (the global batch fixed): speedup = ms(1) / ms(N);
+* weak scaling (the batch per device fixed, ``--batch-per-device``): the
+  set does N times the work per update, so speedup = N * ms(1) / ms(N),
+  where ms(1) is one device at the per-device batch;
+
+efficiency = speedup / N in both, 1 being ideal.
+"""
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench import analysis, crossover
+from bench.transports import DEFAULT as DEFAULT_TRANSPORT
+from sinelstm.devices import parse_device_set
+from sinelstm.names import PRECISIONS, SINGLE_DEVICE, device_label
+
+FP32 = PRECISIONS[0]
+STRONG, WEAK = "strong", "weak"
+CURVE_COLUMNS = ["kind", "devices", "strategy", "precision", "scaling", "n_devices", "batchsize", "per_device",
+                 "n_units", "size", "ms", "base_ms", "speedup", "efficiency", "series"]
+
+
+def baseline(agg: pd.DataFrame) -> pd.DataFrame:
+    """The rows every other section of the report compares: fp32 (or the
+    one precision that ran), NCCL's default transport (or the one that
+    ran), strong scaling (or weak, if nothing else ran)."""
+    for column, value in (("precision", FP32), ("transport", DEFAULT_TRANSPORT), ("scaling", STRONG)):
+        if column in agg and len(agg) and (agg[column] == value).any():
+            agg = agg[agg[column] == value]
+        elif column in agg and len(agg):
+            agg = agg[agg[column] == agg[column].mode().iloc[0]]
+    return agg
+
+
+def _kind(devices: str) -> str:
+    return "GPU" if parse_device_set(devices, check=False).is_gpu else "CPU"
+
+
+def device_counts(agg: pd.DataFrame) -> dict:
+    """Distinct device counts per kind ('GPU', 'CPU') that finished runs."""
+    out = {}
+    for devices, n in zip(agg["devices"], agg["n_devices"]):
+        out.setdefault(_kind(devices), set()).add(int(n))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def has_scaling(agg: pd.DataFrame) -> bool:
+    """Whether the sweep has a scaling curve to draw: one kind of device at
+    two multi-device counts or more (e.g. 1, 2 and 4 GPUs), or weak-scaling
+    runs. One device against two alone is the report's "Scaling efficiency"
+    section already."""
+    multi = any(len([n for n in v if n > 1]) >= 2 for v in device_counts(agg).values())
+    weak = "scaling" in agg and ((agg["scaling"] == WEAK) & (agg["n_devices"] > 1)).any()
+    return bool(multi or weak)
+
+
+def _ms(rows, devices, strategy, precision, scaling, batch, units, transport=DEFAULT_TRANSPORT):
+    sel = rows[(rows["devices"] == devices) & (rows["strategy"] == strategy) & (rows["precision"] == precision)
+               & (rows["scaling"] == scaling) & (rows["batchsize"] == batch) & (rows["n_units"] == units)
+               & (rows["transport"] == transport)]
+    return float(sel["ms"].median()) if len(sel) else None
+
+
+def _single_ms(rows, devices, precision, scaling, batch, units):
+    """One device's ms at this batch: a run of this scaling, else the other
+    (one device's run does not depend on how the batch was chosen)."""
+    for s in (scaling, WEAK if scaling == STRONG else STRONG):
+        ms = _ms(rows, devices, SINGLE_DEVICE, precision, s, batch, units)
+        if ms is not None:
+            return ms
+    return None
+
+
+def size_label(scaling: str, per_device: int, batch: int, units: int) -> str:
+    return f"b{per_device}/device, n{units}" if scaling == WEAK else f"b{batch}, n{units}"
+
+
+def curves(agg: pd.DataFrame, transport: str = DEFAULT_TRANSPORT) -> pd.DataFrame:
+    """Speedup and efficiency of every set over its first device alone, with
+    the one-device point (speedup 1) of each curve, for ``transport``'s runs
+    of multi-process sets (the others have no transport)."""
+    rows = []
+    multi = agg[(agg["n_devices"] > 1) & ((agg["transport"] == transport) | (agg["strategy"] != "chainermn"))]
+    for _, r in multi.iterrows():
+        ds = parse_device_set(r["devices"], check=False)
+        n = ds.n_devices
+        per_device = int(r["batchsize"]) // n
+        base_batch = per_device if r["scaling"] == WEAK else int(r["batchsize"])
+        base = _single_ms(agg, ds.first_spec, r["precision"], r["scaling"], base_batch, r["n_units"])
+        if base is None:
+            continue
+        speedup = (n if r["scaling"] == WEAK else 1) * base / r["ms"]
+        common = dict(kind=_kind(r["devices"]), strategy=r["strategy"], precision=r["precision"],
+                      scaling=r["scaling"], per_device=per_device, n_units=int(r["n_units"]),
+                      size=size_label(r["scaling"], per_device, int(r["batchsize"]), int(r["n_units"])),
+                      base_ms=base, series=f"{r['strategy']} · {r['precision']}")
+        rows.append({**common, "devices": r["devices"], "n_devices": n, "batchsize": int(r["batchsize"]),
+                     "ms": float(r["ms"]), "speedup": speedup, "efficiency": speedup / n})
+        rows.append({**common, "devices": ds.first_spec, "n_devices": 1, "batchsize": base_batch, "ms": base,
+                     "speedup": 1.0, "efficiency": 1.0})
+    out = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    return out.drop_duplicates(["kind", "strategy", "precision", "scaling", "size", "n_devices"]).sort_values(
+        ["kind", "scaling", "n_units", "per_device", "batchsize", "strategy", "precision", "n_devices"],
+        ignore_index=True)
+
+
+@dataclass(frozen=True)
+class Best:
+    """The largest device count's best speedup, for the summary."""
+
+    scaling: str
+    kind: str
+    strategy: str
+    precision: str
+    n_devices: int
+    size: str
+    speedup: float
+    efficiency: float
+
+
+def best_at_most_devices(c: pd.DataFrame) -> list:
+    """Per (scaling, kind, strategy, precision): the largest device count's
+    best speedup, and where."""
+    out = []
+    for (scaling, kind, strategy, precision), g in c.groupby(["scaling", "kind", "strategy", "precision"]):
+        top = g[g["n_devices"] == g["n_devices"].max()]
+        if top["n_devices"].iloc[0] < 2:
+            continue
+        r = top.loc[top["speedup"].idxmax()]
+        out.append(Best(scaling, kind, strategy, precision, int(r["n_devices"]), r["size"], float(r["speedup"]),
+                        float(r["efficiency"])))
+    return out
+
+
+def precision_speedup(agg: pd.DataFrame, other: str = "tf32") -> pd.DataFrame:
+    """``other`` against fp32 per device set and size (strong scaling,
+    default transport): how many times faster, > 1 when ``other`` is."""
+    rows = agg[(agg["scaling"] == STRONG) & (agg["transport"] == DEFAULT_TRANSPORT)]
+    keys = ["devices", "strategy", "batchsize", "n_units"]
+    wide = rows.pivot_table(index=keys, columns="precision", values="ms", aggfunc="median")
+    if FP32 not in wide or other not in wide:
+        return pd.DataFrame(columns=keys + ["label", "fp32_ms", "ms", "speedup"])
+    wide = wide[[FP32, other]].dropna().reset_index()
+    return pd.DataFrame({
+        **{k: wide[k] for k in keys},
+        "label": [device_label(d, s) for d, s in zip(wide["devices"], wide["strategy"])],
+        "fp32_ms": wide[FP32], "ms": wide[other], "speedup": wide[FP32] / wide[other]})
+
+
+def transport_speedup(agg: pd.DataFrame) -> pd.DataFrame:
+    """Each chainermn multi-GPU set's speedup over one GPU, per transport,
+    size and precision (strong scaling); ``loses``: slower than one GPU."""
+    rows = []
+    runs = agg[(agg["strategy"] == "chainermn") & (agg["n_devices"] > 1) & (agg["scaling"] == STRONG)]
+    for _, r in runs.iterrows():
+        ds = parse_device_set(r["devices"], check=False)
+        if not ds.is_gpu:
+            continue
+        base = _single_ms(agg, ds.first_spec, r["precision"], STRONG, int(r["batchsize"]), r["n_units"])
+        if base is None:
+            continue
+        rows.append({"devices": r["devices"], "n_devices": ds.n_devices, "transport": r["transport"],
+                     "precision": r["precision"], "batchsize": int(r["batchsize"]), "n_units": int(r["n_units"]),
+                     "flops": float(r["flops"]), "ms": float(r["ms"]), "base_ms": base,
+                     "speedup": base / float(r["ms"]), "loses": base < float(r["ms"])})
+    return pd.DataFrame(rows, columns=["devices", "n_devices", "transport", "precision", "batchsize", "n_units",
+                                       "flops", "ms", "base_ms", "speedup", "loses"])
+
+
+def link_losses(ts: pd.DataFrame, transport: str = "socket") -> pd.DataFrame:
+    """Where ``transport`` makes a set slower than one GPU although the
+    default transport does not: the sizes the slow link costs the answer."""
+    if ts.empty:
+        return ts
+    keys = ["devices", "precision", "batchsize", "n_units"]
+    slow = ts[(ts["transport"] == transport) & ts["loses"]]
+    fast = ts[(ts["transport"] == DEFAULT_TRANSPORT)][keys + ["speedup"]].rename(columns={"speedup": "default"})
+    both = slow.merge(fast, on=keys, how="left")
+    return both[~(both["default"] < 1)].reset_index(drop=True)  # NaN (no default run) kept
+
+
+@dataclass(frozen=True)
+class PrecisionCrossover:
+    precision: str
+    cpu: analysis.CostModel | None  # always fit on fp32 runs: a CPU has no TF32
+    gpu: analysis.CostModel | None
+    flops: float | None  # where one GPU starts to beat the CPU by the models; None: never or no model
+    measured: crossover.Measured | None = None  # the same from the measured cells (CPU fp32 against it)
+
+    @property
+    def trusted(self) -> bool:
+        return self.cpu is not None and self.gpu is not None and self.cpu.drawn and self.gpu.drawn
+
+
+def precision_crossovers(main_impl: pd.DataFrame, peaks: dict | None = None) -> list:
+    """One GPU's cost model per precision, against the CPU's (fp32), and
+    where they cross. The fp32 GPU fit is held under the FP32 peak; a TF32
+    fit is not, since tensor cores are not bounded by it."""
+    rows = main_impl[(main_impl["scaling"] == STRONG) & (main_impl["transport"] == DEFAULT_TRANSPORT)]
+    cpu_rows = rows[(rows["precision"] == FP32) & (rows["devices"] == "cpu")]
+    cpu = analysis.cost_models(cpu_rows, peaks).get(analysis.CPU)
+    out = []
+    for precision in [p for p in PRECISIONS if p in set(rows["precision"])]:
+        gpus = rows[(rows["precision"] == precision) & (rows["n_devices"] == 1) & (rows["devices"] != "cpu")]
+        if gpus.empty:
+            continue
+        gpus = gpus[gpus["devices"] == sorted(gpus["devices"].unique())[0]]
+        bound = peaks if precision == FP32 else {k: v for k, v in (peaks or {}).items() if k != "gpu"}
+        gpu = analysis.cost_models(gpus, bound).get(analysis.ONE_GPU)
+        flops = analysis.crossover_flops(cpu, gpu) if cpu is not None and gpu is not None else None
+        cells = None
+        if len(cpu_rows):
+            cells = crossover.measured(pd.concat([cpu_rows, gpus]), gpus["devices"].iloc[0],
+                                       int(gpus["seqlen"].iloc[0]), str(gpus["impl"].iloc[0]))
+        out.append(PrecisionCrossover(precision, cpu, gpu, flops, cells))
+    return out
+
+
+def bus_bandwidth(records: dict) -> pd.DataFrame:
+    """The NCCL measurements of env.json's invocations (bench.busbw), one
+    row per device set and transport (the latest invocation's)."""
+    rows = {}
+    for record in records.values():
+        bw = record.get("busbw") or {}
+        for r in bw.get("results", []):
+            rows[(r.get("devices"), r.get("transport"))] = r
+    return pd.DataFrame([{"devices": d, "transport": t, "status": r.get("status"), "why": r.get("why", ""),
+                          "latency_us": r.get("latency_us"), "busbw_GBps": r.get("busbw_GBps"),
+                          "paths": ", ".join(r.get("nccl_paths") or [])} for (d, t), r in rows.items()],
+                        columns=["devices", "transport", "status", "why", "latency_us", "busbw_GBps", "paths"])

@@ -1,0 +1,74 @@
+"""The scaling section's sentences: the numbers of :mod:`bench.facts_scaling`
+in English, nothing computed here."""
+from bench.tables import num
+
+UNIT = {"GPU": ("GPU", "GPUs"), "CPU": ("CPU replica", "CPU replicas")}
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def best(b) -> str:
+    """'Strong scaling (global batch fixed): 4 GPUs with chainermn in fp32 are
+    3.23× one GPU at b4096, n1024 (81 % efficiency).'"""
+    one, many = UNIT[b.kind]
+    what = "global batch fixed" if b.scaling == "strong" else "batch per device fixed"
+    return (f"{b.scaling.capitalize()} scaling ({what}): {b.n_devices} {many} with {b.strategy} in {b.precision} "
+            f"are {num(b.speedup)}× one {one} at {b.size} ({_pct(b.efficiency)} efficiency), their best size.")
+
+
+def precision(ps, crossovers) -> list:
+    out = []
+    if len(ps):
+        top = ps.loc[ps["speedup"].idxmax()]
+        low = ps.loc[ps["speedup"].idxmin()]
+        out.append(f"TF32 is {num(top['speedup'])}× fp32 at best ({top['label']}, b{top['batchsize']}, "
+                   f"n{top['n_units']}: {num(top['fp32_ms'])} → {num(top['ms'])} ms) and {num(low['speedup'])}× "
+                   f"at worst ({low['label']}, b{low['batchsize']}, n{low['n_units']}); TF32 only speeds up "
+                   f"matrix products, so sizes whose update is fixed cost gain nothing.")
+    for c in crossovers:
+        if c.gpu is None:
+            continue
+        fit = (f"one GPU in {c.precision}: {num(c.gpu.fixed_ms)} ms fixed + FLOPs at {c.gpu.rate_text} "
+               f"(median error {c.gpu.rel_error:.0%})")
+        if c.cpu is None:
+            out.append(f"Cost model of {fit}; no CPU runs to cross.")
+        elif c.flops is None:
+            out.append(f"Cost model of {fit}: by the models it never beats the CPU.")
+        else:
+            trust = "" if c.trusted else " (a fit's error is above 25 %: read the measured cells instead)"
+            out.append(f"Cost model of {fit}: by the models it beats the CPU above {c.flops:.2g} FLOPs per "
+                       f"update{trust}.")
+        if c.measured is not None:
+            out.append(measured(c.precision, c.measured))
+    return out
+
+
+def measured(precision: str, m) -> str:
+    """The measured cells' crossover of one GPU in ``precision`` against the CPU."""
+    head = f"Measured, one GPU in {precision} against the CPU over {m.cells} sizes: "
+    if m.gpu_wins_from is None:
+        return head + "the CPU is faster at every one."
+    if m.cpu_wins_up_to is None:
+        return head + "the GPU is faster at every one."
+    if m.clean:
+        return (head + f"the GPU wins every size above {m.cpu_wins_up_to:.2g} FLOPs per update (from batch "
+                f"{m.first_win[0]} / n_units {m.first_win[1]}), the CPU every one at or below it.")
+    return (head + f"no one threshold: the GPU wins from {m.gpu_wins_from:.2g} FLOPs, the CPU up to "
+            f"{m.cpu_wins_up_to:.2g}.")
+
+
+def transport(ts, losses) -> list:
+    out = []
+    for (devices, prec), g in ts.groupby(["devices", "precision"]):
+        big = g[g["flops"] == g["flops"].max()]
+        parts = [f"{t} {num(s)}×" for t, s in zip(big["transport"], big["speedup"])]
+        r = big.iloc[0]
+        out.append(f"{r['n_devices']} GPUs ({devices}, {prec}) over one GPU at the largest size "
+                   f"(b{r['batchsize']}, n{r['n_units']}): " + ", ".join(parts) + ".")
+    for _, r in losses.iterrows():
+        default = "" if r["default"] != r["default"] else f" (default transport: {num(r['default'])}×)"
+        out.append(f"Over sockets, {r['n_devices']} GPUs lose to one at b{r['batchsize']}, n{r['n_units']} "
+                   f"({r['precision']}): {num(r['speedup'])}×{default}.")
+    return out

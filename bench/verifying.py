@@ -1,0 +1,49 @@
+"""``sinebench verify``'s checks, one per device set, strategy,
+implementation, recipe and precision, and the line each prints. A check runs
+in this process when it can (``single-process`` in fp32, unless this process
+was started with ``CUPY_TF32=1``), otherwise in processes of its own:
+``chainermn`` needs one MPI rank per device, and a precision is fixed for the
+life of a process (:mod:`sinelstm.precision`).
+Each precision has its own tolerance (:func:`sinelstm.precision.tolerance`)."""
+import itertools
+
+from sinelstm.names import GRAPH_IMPL, PRECISIONS, STRATEGIES
+
+
+def combinations(sets, strategies, impls, recipes, precisions, optimizers=("sgd",)) -> tuple:
+    """(checks to run, lines about those left out): a precision other than
+    fp32 means nothing on the CPU; a one-device set is checked only for an
+    implementation with another reference (``graph`` against the eager
+    one), once whatever the strategies; ``graph`` runs several devices one
+    per process only."""
+    from sinelstm.verify import reference_impl
+
+    checks, left_out = [], []
+    for ds, strat, im, rec, prec, opt in itertools.product(sets, strategies, impls, recipes, precisions, optimizers):
+        if prec != PRECISIONS[0] and not ds.is_gpu:
+            note = f"{prec} not checked on {ds.spec}: it has no meaning on the CPU"
+            if note not in left_out:
+                left_out.append(note)
+            continue
+        if ds.n_devices == 1 and (reference_impl(im) == im or strat != strategies[0]):
+            continue
+        if ds.n_devices > 1 and im == GRAPH_IMPL and strat != STRATEGIES[1]:
+            continue
+        checks.append((ds, strat, im, rec, prec, opt))
+    return checks, left_out
+
+
+def check(ds, strategy: str, impl: str, recipe: str, precision: str, optimizer: str, updates: int):
+    from bench.launch import verify_in_subprocess
+    from sinelstm.precision import process_precision
+
+    # On the CPU the variable means nothing; on a GPU this process's
+    # precision is whatever CUPY_TF32 it was started with.
+    here = precision == PRECISIONS[0] and (not ds.is_gpu or process_precision() == precision)
+    if (strategy == STRATEGIES[1] and ds.n_devices > 1) or not here:
+        return verify_in_subprocess(ds, impl, updates, recipe, precision, strategy, optimizer)
+    from sinelstm.recipes import RECIPES
+    from sinelstm.verify import verify, verify_config
+
+    return verify(ds, strategy, verify_config(impl=impl, updates=updates, n_devices=ds.n_devices,
+                                              recipe=RECIPES[recipe], optimizer=optimizer))

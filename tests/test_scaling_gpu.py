@@ -1,0 +1,95 @@
+"""The scaling axes on GPUs: skipped here without them. Run on a machine
+with two GPUs or more (scripts/gpu_scale.sh runs them first):
+
+    pytest -q tests/test_scaling_gpu.py
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import PROJECT_ROOT, sinebench
+
+# A float32 product in a fresh process, against float64: the relative error
+# says whether the tensor cores' TF32 (10-bit inputs) or plain fp32 computed it.
+PRODUCT_ERROR = """
+import cupy, numpy
+rng = numpy.random.default_rng(0)
+a, b = (rng.standard_normal((1024, 1024)) for _ in range(2))
+exact = a @ b
+got = cupy.asnumpy(cupy.asarray(a, cupy.float32) @ cupy.asarray(b, cupy.float32)).astype(numpy.float64)
+print(float(numpy.abs(got - exact).max() / numpy.abs(exact).max()))
+"""
+
+
+def product_error(precision: str) -> float:
+    from bench.launch import worker_env
+
+    proc = subprocess.run([sys.executable, "-c", PRODUCT_ERROR], capture_output=True, text=True,
+                          env=worker_env(precision), cwd=PROJECT_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return float(proc.stdout.strip())
+
+
+@pytest.mark.gpu
+def test_the_worker_environment_sets_the_precision():
+    import cupy
+
+    if int(cupy.cuda.Device(0).compute_capability) < 80:
+        pytest.skip("TF32 needs compute capability 8.0 or more")
+    fp32, tf32 = product_error("fp32"), product_error("tf32")
+    assert fp32 < 1e-5  # fp32: about 2^-24 per operation
+    assert tf32 > 1e-4  # 10-bit inputs: about 2^-11 per operand
+
+
+@pytest.mark.gpu
+def test_train_in_tf32(tmp_path):
+    proc = sinebench("train", "--devices", "0", "--precision", "tf32", "--recipe", "article", "--updates", "50",
+                     "--full-budget", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["updates"] == 50
+
+
+@pytest.mark.multigpu
+@pytest.mark.mpi
+def test_verify_both_precisions_both_strategies():
+    pytest.importorskip("mpi4py")
+    proc = sinebench("verify", "--devices", "0+1", "--strategy", "single-process,chainermn",
+                     "--precision", "fp32,tf32")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("PASS") == 4
+
+
+@pytest.mark.multigpu
+@pytest.mark.mpi
+@pytest.mark.parametrize("transport,path", [("default", ""), ("p2p", "P2P"), ("shm", "SHM"),
+                                            ("socket", "NET/Socket")])
+def test_bus_bandwidth_per_transport(tmp_path, transport, path):
+    pytest.importorskip("mpi4py")
+    from bench import busbw
+
+    res = busbw.measure("0+1", transport, tmp_path)
+    assert res["status"] == "ok", res
+    assert res["busbw_GBps"] > 0 and res["latency_us"] > 0
+    assert all(p.startswith(path) for p in res["nccl_paths"]) and res["nccl_paths"], res["nccl_paths"]
+
+
+@pytest.mark.multigpu
+@pytest.mark.mpi
+def test_a_socket_row_and_its_bandwidth_in_env_json(tmp_path):
+    pytest.importorskip("mpi4py")
+    proc = sinebench("sweep", "--devices", "0,0+1", "--strategy", "chainermn", "--transport", "default,socket",
+                     "--precision", "fp32,tf32", "--batchsize", "64", "--units", "32", "--recipe", "article",
+                     "--full-budget", "--updates", "30", "--max-seconds", "2", "--warmup", "2", "--repeats", "1",
+                     "--no-progress", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import pandas as pd
+
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert (runs["status"] == "ok").all(), runs[["run_id", "message"]]
+    assert sorted(zip(runs["devices"], runs["precision"], runs["transport"])) == [
+        ("0", "fp32", "default"), ("0", "tf32", "default"), ("0+1", "fp32", "default"), ("0+1", "fp32", "socket"),
+        ("0+1", "tf32", "default"), ("0+1", "tf32", "socket")]
+    (record,) = json.loads((tmp_path / "env.json").read_text())["invocations"].values()
+    assert {r["transport"]: r["status"] for r in record["busbw"]["results"]} == {"default": "ok", "socket": "ok"}
