@@ -15,6 +15,7 @@ contiguous shard; DDP averages the gradients over ranks, so an update equals
 one device's on the global batch (what ``verify`` checks).
 """
 import os
+import platform
 import socket
 
 import torch
@@ -124,6 +125,8 @@ class TorchDDP:
         self.rank, self.size = rank, size
         self.chainer_name = device_set.names[local]
         self.reports = rank == 0
+        # The ranks' hosts, each once ('a+b' across two nodes), as sinelstm.mn.hosts says them.
+        self.hosts = "+".join(dict.fromkeys(_mpi().COMM_WORLD.allgather(platform.node())))
 
     def make_updater(self, cfg, scale_losses: bool = True):
         return TorchDDPUpdater(cfg, self.chainer_name, self.rank, self.size)
