@@ -6,8 +6,9 @@ def count_flops(n_units: int, batchsize: int, seqlen: int, impl: str = "article"
     """Floating-point operations one training update executes (forward and
     backward; matrix products and the gate arithmetic).
 
-    ``article`` (and Chainer's plain unrolled model) multiplies full matrices
-    for the input projection at every step; ``sinebench`` folds the rank-one
+    ``article`` (and Chainer's plain unrolled model, and cuDNN for the
+    PyTorch reference) multiplies full matrices for the input projection at
+    every step; ``sinebench`` folds the rank-one
     input projection (:mod:`sinelstm.fused`), leaving the recurrent product,
     which step 0 skips (zero state).
     """

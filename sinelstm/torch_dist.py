@@ -125,9 +125,8 @@ class TorchDDP:
         self.rank, self.size = rank, size
         self.chainer_name = device_set.names[local]
         self.reports = rank == 0
-        # The hosts of the ranks, 'a+b' across two nodes (as ChainerMN rows).
-        names = _mpi().COMM_WORLD.allgather(platform.node())
-        self.hosts = "+".join(dict.fromkeys(names))
+        # The ranks' hosts, each once ('a+b' across two nodes), as sinelstm.mn.hosts says them.
+        self.hosts = "+".join(dict.fromkeys(_mpi().COMM_WORLD.allgather(platform.node())))
 
     def make_updater(self, cfg, scale_losses: bool = True):
         return TorchDDPUpdater(cfg, self.chainer_name, self.rank, self.size)

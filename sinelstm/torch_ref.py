@@ -33,6 +33,8 @@ for a ``torch`` implementation (:func:`sinelstm.strategy.make_strategy`), so
 that where PyTorch is absent such a run fails with ``ImportError``, which the
 sweep records as ``unavailable``.
 """
+import platform
+
 import numpy as np
 import torch
 from torch import nn
@@ -215,9 +217,9 @@ class TorchUpdater:
 
     The interface is :class:`sinelstm.updaters.Updater`'s as the training
     loop, ``profile`` and ``verify`` use it: ``update``, ``loss_value``,
-    ``synchronize``, ``phases``, ``model``, ``device``, ``iterator``."""
+    ``synchronize``, ``phases``, ``model``, ``device``, ``iterator``, ``path``."""
 
-    path = "eager"  # the runs.csv column: how the update ran
+    path = "eager"  # how the update runs, as sinelstm.updaters.Updater says it
 
     def __init__(self, cfg, chainer_name: str, rank: int = 0, ranks: int = 1):
         dev = torch_device(chainer_name)
@@ -412,11 +414,9 @@ class TorchSingle:
     name = SINGLE_DEVICE
 
     def __init__(self, device_set, updater_cls):
-        import platform
-
         self.device_set = device_set
         self.updater_cls = updater_cls
-        self.hosts = platform.node()
+        self.hosts = platform.node()  # where the run ran, as sinelstm.strategy's strategies say
 
     def make_updater(self, cfg, scale_losses: bool = True):
         return self.updater_cls(cfg, self.device_set.names[0])

@@ -198,9 +198,9 @@ def test_a_torch_sweep_row_is_ok_and_reported(tmp_path):
 @needs_torch
 @pytest.mark.mpi
 def test_ddp_on_two_cpu_ranks_trains_what_one_process_does():
-    from bench.launch import verify_under_mpi
+    from bench.launch import verify_in_subprocess
 
-    res = verify_under_mpi(parse_device_set("cpu+cpu"), "torch-ddp", 5, "quality_small")
+    res = verify_in_subprocess(parse_device_set("cpu+cpu"), "torch-ddp", 5, "quality_small")
     assert res.passed, res
     assert res.strategy == TORCH_DDP_STRATEGY
 
@@ -255,7 +255,7 @@ def test_a_graph_run_through_the_loop_is_timed_and_evaluated():
 @pytest.mark.multigpu
 @pytest.mark.mpi
 def test_ddp_on_two_gpus_trains_what_one_does():
-    from bench.launch import verify_under_mpi
+    from bench.launch import verify_in_subprocess
 
-    res = verify_under_mpi(parse_device_set("0+1"), "torch-ddp", 20, "quality_small")
+    res = verify_in_subprocess(parse_device_set("0+1"), "torch-ddp", 20, "quality_small")
     assert res.passed, res
