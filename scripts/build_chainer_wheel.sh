@@ -8,5 +8,7 @@ venv=$(mktemp -d)
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q "setuptools<70" wheel
 "$venv/bin/pip" wheel -q --no-build-isolation --no-deps -w .whl chainer==7.8.1
+# threadpoolctl (pure Python) for the pinned workers, where a GPU machine lacks it.
+"$venv/bin/pip" download -q --no-deps -d .whl threadpoolctl
 rm -rf "$venv"
 ls .whl

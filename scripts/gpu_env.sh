@@ -16,7 +16,7 @@ if [ -z "${SINEBENCH_GIT_COMMIT:-}" ] && [ -s .commit ]; then
   export SINEBENCH_GIT_COMMIT=$(cat .commit)
 fi
 if ! python3 -c "import sinelstm, chainer" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/chainer-*.whl || exit 1
+  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
