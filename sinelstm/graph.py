@@ -18,6 +18,7 @@ tool; there :func:`make_graph_updater` returns the eager updater and says so
 in ``path``, which every run records.
 """
 import math
+import weakref
 
 import numpy as np
 
@@ -168,7 +169,12 @@ class _GpuGraphs:
 
         from sinelstm.graph_cuda import kernels, threads_per_sequence
 
-        self.up, self.cupy = up, cupy
+        # A weak reference: no cycle between the updater and its graphs, so
+        # that they are freed the moment the updater is dropped — on every
+        # rank at the same point — and not by a garbage collection that
+        # could come while another rank waits in a collective (a captured
+        # all-reduce's graph then hangs its peers).
+        self.up, self.cupy = weakref.proxy(up), cupy
         with up.device.device:
             self.k = kernels(up.n)
             self.threads = threads_per_sequence(up.n)
@@ -187,11 +193,28 @@ class _GpuGraphs:
                 up.comm._init_comms()  # ChainerMN creates its NCCL communicator lazily
                 self.nccl = up.comm.nccl_comm
             self.capture_stream = cupy.cuda.Stream(non_blocking=True)
-            self.ops = [("data", self._zero), ("forward", self._forward), ("backward", self._backward),
-                        ("communication", self._allreduce), ("optimizer", self._step)]
-            self.whole = self._capture([op for _, op in self.ops])
-            self.graphs = {name: self._capture([op]) for name, op in self.ops}
+            if self.nccl is not None:
+                self._warm_nccl()
+            self.whole = self._capture([op for _, op in self.OPS])
+            self.graphs = {name: self._capture([op]) for name, op in self.OPS}
         self.refilled_for = -1
+
+    def _warm_nccl(self):
+        """One real all-reduce of the gradient buffer's size and type before
+        capture: NCCL connects its channels lazily, at a communicator's
+        first collective of a kind, and that setup (collective across ranks,
+        with allocations) cannot happen inside a capture — it hangs there."""
+        from cupy.cuda import nccl
+
+        s = self.capture_stream
+        scratch = self.cupy.zeros_like(self.up.flat.grads)
+        self.nccl.allReduce(scratch.data.ptr, scratch.data.ptr, scratch.size, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, s.ptr)
+        s.synchronize()
+
+    # Each phase's operations, by method name (bound methods kept on self
+    # would make a reference cycle).
+    OPS = (("data", "_zero"), ("forward", "_forward"), ("backward", "_backward"), ("communication", "_allreduce"),
+           ("optimizer", "_step"))
 
     def _capture(self, ops):
         s = self.capture_stream
@@ -199,7 +222,7 @@ class _GpuGraphs:
             s.begin_capture()
             try:
                 for op in ops:
-                    op(s)
+                    getattr(self, op)(s)
             finally:
                 graph = s.end_capture()
         graph.upload(s)
@@ -271,7 +294,7 @@ class _GpuGraphs:
                 if name == "optimizer":
                     self.up.k += 1
             return phase
-        return [(name, run(name)) for name, _ in self.ops]
+        return [(name, run(name)) for name, _ in self.OPS]
 
 
 def make_graph_updater(model, optimizer, iterator, series, device, *, recipe, lr, comm=None, **settings):
