@@ -114,7 +114,8 @@ def ladder_section(sw: Sweep, limits: dict | None, figs: Figures) -> list:
     rungs = ladder.rungs(sw.agg, limits)
     crossings = ladder.crossings(sw.agg, rungs)
     figures = [figs.add("overhead_ladder", plots_ladder.fixed_costs(rungs),
-                        "Fixed cost per update of every device set and implementation (hatched: not sinebench's), "
+                        "Fixed cost per update of every device set and implementation (hatched: other than "
+                        "sinebench's eager one), "
                         "with its rate.", "overhead ladder")]
     if crossings:
         figures.append(figs.add("crossovers", plots_ladder.crossovers(sw.agg, crossings),

@@ -10,6 +10,30 @@ import itertools
 from sinelstm.names import GRAPH_IMPL, PRECISIONS, STRATEGIES
 
 
+def default_sets() -> str:
+    """cpu+cpu, and every GPU of this machine as one set where there are several."""
+    from sinelstm.devices import gpu_count
+
+    n = gpu_count()
+    return "cpu+cpu" + ("," + "+".join(str(i) for i in range(n)) if n > 1 else "")
+
+
+def plan(sets, strategies, impls, recipes, precisions, optimizers, warn) -> list:
+    """The checks to run; bad input (nothing to compare) exits 2."""
+    from bench.options import fail
+    from sinelstm.verify import reference_impl
+
+    if all(reference_impl(im) == im for im in impls) and (single := [ds.spec for ds in sets if ds.n_devices == 1]):
+        fail(f"verify compares a multi-device set with its first device alone; {single[0]!r} is one device "
+             f"(try cpu+cpu, or 0+1)")
+    checks, left_out = combinations(sets, strategies, impls, recipes, precisions, optimizers)
+    for note in left_out:
+        warn(note)
+    if not checks:
+        fail("nothing to check: " + "; ".join(left_out))
+    return checks
+
+
 def combinations(sets, strategies, impls, recipes, precisions, optimizers=("sgd",)) -> tuple:
     """(checks to run, lines about those left out): a precision other than
     fp32 means nothing on the CPU; a one-device set is checked only for an

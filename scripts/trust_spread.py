@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import intervals, samples  # noqa: E402
 from bench.store import ResultStore  # noqa: E402
-from sinelstm.names import device_label  # noqa: E402
+from sinelstm.names import series_label  # noqa: E402
 
 
 def rows(folder: Path) -> dict:
@@ -20,13 +20,13 @@ def rows(folder: Path) -> dict:
     ok = runs[runs["status"] == "ok"]
     got = samples.read_all(folder, list(ok["run_id"]))
     out = {}
-    for (d, s, b, n), g in ok.groupby(["devices", "strategy", "batchsize", "n_units"]):
+    for (im, d, s, b, n), g in ok.groupby(["impl", "devices", "strategy", "batchsize", "n_units"]):
         ms = g["ms_per_update_median"]
         rep = intervals.Repeats.of(ms.tolist(), [got.get(r) for r in g["run_id"]])
-        ci = intervals.median_interval(rep, f"{d}|{s}|{b}|{n}")
+        ci = intervals.median_interval(rep, f"{im}|{d}|{s}|{b}|{n}")
         reasons = sorted({str(r) for r in g["stop_reason"].dropna() if str(r)})
         threads = sorted({int(t) for t in g["threads"].dropna()})
-        out[f"{device_label(d, s)} b{b}/n{n}"] = (
+        out[f"{series_label(d, s, im)} b{b}/n{n}"] = (
             f"{ms.max() / ms.min() - 1:7.1%} {len(g):3d} {ms.median():9.3f} "
             + (f"  ±{ci.rel_halfwidth:5.1%}" if ci else "      -")
             + f"  {','.join(reasons) or '-':<8} {','.join(map(str, threads)) or '-':<4} "
@@ -35,12 +35,12 @@ def rows(folder: Path) -> dict:
 
 
 def main(folders):
-    print(f"{'configuration':<40} {'folder':<8} {'spread':>7} {'n':>3} {'median ms':>9}  {'95% CI':>6}  "
+    print(f"{'configuration':<44} {'folder':<14} {'spread':>7} {'n':>3} {'median ms':>9}  {'95% CI':>6}  "
           f"{'stop':<8} {'thr':<4} cpus")
     tables = {Path(f).name: rows(Path(f)) for f in folders}
     for config in sorted({c for t in tables.values() for c in t}):
         for name, table in tables.items():
-            print(f"{config:<40} {name:<8} {table.get(config, '      (not run)')}")
+            print(f"{config:<44} {name:<14} {table.get(config, '      (not run)')}")
 
 
 if __name__ == "__main__":
