@@ -25,19 +25,12 @@ class CpuUpdateTimer:
         return np.asarray(self._spans) * 1e3
 
 
-class CudaUpdateTimer:
-    def __init__(self, device):
-        import cupy
+class EventPairTimer:
+    """A pair of device events around every update, read after the loop;
+    subclasses say how to record an event and read the time between two."""
 
-        self._cupy = cupy
-        self._device = device
+    def __init__(self):
         self._pairs = []
-
-    def _event(self):
-        with self._device.device:
-            ev = self._cupy.cuda.Event()
-            ev.record()
-        return ev
 
     def start(self):
         self._start = self._event()
@@ -49,7 +42,25 @@ class CudaUpdateTimer:
         if not self._pairs:
             return np.zeros(0)
         self._pairs[-1][1].synchronize()
-        return np.array([self._cupy.cuda.get_elapsed_time(a, b) for a, b in self._pairs])
+        return np.array([self._elapsed_ms(a, b) for a, b in self._pairs])
+
+
+class CudaUpdateTimer(EventPairTimer):
+    def __init__(self, device):
+        import cupy
+
+        super().__init__()
+        self._cupy = cupy
+        self._device = device
+
+    def _event(self):
+        with self._device.device:
+            ev = self._cupy.cuda.Event()
+            ev.record()
+        return ev
+
+    def _elapsed_ms(self, a, b) -> float:
+        return self._cupy.cuda.get_elapsed_time(a, b)
 
 
 def make_update_timer(device):

@@ -48,7 +48,7 @@ from sinelstm.iterator import WindowIterator
 from sinelstm.model import SineLSTM
 from sinelstm.names import SINGLE_DEVICE, TORCH_DDP, TORCH_GRAPH
 from sinelstm.recipes import lr_at, lr_for
-from sinelstm.timing import CpuUpdateTimer
+from sinelstm.timing import CpuUpdateTimer, EventPairTimer
 from sinelstm.updaters import Step
 
 
@@ -129,31 +129,22 @@ def use_gpu(dev: torch.device, chainer_name: str):
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
-class TorchCudaTimer:
+class TorchCudaTimer(EventPairTimer):
     """:class:`sinelstm.timing.CudaUpdateTimer` with PyTorch's events: one
     pair around every update on the device's current stream, read after the
     loop, so that timing adds no host sync."""
 
     def __init__(self, device: torch.device):
+        super().__init__()
         self._device = device
-        self._pairs = []
 
     def _event(self):
         ev = torch.cuda.Event(enable_timing=True)
         ev.record(torch.cuda.current_stream(self._device))
         return ev
 
-    def start(self):
-        self._start = self._event()
-
-    def stop(self):
-        self._pairs.append((self._start, self._event()))
-
-    def durations_ms(self) -> np.ndarray:
-        if not self._pairs:
-            return np.zeros(0)
-        self._pairs[-1][1].synchronize()
-        return np.array([a.elapsed_time(b) for a, b in self._pairs])
+    def _elapsed_ms(self, a, b) -> float:
+        return a.elapsed_time(b)
 
 
 class TorchDevice:
