@@ -119,14 +119,16 @@ def torch_device(chainer_name: str) -> torch.device:
     return torch.device("cpu") if chainer_name == "@numpy" else torch.device("cuda", int(chainer_name.split(":")[1]))
 
 
-def use_gpu(dev: torch.device, chainer_name: str):
+def use_gpu(dev: torch.device, chainer_name: str, precision: str = "fp32"):
     """Make ``dev`` current for PyTorch and for CuPy (the Chainer model that
-    evaluates lives there too), and keep FP32 arithmetic FP32: PyTorch lets
-    cuDNN's RNNs use TF32 unless told not to, which sinebench never does."""
+    evaluates lives there too), and compute in the run's precision: PyTorch
+    lets cuDNN's RNNs use TF32 unless told not to, so an fp32 row says no and
+    a tf32 row yes, as sinebench's TF32 rows let cuBLAS."""
     torch.cuda.set_device(dev)
     chainer.get_device(chainer_name).use()
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    tf32 = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 class TorchCudaTimer(EventPairTimer):
@@ -215,7 +217,7 @@ class TorchUpdater:
     def __init__(self, cfg, chainer_name: str, rank: int = 0, ranks: int = 1):
         dev = torch_device(chainer_name)
         if dev.type == "cuda":
-            use_gpu(dev, chainer_name)
+            use_gpu(dev, chainer_name, cfg.precision)
         self.device = TorchDevice(dev)
         self.mirror = SineLSTM(cfg.n_units, seed=cfg.seed)
         self.net = TorchSineLSTM(cfg.n_units)
