@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from sinelstm.names import STRATEGIES, TORCH_DDP, TORCH_GRAPH
+from sinelstm.names import GRAPH_IMPL, STRATEGIES, TORCH_DDP, TORCH_GRAPH
 
 MAX_RUNS = 100_000  # a larger grid is a typo: it would not finish in a year
 
@@ -105,7 +105,8 @@ def mpi_args(ctx, param, value):
 
 
 # Where an implementation that does not train every device set can run.
-RUNS_ON = {TORCH_GRAPH: "one GPU", TORCH_DDP: "a set of several devices, e.g. 0+1 or cpu+cpu"}
+RUNS_ON = {TORCH_GRAPH: "one GPU", TORCH_DDP: "a set of several devices, e.g. 0+1 or cpu+cpu",
+           GRAPH_IMPL: "one device, or several with --strategy chainermn (one process per device)"}
 
 
 def check_impls(impls, sets, strategies):
