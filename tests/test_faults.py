@@ -175,7 +175,12 @@ def test_a_stopped_mpi_rank_then_kill_9_of_the_sweep_leaves_nothing_running(tmp_
     sweep.wait()
     # The other rank's watchdog sees the sweep gone; the job ends, the stopped rank with it.
     # Within seconds on an idle machine; a loaded 2-core one has taken over 30 s.
-    wait_for(lambda: not workers_of(out), timeout=90, what="the orphaned MPI job to end")
+    try:
+        wait_for(lambda: not workers_of(out), timeout=90, what="the orphaned MPI job to end")
+    except AssertionError:
+        left = subprocess.run(["ps", "-o", "pid,stat,args", "-p", ",".join(map(str, workers_of(out)))],
+                              capture_output=True, text=True).stdout
+        raise AssertionError(f"stopped {max(ranks)} of ranks {ranks}; still there:\n{left}") from None
     # Now orphans that cannot end themselves: every process of a job stopped.
     sweep = subprocess.Popen(sweep_cmd(out, *mpi), env=cli_env(), cwd=PROJECT_ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
