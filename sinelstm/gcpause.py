@@ -15,11 +15,20 @@ from contextlib import contextmanager
 POLICY = "collected and frozen before the timed loop, off during timed updates, on at evaluations"
 
 
-def start():
-    """Before the first timed update."""
+@contextmanager
+def timing():
+    """Around the timed loop: collected and frozen, then off; afterwards the
+    process as it was."""
+    was_enabled = gc.isenabled()
     gc.collect()
     gc.freeze()
     gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
 
 
 @contextmanager
@@ -31,10 +40,3 @@ def evaluating():
         gc.collect()
     finally:
         gc.disable()
-
-
-def end(was_enabled: bool):
-    """After the loop: the process as it was."""
-    gc.unfreeze()
-    if was_enabled:
-        gc.enable()

@@ -27,7 +27,8 @@ import sinelstm  # noqa: F401
 from sinelstm import graph_cpu
 from sinelstm.flat import FlatState, LAYOUT
 from sinelstm.names import GRAPH_IMPL  # noqa: F401  (strategy imports it here)
-from sinelstm.updaters import Updater, set_lr, shard
+from sinelstm.recipes import lr_at
+from sinelstm.updaters import Step, Updater, set_lr, shard
 
 # Window offsets are drawn on the host and uploaded this many updates at a
 # time: the graph reads update k's from device memory.
@@ -87,12 +88,12 @@ class GraphUpdater:
             self.hs = np.empty((B, T, self.n), np.float32)
             self.dy = np.empty((B, T), np.float32)
             self._loss = float("nan")
+            # SGD has no moments: the step loop is given empty arrays.
+            self._m, self._v = (self.flat.m, self.flat.v) if self.adam else (self.flat.grads[:0],) * 2
 
     # -- the learning rate, as the eager path sets it ---------------------------
     def lr_at(self, k: int) -> float:
-        if not self.decay:
-            return self.peak
-        return self.peak * math.exp(self.log_ratio * min(max(k, 0), self.decay) / self.decay)
+        return lr_at(self.recipe, k, self.peak) if self.recipe is not None else self.peak
 
     # -- phases (CPU: compiled loops; GPU: one captured graph each) ------------
     def phases(self):
@@ -121,9 +122,7 @@ class GraphUpdater:
 
     def _cpu_optimize(self, step):
         f = self.flat
-        zeros = f.grads[:0]
-        graph_cpu.step(f.params, f.grads, f.m if self.adam else zeros, f.v if self.adam else zeros,
-                       1.0 / self.size, self.clip, self.lr_at(self.k), self.k + 1, self.beta1, self.beta2,
+        graph_cpu.step(f.params, f.grads, self._m, self._v, 1.0 / self.size, self.clip, self.lr_at(self.k), self.k + 1, self.beta1, self.beta2,
                        self.eps, self.adam)
         self.k += 1
 
@@ -133,11 +132,12 @@ class GraphUpdater:
             self._gpu.replay()
             self.k += 1
             return None
-        from sinelstm.updaters import Step
-
         step = Step()
-        for _, phase in self.phases():
-            phase(step)
+        self._cpu_data(step)
+        self._cpu_forward(step)
+        self._cpu_backward(step)
+        self._cpu_communicate(step)
+        self._cpu_optimize(step)
         return None
 
     def loss_value(self, losses=None) -> float:
@@ -197,7 +197,6 @@ class _GpuGraphs:
                 self._warm_nccl()
             self.whole = self._capture([op for _, op in self.OPS])
             self.graphs = {name: self._capture([op]) for name, op in self.OPS}
-        self.refilled_for = -1
 
     def _warm_nccl(self):
         """One real all-reduce of the gradient buffer's size and type before
@@ -273,11 +272,9 @@ class _GpuGraphs:
     def _refill(self):
         """Update k's window offsets must be in device memory before its
         replay: every CHUNK updates, draw the next CHUNK batches."""
-        k = self.up.k
-        if k % CHUNK == 0 and self.refilled_for != k:
+        if self.up.k % CHUNK == 0:
             host = np.stack([next(self.up.iterator) for _ in range(CHUNK)])
             self.offs.set(host)  # synchronous: earlier replays have read theirs
-            self.refilled_for = k
 
     def replay(self):
         self._refill()

@@ -11,7 +11,6 @@ generates the sine. Evaluation is timed apart from training, so that time to
 quality counts training only, as MLPerf's time-to-train excludes its
 evaluations; a non-finite loss stops the run as diverged.
 """
-import gc
 import math
 import time
 from dataclasses import dataclass
@@ -103,12 +102,8 @@ class _Clock:
 
 
 def _timed_loop(cfg, updater, strategy) -> TrainResult:
-    was_enabled = gc.isenabled()
-    gcpause.start()
-    try:
+    with gcpause.timing():
         return _timed_updates(cfg, updater, strategy)
-    finally:
-        gcpause.end(was_enabled)
 
 
 def _timed_updates(cfg, updater, strategy) -> TrainResult:
