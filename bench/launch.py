@@ -89,7 +89,7 @@ def python_command(module: str, *args, ranks: int = 0) -> list:
 
 
 def verify_in_subprocess(device_set, impl: str, updates: int, recipe: str, precision: str = PRECISIONS[0],
-                         strategy: str = "chainermn", optimizer: str = "sgd"):
+                         strategy: str = "chainermn", optimizer: str = "sgd", n_units: int = 5):
     """``sinebench verify`` in processes of its own: an MPI job of
     :mod:`sinelstm.verify` with one rank per device for ``chainermn``, one
     process for ``single-process`` (a precision other than the command's
@@ -104,7 +104,7 @@ def verify_in_subprocess(device_set, impl: str, updates: int, recipe: str, preci
 
     ranks = device_set.n_devices if strategy == STRATEGIES[1] else 0
     cmd = python_command("sinelstm.verify", device_set.spec, impl, updates, recipe, precision, strategy, optimizer,
-                         ranks=ranks)
+                         n_units, ranks=ranks)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(precision), cwd=PROJECT_ROOT,
                           timeout=600)
     for line in proc.stdout.splitlines():
@@ -113,4 +113,4 @@ def verify_in_subprocess(device_set, impl: str, updates: int, recipe: str, preci
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
     return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=strategy, impl=impl,
                         updates=updates, max_diff=float("inf"), recipe=recipe, optimizer=optimizer, error=tail[0],
-                        tolerance=tolerance(precision), precision=precision)
+                        tolerance=tolerance(precision), precision=precision, units=n_units)

@@ -4,10 +4,16 @@ in this process when it can (``single-process`` in fp32, unless this process
 was started with ``CUPY_TF32=1``), otherwise in processes of its own:
 ``chainermn`` needs one MPI rank per device, and a precision is fixed for the
 life of a process (:mod:`sinelstm.precision`).
-Each precision has its own tolerance (:func:`sinelstm.precision.tolerance`)."""
+Each precision has its own tolerance (:func:`sinelstm.precision.tolerance`).
+``graph`` on a GPU is checked at two widths, one for each of its compiled
+paths (the persistent kernels, and the captured cuBLAS products above
+``graph_cuda.MAX_UNITS``)."""
 import itertools
 
 from sinelstm.names import GRAPH_IMPL, PRECISIONS, STRATEGIES
+
+UNITS = 5  # verify_config's width
+GEMM_UNITS = 96  # a width above graph_cuda.MAX_UNITS: the graph path's cuBLAS products
 
 
 def default_sets() -> str:
@@ -53,11 +59,12 @@ def combinations(sets, strategies, impls, recipes, precisions, optimizers=("sgd"
             continue
         if ds.n_devices > 1 and im == GRAPH_IMPL and strat != STRATEGIES[1]:
             continue
-        checks.append((ds, strat, im, rec, prec, opt))
+        for units in ((UNITS, GEMM_UNITS) if im == GRAPH_IMPL and ds.is_gpu else (UNITS,)):
+            checks.append((ds, strat, im, rec, prec, opt, units))
     return checks, left_out
 
 
-def check(ds, strategy: str, impl: str, recipe: str, precision: str, optimizer: str, updates: int):
+def check(ds, strategy: str, impl: str, recipe: str, precision: str, optimizer: str, n_units: int, updates: int):
     from bench.launch import verify_in_subprocess
     from sinelstm.precision import process_precision
 
@@ -65,9 +72,9 @@ def check(ds, strategy: str, impl: str, recipe: str, precision: str, optimizer: 
     # precision is whatever CUPY_TF32 it was started with.
     here = precision == PRECISIONS[0] and (not ds.is_gpu or process_precision() == precision)
     if (strategy == STRATEGIES[1] and ds.n_devices > 1) or not here:
-        return verify_in_subprocess(ds, impl, updates, recipe, precision, strategy, optimizer)
+        return verify_in_subprocess(ds, impl, updates, recipe, precision, strategy, optimizer, n_units)
     from sinelstm.recipes import RECIPES
     from sinelstm.verify import verify, verify_config
 
     return verify(ds, strategy, verify_config(impl=impl, updates=updates, n_devices=ds.n_devices,
-                                              recipe=RECIPES[recipe], optimizer=optimizer))
+                                              recipe=RECIPES[recipe], optimizer=optimizer, n_units=n_units))

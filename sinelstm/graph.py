@@ -11,11 +11,15 @@ optimizer's moments live in flat buffers that the Chainer model and optimizer
 are re-pointed at (:mod:`sinelstm.flat`), so evaluation, checkpoints and
 ``verify`` read them as for any other implementation.
 
-The compiled path serves the sizes where fixed cost matters — n_units up to
-``graph_cuda.MAX_UNITS`` — and runs one device per process. Larger models
-are arithmetic-bound, where the eager path's cuBLAS products are the right
-tool; there :func:`make_graph_updater` returns the eager updater and says so
-in ``path``, which every run records.
+Two GPU paths, chosen by size (:func:`compiled_path`): up to
+``graph_cuda.MAX_UNITS`` the persistent kernels, where fixed cost is all
+that matters; above, :mod:`sinelstm.graph_gemm`, the same update as cuBLAS
+products and fused elementwise kernels per time step, still captured, so
+that the host's cost stays one launch and the all-reduce overlaps the last
+gradient products. Either runs one device per process. On the CPU, sizes
+above ``MAX_UNITS`` take the eager path (NumPy's BLAS does the work there);
+:func:`make_graph_updater` returns the eager updater and says so in
+``path``, which every run records.
 """
 import math
 import weakref
@@ -33,15 +37,18 @@ from sinelstm.updaters import Step, Updater, set_lr, shard
 # Window offsets are drawn on the host and uploaded this many updates at a
 # time: the graph reads update k's from device memory.
 CHUNK = 1024
-PATH_GPU, PATH_CPU, PATH_EAGER = "cuda-graph", "numba", "eager"
+PATH_GPU, PATH_GEMM, PATH_CPU, PATH_EAGER = "cuda-graph", "cuda-graph-gemm", "numba", "eager"
 
 
 def compiled_path(is_gpu: bool, n_units: int) -> str:
-    """Which path the ``graph`` implementation takes for this size."""
+    """Which path the ``graph`` implementation takes for this size: on a
+    GPU the persistent kernels up to ``graph_cuda.MAX_UNITS``, captured
+    cuBLAS products above; on the CPU the compiled loops up to the same
+    size, the eager path above (where NumPy's BLAS does the work)."""
     from sinelstm.graph_cuda import MAX_UNITS
 
     if n_units > MAX_UNITS:
-        return PATH_EAGER
+        return PATH_GEMM if is_gpu else PATH_EAGER
     return PATH_GPU if is_gpu else PATH_CPU
 
 
@@ -59,7 +66,7 @@ class GraphUpdater:
         self.model, self.optimizer, self.iterator, self.device, self.comm = model, optimizer, iterator, device, comm
         self.size, self.rank = (comm.size, comm.rank) if comm is not None else (1, 0)
         self.is_gpu = device.xp is not np
-        self.path = PATH_GPU if self.is_gpu else PATH_CPU
+        self.path = compiled_path(self.is_gpu, model.n_units)
         self.flat = FlatState(model, optimizer, device.xp)
         self.n = model.n_units
         self.batch_global = iterator.batchsize
@@ -79,7 +86,12 @@ class GraphUpdater:
         self.k = 0  # updates done (the device keeps its own count on a GPU)
         self.offsets_o = np.array([self.flat.start(name) for name, _ in LAYOUT], np.int64)
         if self.is_gpu:
-            self._gpu = _GpuGraphs(self, series)
+            if self.path == PATH_GPU:
+                self._gpu = PersistentGraphs(self, series)
+            else:
+                from sinelstm.graph_gemm import GemmGraphs
+
+                self._gpu = GemmGraphs(self, series)
         else:
             self.series = np.ascontiguousarray(series, dtype=np.float32)
             T, B, G = self.seqlen, self.batch, 4 * self.n
@@ -161,13 +173,18 @@ class GraphUpdater:
         set_lr(self.optimizer, self.lr_at(self.k - 1) if self.k else self.peak)
 
 
-class _GpuGraphs:
-    """The device buffers, the four kernels and their captured graphs."""
+class GpuGraphs:
+    """What both GPU paths share: the update counter and window offsets in
+    device memory, the NCCL communicator, capture and replay. A path adds its
+    buffers (``setup``) and its recorded operations, named per phase in
+    ``OPS`` (and ``WHOLE``, the operations of the whole update, where they
+    differ from the phases' in order)."""
+
+    OPS: tuple = ()
+    WHOLE: tuple | None = None
 
     def __init__(self, up: GraphUpdater, series):
         import cupy
-
-        from sinelstm.graph_cuda import kernels, threads_per_sequence
 
         # A weak reference: no cycle between the updater and its graphs, so
         # that they are freed the moment the updater is dropped — on every
@@ -176,27 +193,23 @@ class _GpuGraphs:
         # all-reduce's graph then hangs its peers).
         self.up, self.cupy = weakref.proxy(up), cupy
         with up.device.device:
-            self.k = kernels(up.n)
-            self.threads = threads_per_sequence(up.n)
-            T, B, G, n = up.seqlen, up.batch, 4 * up.n, up.n
             self.series = cupy.asarray(series, dtype=cupy.float32)
             self.offs = cupy.zeros((CHUNK, up.batch_global), cupy.int64)
             self.counter = cupy.zeros(1, cupy.int32)
             self.loss = cupy.zeros(1, cupy.float32)
-            self.duv = cupy.zeros(2 * G, cupy.float32)
-            self.act = cupy.empty((B, T, G), cupy.float32)
-            self.cs = cupy.empty((B, T, n), cupy.float32)
-            self.hs = cupy.empty((B, T, n), cupy.float32)
-            self.dy = cupy.empty((B, T), cupy.float32)
             self.nccl = None
             if up.comm is not None:
                 up.comm._init_comms()  # ChainerMN creates its NCCL communicator lazily
                 self.nccl = up.comm.nccl_comm
             self.capture_stream = cupy.cuda.Stream(non_blocking=True)
+            self.setup()
             if self.nccl is not None:
                 self._warm_nccl()
-            self.whole = self._capture([op for _, op in self.OPS])
+            self.whole = self._capture(self.WHOLE or [op for _, op in self.OPS])
             self.graphs = {name: self._capture([op]) for name, op in self.OPS}
+
+    def setup(self):
+        """The path's kernels and buffers (on the updater's device)."""
 
     def _warm_nccl(self):
         """One real all-reduce of the gradient buffer's size and type before
@@ -209,11 +222,6 @@ class _GpuGraphs:
         scratch = self.cupy.zeros_like(self.up.flat.grads)
         self.nccl.allReduce(scratch.data.ptr, scratch.data.ptr, scratch.size, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, s.ptr)
         s.synchronize()
-
-    # Each phase's operations, by method name (bound methods kept on self
-    # would make a reference cycle).
-    OPS = (("data", "_zero"), ("forward", "_forward"), ("backward", "_backward"), ("communication", "_allreduce"),
-           ("optimizer", "_step"))
 
     def _capture(self, ops):
         s = self.capture_stream
@@ -228,45 +236,18 @@ class _GpuGraphs:
         s.synchronize()
         return graph
 
-    # the recorded operations (each takes the capturing stream)
-    def _zero(self, s):
-        rt = self.cupy.cuda.runtime
-        for buf in (self.up.flat.grads, self.duv, self.loss):
-            rt.memsetAsync(buf.data.ptr, 0, buf.nbytes, s.ptr)
+    def _allreduce_range(self, buf, start, stop, stream):
+        """Sum ``buf[start:stop]`` over the ranks, in place, on ``stream``."""
+        from cupy.cuda import nccl
+
+        ptr = buf.data.ptr + start * buf.itemsize
+        self.nccl.allReduce(ptr, ptr, stop - start, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, stream.ptr)
 
     def _common(self):
+        """Where the kernels find update k's windows."""
         up = self.up
         return (self.series, self.offs, self.counter, np.int32(CHUNK), np.int32(up.batch_global),
                 np.int32(up.rank * up.batch), np.int32(up.seqlen))
-
-    def _forward(self, s):
-        up = self.up
-        self.k["lstm_forward"]((up.batch,), (self.threads,), self._common() + (
-            np.int32(up.burn_in), np.float32(1.0 / up.batch), up.flat.params, self.act, self.cs, self.hs, self.dy,
-            self.loss), stream=s)
-
-    def _backward(self, s):
-        up = self.up
-        self.k["lstm_backward"]((up.batch,), (self.threads,), self._common() + (
-            up.flat.params, up.flat.grads, self.duv, self.act, self.cs, self.hs, self.dy), stream=s)
-        self.k["lstm_finish"]((1,), (256,), (up.flat.params, up.flat.grads, self.duv), stream=s)
-
-    def _allreduce(self, s):
-        if self.nccl is None:
-            return
-        from cupy.cuda import nccl
-
-        g = self.up.flat.grads
-        self.nccl.allReduce(g.data.ptr, g.data.ptr, g.size, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, s.ptr)
-
-    def _step(self, s):
-        up, f = self.up, self.up.flat
-        m = f.m if up.adam else f.grads
-        v = f.v if up.adam else f.grads
-        self.k["optimizer_step"]((1,), (1024,), (
-            f.params, f.grads, m, v, self.counter, np.float32(1.0 / up.size), np.float32(up.clip),
-            np.float64(up.peak), np.float64(up.log_ratio), np.int32(up.decay), np.float64(up.beta1),
-            np.float64(up.beta2), np.float32(up.eps), np.int32(1 if up.adam else 0)), stream=s)
 
     # replay
     def _refill(self):
@@ -292,6 +273,59 @@ class _GpuGraphs:
                     self.up.k += 1
             return phase
         return [(name, run(name)) for name, _ in self.OPS]
+
+
+class PersistentGraphs(GpuGraphs):
+    """Small models: the four persistent kernels of :mod:`sinelstm.graph_cuda`."""
+
+    # Each phase's operations, by method name (bound methods kept on self
+    # would make a reference cycle).
+    OPS = (("data", "_zero"), ("forward", "_forward"), ("backward", "_backward"), ("communication", "_allreduce"),
+           ("optimizer", "_step"))
+
+    def setup(self):
+        from sinelstm.graph_cuda import kernels, threads_per_sequence
+
+        cupy, up = self.cupy, self.up
+        self.k = kernels(up.n)
+        self.threads = threads_per_sequence(up.n)
+        T, B, G, n = up.seqlen, up.batch, 4 * up.n, up.n
+        self.duv = cupy.zeros(2 * G, cupy.float32)
+        self.act = cupy.empty((B, T, G), cupy.float32)
+        self.cs = cupy.empty((B, T, n), cupy.float32)
+        self.hs = cupy.empty((B, T, n), cupy.float32)
+        self.dy = cupy.empty((B, T), cupy.float32)
+
+    # the recorded operations (each takes the capturing stream)
+    def _zero(self, s):
+        rt = self.cupy.cuda.runtime
+        for buf in (self.up.flat.grads, self.duv, self.loss):
+            rt.memsetAsync(buf.data.ptr, 0, buf.nbytes, s.ptr)
+
+    def _forward(self, s):
+        up = self.up
+        self.k["lstm_forward"]((up.batch,), (self.threads,), self._common() + (
+            np.int32(up.burn_in), np.float32(1.0 / up.batch), up.flat.params, self.act, self.cs, self.hs, self.dy,
+            self.loss), stream=s)
+
+    def _backward(self, s):
+        up = self.up
+        self.k["lstm_backward"]((up.batch,), (self.threads,), self._common() + (
+            up.flat.params, up.flat.grads, self.duv, self.act, self.cs, self.hs, self.dy), stream=s)
+        self.k["lstm_finish"]((1,), (256,), (up.flat.params, up.flat.grads, self.duv), stream=s)
+
+    def _allreduce(self, s):
+        if self.nccl is not None:
+            self._allreduce_range(self.up.flat.grads, 0, self.up.flat.grads.size, s)
+
+    def _step(self, s):
+        up, f = self.up, self.up.flat
+        m = f.m if up.adam else f.grads
+        v = f.v if up.adam else f.grads
+        self.k["optimizer_step"]((1,), (1024,), (
+            f.params, f.grads, m, v, self.counter, np.float32(1.0 / up.size), np.float32(up.clip),
+            np.float64(up.peak), np.float64(up.log_ratio), np.int32(up.decay), np.float64(up.beta1),
+            np.float64(up.beta2), np.float32(up.eps), np.int32(1 if up.adam else 0)), stream=s)
 
 
 def make_graph_updater(model, optimizer, iterator, series, device, *, recipe, lr, comm=None, **settings):

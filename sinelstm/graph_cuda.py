@@ -30,7 +30,8 @@ up there, so nothing changes between replays but memory the kernels own.
 # exceed an SM's 64K registers. 64 fits (167 a thread, no spills).
 MAX_UNITS = 64
 
-_SOURCE = r"""
+HEADER = r"""
+
 #define G (4 * N)
 // Parameter offsets in the flat buffers (sinelstm.flat.LAYOUT).
 #define O_W1 0
@@ -48,7 +49,9 @@ __device__ __forceinline__ long long window_start(const long long* offs, const i
                                                   int batch_global, int shard0, int b) {
     return offs[(long long)(*counter % chunk) * batch_global + shard0 + b];
 }
+"""
 
+_SOURCE = HEADER + r"""
 // One block per sequence, blockDim.x >= G (a multiple of 32).
 extern "C" __global__ void lstm_forward(
         const float* __restrict__ series, const long long* __restrict__ offs, const int* __restrict__ counter,

@@ -50,10 +50,12 @@ class VerifyResult:
     error: str = ""  # why the check could not run, if it could not
     hosts: str = ""  # where the device set's processes ran: 'a+b' across two nodes
     precision: str = PRECISIONS[0]
+    units: int = 5  # n_units
 
     def line(self) -> str:
         """The result as ``sinebench verify`` prints it."""
-        return (f"{self.spec:<12} {self.strategy:<15} {self.impl:<10} {self.recipe:<8} {self.precision:<5} vs "
+        return (f"{self.spec:<12} {self.strategy:<15} {self.impl:<10} {'n' + str(self.units):<4} {self.recipe:<8} "
+                f"{self.precision:<5} vs "
                 f"{self.reference:<4} {self.updates} {self.optimizer.upper()} updates: max |dparam| = "
                 f"{self.max_diff:.3g}  {'PASS' if self.passed else 'FAIL'} (tolerance {self.tolerance:g} for "
                 f"{self.precision})" + (f"  hosts: {self.hosts}" if "+" in self.hosts else "")
@@ -114,11 +116,12 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     return VerifyResult(spec=device_set.spec, strategy=strategy.name, impl=cfg.impl, updates=cfg.budget.updates,
                         reference=device_set.first_spec + ("" if ref_impl == cfg.impl else f" {ref_impl}"),
                         max_diff=max_param_diff(params, reference), recipe=cfg.recipe.name, optimizer=cfg.optimizer,
-                        hosts=strategy.hosts, tolerance=precisions.tolerance(cfg.precision), precision=cfg.precision)
+                        hosts=strategy.hosts, tolerance=precisions.tolerance(cfg.precision), precision=cfg.precision,
+                        units=cfg.n_units)
 
 
 def main(argv=None):
-    """``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE [PRECISION [STRATEGY [OPTIMIZER]]]``: one MPI
+    """``python -m sinelstm.verify DEVICES IMPL UPDATES RECIPE [PRECISION [STRATEGY [OPTIMIZER [UNITS]]]]``: one MPI
     rank of ``chainermn`` (the default), or a whole ``single-process`` check in a process of its own (the
     precision is the process's, from its environment)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -126,10 +129,11 @@ def main(argv=None):
     precision = args[4] if len(args) > 4 else PRECISIONS[0]
     strategy = args[5] if len(args) > 5 else STRATEGIES[1]
     optimizer = args[6] if len(args) > 6 else "sgd"
+    n_units = int(args[7]) if len(args) > 7 else 5
     # Under MPI each rank checks its own GPU: the others may be on other hosts.
     device_set = parse_device_set(spec, check=strategy != STRATEGIES[1])
     cfg = verify_config(impl=impl, updates=int(updates), n_devices=device_set.n_devices, recipe=RECIPES[recipe],
-                        optimizer=optimizer, precision=precision)
+                        optimizer=optimizer, precision=precision, n_units=n_units)
     result = verify(device_set, strategy, cfg)
     if result is not None:
         print(RESULT_PREFIX + json.dumps(asdict(result)), flush=True)

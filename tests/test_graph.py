@@ -13,7 +13,7 @@ import sinelstm  # noqa: F401
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.devices import parse_device_set
 from sinelstm.flat import FlatState, offsets
-from sinelstm.graph import PATH_CPU, PATH_EAGER, PATH_GPU, compiled_path
+from sinelstm.graph import PATH_CPU, PATH_EAGER, PATH_GEMM, PATH_GPU, compiled_path
 from sinelstm.graph_cuda import MAX_UNITS
 from sinelstm.recipes import RECIPES
 from sinelstm.strategy import SingleProcess
@@ -84,10 +84,11 @@ def test_model_and_optimizer_are_views_of_the_flat_buffers():
 def test_the_path_follows_the_size():
     assert compiled_path(False, 5) == PATH_CPU
     assert compiled_path(True, MAX_UNITS) == PATH_GPU
-    assert compiled_path(True, MAX_UNITS + 1) == compiled_path(False, MAX_UNITS + 1) == PATH_EAGER
+    assert compiled_path(True, MAX_UNITS + 1) == PATH_GEMM
+    assert compiled_path(False, MAX_UNITS + 1) == PATH_EAGER
 
 
-def test_a_large_model_runs_eagerly_and_says_so():
+def test_a_large_model_runs_eagerly_on_the_cpu_and_says_so():
     cfg = TrainConfig(n_units=MAX_UNITS + 1, recipe=RECIPES["article"], impl="graph", eval_every=5,
                       budget=Budget(updates=5, warmup=0))
     assert train(cfg, CPU).path == PATH_EAGER
@@ -118,12 +119,25 @@ def test_one_process_per_cpu_equals_eager():
     assert proc.stdout.count("PASS") == 2
 
 
+def test_verify_checks_both_gpu_paths_of_graph():
+    """n_units 5 (persistent kernels) and 96 (captured cuBLAS) on a GPU set;
+    the CPU has one compiled path."""
+    from bench.verifying import combinations
+
+    gpu, cpu = parse_device_set("0+1", check=False), parse_device_set("cpu+cpu")
+    checks, _ = combinations([gpu, cpu], ["chainermn"], ["graph", "sinebench"], ["article"], ["fp32"])
+    units = sorted((ds.spec, im, combo[-1]) for ds, _, im, *combo in checks)
+    assert units == [("0+1", "graph", 5), ("0+1", "graph", 96), ("0+1", "sinebench", 5),
+                     ("cpu+cpu", "graph", 5), ("cpu+cpu", "sinebench", 5)]
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("recipe", ["article", "quality_small"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_captured_gpu_update_equals_eager(recipe, optimizer):
-    res = verify(parse_device_set("0"), "single-process",
-                 verify_config(impl="graph", n_devices=1, recipe=RECIPES[recipe], optimizer=optimizer))
+@pytest.mark.parametrize("n_units", [5, 96])  # the persistent kernels; the captured cuBLAS products
+def test_captured_gpu_update_equals_eager(recipe, optimizer, n_units):
+    res = verify(parse_device_set("0"), "single-process", verify_config(
+        impl="graph", n_devices=1, recipe=RECIPES[recipe], optimizer=optimizer, n_units=n_units))
     assert res.passed, res
 
 
@@ -134,4 +148,4 @@ def test_captured_all_reduce_equals_eager_on_two_gpus():
                            "chainermn", "--impl", "graph", "--optimizer", "sgd,adam"], capture_output=True,
                           text=True, env=cli_env(), cwd=PROJECT_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("PASS") == 2
+    assert proc.stdout.count("PASS") == 4  # two optimizers, two widths

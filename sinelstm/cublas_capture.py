@@ -1,0 +1,90 @@
+"""cuBLAS matrix products that a CUDA graph can capture.
+
+cuBLAS supports stream capture (given a workspace of its own, set with
+``cublasSetWorkspace``), but CuPy 14's bindings refuse it: every call first
+sets the handle's stream and raises when that stream is capturing (cupy
+issue 6290). So this module calls the library CuPy has already loaded
+directly, through ctypes, on a handle of its own whose stream and workspace
+are set once, before capture: a captured product is then an ordinary graph
+node, replayed with the scalars (``alpha``, ``beta``) it was recorded with.
+
+Products are column-major, as in BLAS; :meth:`Blas.gemm` takes CuPy arrays'
+pointers and element offsets. The compute type follows the process's
+precision (:mod:`sinelstm.precision`): FP32, or TF32 tensor cores.
+"""
+import ctypes
+
+from sinelstm import precision
+
+OP_N, OP_T = 0, 1
+_CUDA_R_32F = 0
+_COMPUTE = {"fp32": 68, "tf32": 77}  # CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32
+_GEMM_DEFAULT = -1
+WORKSPACE_BYTES = 32 << 20  # cuBLAS's recommendation for Hopper
+
+
+def _library():
+    """The libcublas CuPy loaded (creating CuPy's handle loads it)."""
+    import cupy
+
+    cupy.cuda.device.get_cublas_handle()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if "libcublas.so" in path and "libcublasLt" not in path:
+                return ctypes.CDLL(path)
+    return ctypes.CDLL("libcublas.so")
+
+
+class CublasError(RuntimeError):
+    pass
+
+
+def _check(status: int, what: str):
+    if status != 0:
+        raise CublasError(f"{what} failed with cuBLAS status {status}")
+
+
+class Blas:
+    """A cuBLAS handle on the current device, bound to ``stream`` with its
+    own workspace; :meth:`gemm` may be called while ``stream`` captures."""
+
+    def __init__(self, stream, precision_name: str | None = None):
+        import cupy
+
+        self.lib = lib = _library()
+        lib.cublasGemmEx.argtypes = [
+            ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+            ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        handle = ctypes.c_void_p()
+        _check(lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate")
+        self.handle = handle
+        self.workspace = cupy.empty(WORKSPACE_BYTES, cupy.uint8)
+        _check(lib.cublasSetStream_v2(handle, ctypes.c_void_p(stream.ptr)), "cublasSetStream")
+        _check(lib.cublasSetWorkspace_v2(handle, ctypes.c_void_p(self.workspace.data.ptr),
+                                         ctypes.c_size_t(WORKSPACE_BYTES)), "cublasSetWorkspace")
+        self.compute = _COMPUTE[precision_name or precision.process_precision()]
+        self._one, self._zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
+
+    def gemm(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, beta=0.0):
+        """C (m x n) = op(A) op(B) [+ C], column-major; ``a``, ``b``, ``c``
+        are device pointers (ints)."""
+        # Host scalars: read when the call is made, so a captured product
+        # keeps the values it was recorded with.
+        beta_ref = self._one if beta else self._zero
+        _check(self.lib.cublasGemmEx(
+            self.handle, transa, transb, m, n, k, ctypes.addressof(self._one), a, _CUDA_R_32F, lda,
+            b, _CUDA_R_32F, ldb, ctypes.addressof(beta_ref), c, _CUDA_R_32F, ldc,
+            self.compute, _GEMM_DEFAULT), "cublasGemmEx")
+
+    def close(self):
+        if self.handle is not None:
+            self.lib.cublasDestroy_v2(self.handle)
+            self.handle = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone
+            pass

@@ -1,0 +1,351 @@
+"""The ``graph`` implementation above ``graph_cuda.MAX_UNITS``: the update as
+cuBLAS products and fused kernels, captured as one CUDA graph.
+
+At these sizes the arithmetic is matrix products, and cuBLAS does them well;
+what the eager path adds is the host's time to issue them (Chainer and CuPy
+calls, ~3 ms an update, which decides the time as soon as TF32 or several
+GPUs make the arithmetic fast) and memory traffic around them. Here the
+update is recorded once and replayed, with the products called through
+:mod:`sinelstm.cublas_capture` (CuPy refuses cuBLAS during capture). Per
+time step: one product and one fused elementwise kernel forward, one of each
+backward; the input projection's pre-activations are never stored (rank one:
+``x * u + v``, computed in the step kernel), the backward kernel overwrites
+the saved activations with the gate gradients in place, and the recurrent
+weights' gradient is one product over all steps at the end.
+
+With several GPUs (one process each) the all-reduce is captured too, on a
+second stream, and overlaps the last products: the input projection's
+gradients are rank one, so the ranks sum its two vectors (``du``, ``dv``,
+8n floats) rather than its (4n, n) matrix, then the recurrent weights'
+gradient in four slices, each sent while the next is computed.
+
+Buffers are time-major, ``(T, B, ...)``, so that every product's operand is
+one contiguous matrix; products are written column-major (BLAS), so a
+row-major (r, c) array is a column-major (c, r) one.
+"""
+import numpy as np
+
+from sinelstm.cublas_capture import OP_N, OP_T, Blas
+from sinelstm.graph import GpuGraphs
+from sinelstm.graph_cuda import HEADER
+
+# Slices of the recurrent weights' gradient, each all-reduced while the
+# next is computed.
+COMM_SLICES = 4
+_BLOCK = 256
+
+_SOURCE = HEADER + r"""
+extern "C" __global__ void gemm_gather(
+        const float* __restrict__ series, const long long* __restrict__ offs, const int* __restrict__ counter,
+        int chunk, int batch_global, int shard0, int T, int B, float* __restrict__ xin, float* __restrict__ tgt) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)T * B) return;
+    const int t = (int)(i / B), b = (int)(i - (long long)t * B);
+    const long long start = window_start(offs, counter, chunk, batch_global, shard0, b);
+    xin[i] = series[start + t];
+    tgt[i] = series[start + t + 1];
+}
+
+// One thread per (sequence b, unit j): gates = x*u + v + b_up (+ h W^T, the
+// product already in act_t), then the cell; act_t is overwritten with the
+// activations (a, i, f, o) that backward reads.
+extern "C" __global__ void gemm_forward_step(
+        const float* __restrict__ xin_t, const float* __restrict__ uv, const float* __restrict__ p,
+        float* __restrict__ act_t, const float* __restrict__ c_prev, float* __restrict__ c_t,
+        float* __restrict__ h_t, int B, int first) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)B * N) return;
+    const int b = (int)(i / N), j = (int)(i - (long long)b * N);
+    const float x = xin_t[b];
+    const float4 pre = first ? make_float4(0.f, 0.f, 0.f, 0.f) : reinterpret_cast<const float4*>(act_t)[i];
+    const float4 u = reinterpret_cast<const float4*>(uv)[j];
+    const float4 v = reinterpret_cast<const float4*>(uv + G)[j];
+    const float* bu = p + O_BUP + 4 * j;
+    const float a = tanhf(x * u.x + v.x + bu[0] + pre.x);
+    const float in = sig(x * u.y + v.y + bu[1] + pre.y);
+    const float f = sig(x * u.z + v.z + bu[2] + pre.z);
+    const float o = sig(x * u.w + v.w + bu[3] + pre.w);
+    const float c = first ? a * in : a * in + f * c_prev[i];
+    c_t[i] = c;
+    h_t[i] = o * tanhf(c);
+    reinterpret_cast<float4*>(act_t)[i] = make_float4(a, in, f, o);
+}
+
+// One warp per (step, sequence): the output, the loss's gradient dy, and
+// per block one atomic for the loss and one for the output bias's gradient.
+extern "C" __global__ void gemm_output_loss(
+        const float* __restrict__ hs, const float* __restrict__ tgt, const float* __restrict__ p,
+        float* __restrict__ dy, float* __restrict__ loss, float* __restrict__ g, int T, int B, int burn_in,
+        float inv_b) {
+    __shared__ float red_l[32], red_d[32];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + warp;
+    float sq = 0.f, d = 0.f;
+    if (row < (long long)T * B) {
+        float y = 0.f;
+        for (int k = lane; k < N; k += 32) y += p[O_W3 + k] * hs[row * N + k];
+        #pragma unroll
+        for (int m = 16; m > 0; m >>= 1) y += __shfl_xor_sync(0xffffffffu, y, m);
+        y += p[O_B3];
+        if ((int)(row / B) >= burn_in) {
+            const float e = y - tgt[row];
+            sq = e * e;
+            d = 2.f * e * inv_b;
+        }
+        if (lane == 0) dy[row] = d;
+    }
+    if (lane == 0) { red_l[warp] = sq; red_d[warp] = d; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float sl = 0.f, sd = 0.f;
+        for (int w = 0; w < (int)(blockDim.x >> 5); ++w) { sl += red_l[w]; sd += red_d[w]; }
+        atomicAdd(loss, sl * inv_b);
+        atomicAdd(&g[O_B3], sd);
+    }
+}
+
+// One thread per (b, j), as chainer.functions.lstm's backward: act_t's
+// activations are replaced by the gate gradients; dc carries the cell's.
+extern "C" __global__ void gemm_backward_step(
+        float* __restrict__ act_t, const float* __restrict__ c_t, const float* __restrict__ c_prev,
+        const float* __restrict__ dy_t, const float* __restrict__ p, const float* __restrict__ dhn,
+        float* __restrict__ dc, int B, int first, int last) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)B * N) return;
+    const int b = (int)(i / N), j = (int)(i - (long long)b * N);
+    const float4 g4 = reinterpret_cast<const float4*>(act_t)[i];
+    const float a = g4.x, in = g4.y, f = g4.z, o = g4.w;
+    const float tc = tanhf(c_t[i]);
+    const float dh = dy_t[b] * p[O_W3 + j] + (last ? 0.f : dhn[i]);
+    const float dct = dh * o * (1.f - tc * tc) + (last ? 0.f : dc[i]);
+    const float cp = first ? 0.f : c_prev[i];
+    reinterpret_cast<float4*>(act_t)[i] = make_float4(dct * in * (1.f - a * a), dct * a * in * (1.f - in),
+                                                      dct * cp * f * (1.f - f), dh * tc * o * (1.f - o));
+    dc[i] = dct * f;
+}
+
+// The input projection's (4n, n) gradient from du, dv: rank two.
+extern "C" __global__ void gemm_finish(const float* __restrict__ p, float* __restrict__ g,
+                                       const float* __restrict__ duv) {
+    const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e < (long long)G * N) {
+        const int r = (int)(e / N), k = (int)(e - (long long)r * N);
+        g[O_WUP + e] = duv[r] * p[O_W1 + k] + duv[G + r] * p[O_B1 + k];
+    }
+    if (e < G) g[O_BUP + e] = duv[G + e];
+}
+
+extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float scale, float* __restrict__ norm) {
+    __shared__ float red[32];
+    float sq = 0.f;
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
+         e += (long long)gridDim.x * blockDim.x) {
+        const float ge = g[e] * scale;
+        sq += ge * ge;
+    }
+    #pragma unroll
+    for (int m = 16; m > 0; m >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, m);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = sq;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float s = 0.f;
+        for (int w = 0; w < (int)(blockDim.x >> 5); ++w) s += red[w];
+        atomicAdd(norm, s);
+    }
+}
+
+// As graph_cuda's optimizer_step, over the whole grid; the count is a
+// separate kernel, after every block has read it.
+extern "C" __global__ void gemm_optimizer(
+        float* __restrict__ p, float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
+        const int* __restrict__ counter, const float* __restrict__ norm, float scale, float clip, double peak,
+        double log_ratio, int decay, double beta1, double beta2, float eps, int adam) {
+    const int k = *counter;
+    const float rate = clip > 0.f ? fminf(clip / sqrtf(*norm), 1.f) : 1.f;
+    const double lr = decay > 0 ? peak * exp(log_ratio * (double)min(k, decay) / (double)decay) : peak;
+    const double t = (double)(k + 1);
+    const float step = adam ? (float)(lr * sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t))) : (float)lr;
+    const float b1 = (float)(1.0 - beta1), b2 = (float)(1.0 - beta2);
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
+         e += (long long)gridDim.x * blockDim.x) {
+        const float ge = (g[e] * scale) * rate;
+        g[e] = ge;
+        if (adam) {
+            const float me = m[e] + b1 * (ge - m[e]);
+            const float ve = v[e] + b2 * (ge * ge - v[e]);
+            m[e] = me;
+            v[e] = ve;
+            p[e] -= step * me / (sqrtf(ve) + eps);
+        } else {
+            p[e] -= step * ge;
+        }
+    }
+}
+
+extern "C" __global__ void gemm_count(int* counter) { *counter += 1; }
+"""
+
+_NAMES = ("gemm_gather", "gemm_forward_step", "gemm_output_loss", "gemm_backward_step", "gemm_finish",
+          "gemm_sqnorm", "gemm_optimizer", "gemm_count")
+
+
+def kernels(n_units: int) -> dict:
+    import cupy
+
+    module = cupy.RawModule(code=_SOURCE, options=("-std=c++14", f"-DN={n_units}"))
+    return {name: module.get_function(name) for name in _NAMES}
+
+
+def _blocks(n: int) -> tuple:
+    return (max(1, -(-n // _BLOCK)),)
+
+
+class GemmGraphs(GpuGraphs):
+    """The captured update for n_units above the persistent kernels' limit."""
+
+    OPS = (("data", "_data"), ("forward", "_forward"), ("backward", "_backward"), ("communication", "_allreduce"),
+           ("optimizer", "_step"))
+
+    @property
+    def WHOLE(self):
+        # With peers, the all-reduce runs inside backward, overlapped.
+        return ("_data", "_forward", "_backward_overlapped", "_step") if self.nccl is not None else None
+
+    def setup(self):
+        cupy, up = self.cupy, self.up
+        T, B, n = up.seqlen, up.batch, up.n
+        G, R = 4 * n, T * B
+        self.k = kernels(n)
+        self.blas = Blas(self.capture_stream)
+        self.side = cupy.cuda.Stream(non_blocking=True)  # the all-reduce's, overlapping backward
+        self.act = cupy.empty((T, B, G), cupy.float32)  # pre-activations -> activations -> gate gradients
+        self.cs = cupy.empty((T, B, n), cupy.float32)
+        self.hs = cupy.empty((T, B, n), cupy.float32)
+        self.x1 = cupy.ones((2, R), cupy.float32)  # row 0: the inputs (gathered); row 1: ones (for dv)
+        self.tgt = cupy.empty(R, cupy.float32)
+        self.dy = cupy.empty(R, cupy.float32)
+        self.uv = cupy.empty(2 * G, cupy.float32)  # u = W_up w1, v = W_up b1
+        self.duv = cupy.empty(2 * G, cupy.float32)  # their gradients
+        self.dhn = cupy.empty((B, n), cupy.float32)
+        self.dc = cupy.empty((B, n), cupy.float32)
+        self.norm = cupy.zeros(1, cupy.float32)
+
+    # pointers
+    def _p(self, name, offset=0):
+        f = self.up.flat
+        return f.params.data.ptr + 4 * (f.start(name) + offset)
+
+    def _g(self, name, offset=0):
+        f = self.up.flat
+        return f.grads.data.ptr + 4 * (f.start(name) + offset)
+
+    @staticmethod
+    def _at(buf, offset):
+        return buf.data.ptr + 4 * offset
+
+    # the recorded operations (each takes the capturing stream)
+    def _data(self, s):
+        up, rt = self.up, self.cupy.cuda.runtime
+        rt.memsetAsync(self.loss.data.ptr, 0, 4, s.ptr)
+        rt.memsetAsync(self.norm.data.ptr, 0, 4, s.ptr)
+        rt.memsetAsync(self._g("/l3/b"), 0, 4, s.ptr)
+        if up.seqlen == 1:  # no recurrent product: its gradient stays zero
+            rt.memsetAsync(self._g("/l2/lateral/W"), 0, 4 * 4 * up.n * up.n, s.ptr)
+        R = up.seqlen * up.batch
+        self.k["gemm_gather"](_blocks(R), (_BLOCK,), self._common() + (np.int32(up.batch), self.x1, self.tgt),
+                              stream=s)
+
+    def _forward(self, s):
+        up, blas = self.up, self.blas
+        T, B, n = up.seqlen, up.batch, up.n
+        G = 4 * n
+        blas.gemm(OP_T, OP_N, G, 2, n, self._p("/l2/upward/W"), n, self._p("/l1/W"), n, self.uv.data.ptr, G)
+        for t in range(T):
+            if t:  # act[t] = hs[t-1] W_lat^T
+                blas.gemm(OP_T, OP_N, G, B, n, self._p("/l2/lateral/W"), n, self._at(self.hs, (t - 1) * B * n), n,
+                          self._at(self.act, t * B * G), G)
+            self.k["gemm_forward_step"](_blocks(B * n), (_BLOCK,), (
+                self.x1[0, t * B:], self.uv, up.flat.params, self.act[t], self.cs[t - 1] if t else self.cs[t],
+                self.cs[t], self.hs[t], np.int32(B), np.int32(t == 0)), stream=s)
+        warps = _BLOCK // 32
+        self.k["gemm_output_loss"]((-(-T * B // warps),), (_BLOCK,), (
+            self.hs, self.tgt, up.flat.params, self.dy, self.loss, up.flat.grads, np.int32(T), np.int32(B),
+            np.int32(up.burn_in), np.float32(1.0 / B)), stream=s)
+
+    def _backward(self, s):
+        self._backprop(s, overlap=False)
+
+    def _backward_overlapped(self, s):
+        self._backprop(s, overlap=True)
+
+    def _backprop(self, s, overlap):
+        up, blas = self.up, self.blas
+        T, B, n = up.seqlen, up.batch, up.n
+        G, R = 4 * n, T * B
+        for t in reversed(range(T)):
+            self.k["gemm_backward_step"](_blocks(B * n), (_BLOCK,), (
+                self.act[t], self.cs[t], self.cs[t - 1] if t else self.cs[t], self.dy[t * B:], up.flat.params,
+                self.dhn, self.dc, np.int32(B), np.int32(t == 0), np.int32(t == T - 1)), stream=s)
+            if t:  # dh for step t-1 = dg[t] W_lat
+                blas.gemm(OP_N, OP_N, n, B, G, self._p("/l2/lateral/W"), n, self._at(self.act, t * B * G), G,
+                          self.dhn.data.ptr, n)
+        # The output layer's weights: hs^T dy. The rank-one input projection:
+        # [du dv] = dg^T [x 1].
+        blas.gemm(OP_N, OP_N, n, 1, R, self.hs.data.ptr, n, self.dy.data.ptr, R, self._g("/l3/W"), n)
+        blas.gemm(OP_N, OP_N, G, 2, R, self.act.data.ptr, G, self.x1.data.ptr, R, self.duv.data.ptr, G)
+        joins = []
+        if overlap:
+            joins.append(self._send(s, self.duv, 0, self.duv.size))
+        # The recurrent weights: sum over steps of dg[t]^T hs[t-1], one
+        # product (in slices of gate rows, each sent while the next runs).
+        K = (T - 1) * B
+        slices = COMM_SLICES if overlap else 1
+        rows = -(-G // slices)
+        for j0 in range(0, G, rows) if K else ():
+            m = min(rows, G - j0)
+            blas.gemm(OP_N, OP_T, n, m, K, self.hs.data.ptr, n, self._at(self.act, B * G + j0), G,
+                      self._g("/l2/lateral/W", j0 * n), n)
+            if overlap:
+                f = up.flat
+                start = f.start("/l2/lateral/W") + j0 * n
+                stop = start + m * n if j0 + m < G else f.grads.size  # the last slice takes l3's gradients too
+                joins.append(self._send(s, f.grads, start, stop))
+        for event in joins[-1:]:  # the side stream runs in order: its last event covers all
+            s.wait_event(event)
+
+    def _send(self, s, buf, start, stop):
+        """All-reduce ``buf[start:stop]`` on the side stream once what ``s``
+        has queued is done; returns the event that marks its end."""
+        cupy = self.cupy
+        ready = cupy.cuda.Event(block=False, disable_timing=True)
+        ready.record(s)
+        self.side.wait_event(ready)
+        self._allreduce_range(buf, start, stop, self.side)
+        done = cupy.cuda.Event(block=False, disable_timing=True)
+        done.record(self.side)
+        return done
+
+    def _allreduce(self, s):
+        if self.nccl is None:
+            return
+        f = self.up.flat
+        self._allreduce_range(self.duv, 0, self.duv.size, s)
+        self._allreduce_range(f.grads, f.start("/l2/lateral/W"), f.grads.size, s)
+
+    def _step(self, s):
+        up, f, blas = self.up, self.up.flat, self.blas
+        n, G = up.n, 4 * up.n
+        # The input projection's gradients from the (summed) du, dv.
+        self.k["gemm_finish"](_blocks(G * n), (_BLOCK,), (f.params, f.grads, self.duv), stream=s)
+        blas.gemm(OP_N, OP_N, n, 2, G, self._p("/l2/upward/W"), n, self.duv.data.ptr, G, self._g("/l1/W"), n)
+        scale = np.float32(1.0 / up.size)
+        grid = (min(1024, _blocks(f.grads.size)[0]),)
+        if up.clip > 0:
+            self.k["gemm_sqnorm"](grid, (_BLOCK,), (f.grads, scale, self.norm), stream=s)
+        m = f.m if up.adam else f.grads
+        v = f.v if up.adam else f.grads
+        self.k["gemm_optimizer"](grid, (_BLOCK,), (
+            f.params, f.grads, m, v, self.counter, self.norm, scale, np.float32(up.clip), np.float64(up.peak),
+            np.float64(up.log_ratio), np.int32(up.decay), np.float64(up.beta1), np.float64(up.beta2),
+            np.float32(up.eps), np.int32(1 if up.adam else 0)), stream=s)
+        self.k["gemm_count"]((1,), (1,), (self.counter,), stream=s)
