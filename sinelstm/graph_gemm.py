@@ -11,7 +11,9 @@ time step: one product and one fused elementwise kernel forward, one of each
 backward; the input projection's pre-activations are never stored (rank one:
 ``x * u + v``, computed in the step kernel), the backward kernel overwrites
 the saved activations with the gate gradients in place, and the recurrent
-weights' gradient is one product over all steps at the end.
+weights' gradient is one product over all steps at the end. Only the three
+recurrent products (forward, ``dh``, the weights' gradient) take the run's
+precision; the rank-one and output products are memory-bound and stay FP32.
 
 With several GPUs (one process each) the all-reduce is captured too, on a
 second stream, and overlaps the last products: the input projection's
@@ -23,6 +25,8 @@ Buffers are time-major, ``(T, B, ...)``, so that every product's operand is
 one contiguous matrix; products are written column-major (BLAS), so a
 row-major (r, c) array is a column-major (c, r) one.
 """
+import os
+
 import numpy as np
 
 from sinelstm.cublas_capture import OP_N, OP_T, Blas
@@ -30,8 +34,9 @@ from sinelstm.graph import GpuGraphs
 from sinelstm.graph_cuda import HEADER
 
 # Slices of the recurrent weights' gradient, each all-reduced while the
-# next is computed.
-COMM_SLICES = 4
+# next is computed; 0: no overlap (the all-reduce after backward). The
+# environment variable is for measuring the choice.
+COMM_SLICES = int(os.environ.get("SINEBENCH_COMM_SLICES", "4"))
 _BLOCK = 256
 
 _SOURCE = HEADER + r"""
@@ -169,7 +174,7 @@ extern "C" __global__ void gemm_optimizer(
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
          e += (long long)gridDim.x * blockDim.x) {
         const float ge = (g[e] * scale) * rate;
-        g[e] = ge;
+        if (scale != 1.f || rate != 1.f) g[e] = ge;  // the model's grads read as the step used them
         if (adam) {
             const float me = m[e] + b1 * (ge - m[e]);
             const float ve = v[e] + b2 * (ge * ge - v[e]);
@@ -209,7 +214,8 @@ class GemmGraphs(GpuGraphs):
     @property
     def WHOLE(self):
         # With peers, the all-reduce runs inside backward, overlapped.
-        return ("_data", "_forward", "_backward_overlapped", "_step") if self.nccl is not None else None
+        overlap = self.nccl is not None and COMM_SLICES > 0
+        return ("_data", "_forward", "_backward_overlapped", "_step") if overlap else None
 
     def setup(self):
         cupy, up = self.cupy, self.up
@@ -259,7 +265,8 @@ class GemmGraphs(GpuGraphs):
         up, blas = self.up, self.blas
         T, B, n = up.seqlen, up.batch, up.n
         G = 4 * n
-        blas.gemm(OP_T, OP_N, G, 2, n, self._p("/l2/upward/W"), n, self._p("/l1/W"), n, self.uv.data.ptr, G)
+        blas.gemm(OP_T, OP_N, G, 2, n, self._p("/l2/upward/W"), n, self._p("/l1/W"), n, self.uv.data.ptr, G,
+                  exact=True)
         for t in range(T):
             if t:  # act[t] = hs[t-1] W_lat^T
                 blas.gemm(OP_T, OP_N, G, B, n, self._p("/l2/lateral/W"), n, self._at(self.hs, (t - 1) * B * n), n,
@@ -291,8 +298,8 @@ class GemmGraphs(GpuGraphs):
                           self.dhn.data.ptr, n)
         # The output layer's weights: hs^T dy. The rank-one input projection:
         # [du dv] = dg^T [x 1].
-        blas.gemm(OP_N, OP_N, n, 1, R, self.hs.data.ptr, n, self.dy.data.ptr, R, self._g("/l3/W"), n)
-        blas.gemm(OP_N, OP_N, G, 2, R, self.act.data.ptr, G, self.x1.data.ptr, R, self.duv.data.ptr, G)
+        blas.gemm(OP_N, OP_N, n, 1, R, self.hs.data.ptr, n, self.dy.data.ptr, R, self._g("/l3/W"), n, exact=True)
+        blas.gemm(OP_N, OP_N, G, 2, R, self.act.data.ptr, G, self.x1.data.ptr, R, self.duv.data.ptr, G, exact=True)
         joins = []
         if overlap:
             joins.append(self._send(s, self.duv, 0, self.duv.size))
@@ -337,7 +344,8 @@ class GemmGraphs(GpuGraphs):
         n, G = up.n, 4 * up.n
         # The input projection's gradients from the (summed) du, dv.
         self.k["gemm_finish"](_blocks(G * n), (_BLOCK,), (f.params, f.grads, self.duv), stream=s)
-        blas.gemm(OP_N, OP_N, n, 2, G, self._p("/l2/upward/W"), n, self.duv.data.ptr, G, self._g("/l1/W"), n)
+        blas.gemm(OP_N, OP_N, n, 2, G, self._p("/l2/upward/W"), n, self.duv.data.ptr, G, self._g("/l1/W"), n,
+                  exact=True)
         scale = np.float32(1.0 / up.size)
         grid = (min(1024, _blocks(f.grads.size)[0]),)
         if up.clip > 0:
