@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # How the graph path's all-reduce should overlap backward (issue 16): the
 # same 2- and 4-GPU runs at batch 4096 / n_units 1024 with the recurrent
-# weights' gradient sent in 0 (after backward), 1, 4 or 8 slices
-# (SINEBENCH_COMM_SLICES), and 4 slices with NCCL held to 8 channels; one
-# GPU at the per-GPU batches beside them. ~4 minutes on 4x H200.
+# weights' all-reduce after backward ("none") or beside its memory-bound
+# last products ("tail", the default), SINEBENCH_COMM_OVERLAP; one GPU at
+# the per-GPU batches beside them. ~3 minutes on 4x H200.
 #   RES=... scripts/gpu_overlap.sh        (default results/<gpu>x<n>-overlap-<date>)
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
@@ -13,11 +13,10 @@ COMMON=(--impl graph --precision fp32,tf32 --units 1024 --recipe article --full-
         --max-seconds 1.5 --warmup 5 --eval-every 1000 --repeats 1 --no-report --no-progress)
 echo "== one GPU $(date -u)"
 timeout 150 $SB sweep --devices 0 --batchsize 1024,2048,4096 "${COMMON[@]}" --out "$RES/one"
-for v in 0 1 4 8 4c8; do
-  echo "== slices $v $(date -u)"
-  ( export SINEBENCH_COMM_SLICES=${v%c8}; [ "$v" = 4c8 ] && export NCCL_MAX_NCHANNELS=8
-    timeout 150 $SB sweep --devices 0+1,0+1+2+3 --strategy chainermn --batchsize 4096 "${COMMON[@]}" \
-      --out "$RES/slices$v" )
+for v in none tail; do
+  echo "== overlap $v $(date -u)"
+  SINEBENCH_COMM_OVERLAP=$v timeout 150 $SB sweep --devices 0+1,0+1+2+3 --strategy chainermn --batchsize 4096 \
+    "${COMMON[@]}" --out "$RES/$v"
 done
 python3 - "$RES" <<'PY'
 import glob, sys

@@ -15,11 +15,12 @@ weights' gradient is one product over all steps at the end. Only the three
 recurrent products (forward, ``dh``, the weights' gradient) take the run's
 precision; the rank-one and output products are memory-bound and stay FP32.
 
-With several GPUs (one process each) the all-reduce is captured too, on a
-second stream, and overlaps the last products: the input projection's
-gradients are rank one, so the ranks sum its two vectors (``du``, ``dv``,
-8n floats) rather than its (4n, n) matrix, then the recurrent weights'
-gradient in four slices, each sent while the next is computed.
+With several GPUs (one process each) the all-reduce is captured too: the
+recurrent weights' gradient on a second stream, beside the memory-bound
+products that end backward, then one small all-reduce of the rest. The
+input projection's gradient is rank one, so the ranks sum its two vectors
+(``du``, ``dv``, 8n floats) rather than its (4n, n) matrix: half the bytes
+of the eager path's all-reduce.
 
 Buffers are time-major, ``(T, B, ...)``, so that every product's operand is
 one contiguous matrix; products are written column-major (BLAS), so a
@@ -33,10 +34,12 @@ from sinelstm.cublas_capture import OP_N, OP_T, Blas
 from sinelstm.graph import GpuGraphs
 from sinelstm.graph_cuda import HEADER
 
-# Slices of the recurrent weights' gradient, each all-reduced while the
-# next is computed; 0: no overlap (the all-reduce after backward). The
-# environment variable is for measuring the choice.
-COMM_SLICES = int(os.environ.get("SINEBENCH_COMM_SLICES", "4"))
+# Whether the recurrent weights' all-reduce runs beside the memory-bound
+# products at the end of backward ("tail") or after them ("none"). Beside
+# the recurrent products themselves it was slower (NCCL's blocks take SMs
+# from them: results/h200x4-overlap-2026-11-27). The environment variable is
+# for measuring the choice (scripts/gpu_overlap.sh).
+OVERLAP = os.environ.get("SINEBENCH_COMM_OVERLAP", "tail")
 _BLOCK = 256
 
 _SOURCE = HEADER + r"""
@@ -80,7 +83,7 @@ extern "C" __global__ void gemm_forward_step(
 // per block one atomic for the loss and one for the output bias's gradient.
 extern "C" __global__ void gemm_output_loss(
         const float* __restrict__ hs, const float* __restrict__ tgt, const float* __restrict__ p,
-        float* __restrict__ dy, float* __restrict__ loss, float* __restrict__ g, int T, int B, int burn_in,
+        float* __restrict__ dy, float* __restrict__ loss, float* __restrict__ db3, int T, int B, int burn_in,
         float inv_b) {
     __shared__ float red_l[32], red_d[32];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -105,7 +108,7 @@ extern "C" __global__ void gemm_output_loss(
         float sl = 0.f, sd = 0.f;
         for (int w = 0; w < (int)(blockDim.x >> 5); ++w) { sl += red_l[w]; sd += red_d[w]; }
         atomicAdd(loss, sl * inv_b);
-        atomicAdd(&g[O_B3], sd);
+        atomicAdd(db3, sd);
     }
 }
 
@@ -214,7 +217,7 @@ class GemmGraphs(GpuGraphs):
     @property
     def WHOLE(self):
         # With peers, the all-reduce runs inside backward, overlapped.
-        overlap = self.nccl is not None and COMM_SLICES > 0
+        overlap = self.nccl is not None and OVERLAP == "tail"
         return ("_data", "_forward", "_backward_overlapped", "_step") if overlap else None
 
     def setup(self):
@@ -231,7 +234,10 @@ class GemmGraphs(GpuGraphs):
         self.tgt = cupy.empty(R, cupy.float32)
         self.dy = cupy.empty(R, cupy.float32)
         self.uv = cupy.empty(2 * G, cupy.float32)  # u = W_up w1, v = W_up b1
-        self.duv = cupy.empty(2 * G, cupy.float32)  # their gradients
+        # Gradients summed over ranks in one small all-reduce: du, dv (the
+        # input projection's, rank one), then the output layer's W and b,
+        # copied into the flat gradients before the step.
+        self.small = cupy.empty(2 * G + n + 1, cupy.float32)
         self.dhn = cupy.empty((B, n), cupy.float32)
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
@@ -254,7 +260,7 @@ class GemmGraphs(GpuGraphs):
         up, rt = self.up, self.cupy.cuda.runtime
         rt.memsetAsync(self.loss.data.ptr, 0, 4, s.ptr)
         rt.memsetAsync(self.norm.data.ptr, 0, 4, s.ptr)
-        rt.memsetAsync(self._g("/l3/b"), 0, 4, s.ptr)
+        rt.memsetAsync(self._at(self.small, self.small.size - 1), 0, 4, s.ptr)  # the output bias's gradient
         if up.seqlen == 1:  # no recurrent product: its gradient stays zero
             rt.memsetAsync(self._g("/l2/lateral/W"), 0, 4 * 4 * up.n * up.n, s.ptr)
         R = up.seqlen * up.batch
@@ -276,7 +282,7 @@ class GemmGraphs(GpuGraphs):
                 self.cs[t], self.hs[t], np.int32(B), np.int32(t == 0)), stream=s)
         warps = _BLOCK // 32
         self.k["gemm_output_loss"]((-(-T * B // warps),), (_BLOCK,), (
-            self.hs, self.tgt, up.flat.params, self.dy, self.loss, up.flat.grads, np.int32(T), np.int32(B),
+            self.hs, self.tgt, up.flat.params, self.dy, self.loss, self.small[-1:], np.int32(T), np.int32(B),
             np.int32(up.burn_in), np.float32(1.0 / B)), stream=s)
 
     def _backward(self, s):
@@ -296,55 +302,53 @@ class GemmGraphs(GpuGraphs):
             if t:  # dh for step t-1 = dg[t] W_lat
                 blas.gemm(OP_N, OP_N, n, B, G, self._p("/l2/lateral/W"), n, self._at(self.act, t * B * G), G,
                           self.dhn.data.ptr, n)
+        # The recurrent weights: sum over steps of dg[t]^T hs[t-1], one product.
+        if T > 1:
+            blas.gemm(OP_N, OP_T, n, G, (T - 1) * B, self.hs.data.ptr, n, self._at(self.act, B * G), G,
+                      self._g("/l2/lateral/W"), n)
+        if overlap:  # its all-reduce runs beside the memory-bound products below
+            self._fork(s)
+            self._allreduce_lat(self.side)
         # The output layer's weights: hs^T dy. The rank-one input projection:
-        # [du dv] = dg^T [x 1].
-        blas.gemm(OP_N, OP_N, n, 1, R, self.hs.data.ptr, n, self.dy.data.ptr, R, self._g("/l3/W"), n, exact=True)
-        blas.gemm(OP_N, OP_N, G, 2, R, self.act.data.ptr, G, self.x1.data.ptr, R, self.duv.data.ptr, G, exact=True)
-        joins = []
+        # [du dv] = dg^T [x 1]. Both into the small buffer.
+        blas.gemm(OP_N, OP_N, n, 1, R, self.hs.data.ptr, n, self.dy.data.ptr, R, self._at(self.small, 2 * G), n,
+                  exact=True)
+        blas.gemm(OP_N, OP_N, G, 2, R, self.act.data.ptr, G, self.x1.data.ptr, R, self.small.data.ptr, G, exact=True)
         if overlap:
-            joins.append(self._send(s, self.duv, 0, self.duv.size))
-        # The recurrent weights: sum over steps of dg[t]^T hs[t-1], one
-        # product (in slices of gate rows, each sent while the next runs).
-        K = (T - 1) * B
-        slices = COMM_SLICES if overlap else 1
-        rows = -(-G // slices)
-        for j0 in range(0, G, rows) if K else ():
-            m = min(rows, G - j0)
-            blas.gemm(OP_N, OP_T, n, m, K, self.hs.data.ptr, n, self._at(self.act, B * G + j0), G,
-                      self._g("/l2/lateral/W", j0 * n), n)
-            if overlap:
-                f = up.flat
-                start = f.start("/l2/lateral/W") + j0 * n
-                stop = start + m * n if j0 + m < G else f.grads.size  # the last slice takes l3's gradients too
-                joins.append(self._send(s, f.grads, start, stop))
-        for event in joins[-1:]:  # the side stream runs in order: its last event covers all
-            s.wait_event(event)
+            self._fork(s)
+            self._allreduce_range(self.small, 0, self.small.size, self.side)
+            s.wait_event(self._join())
 
-    def _send(self, s, buf, start, stop):
-        """All-reduce ``buf[start:stop]`` on the side stream once what ``s``
-        has queued is done; returns the event that marks its end."""
-        cupy = self.cupy
-        ready = cupy.cuda.Event(block=False, disable_timing=True)
+    def _fork(self, s):
+        """Make the side stream wait for what ``s`` has queued."""
+        ready = self.cupy.cuda.Event(block=False, disable_timing=True)
         ready.record(s)
         self.side.wait_event(ready)
-        self._allreduce_range(buf, start, stop, self.side)
-        done = cupy.cuda.Event(block=False, disable_timing=True)
+
+    def _join(self):
+        """An event at the end of what the side stream has queued."""
+        done = self.cupy.cuda.Event(block=False, disable_timing=True)
         done.record(self.side)
         return done
+
+    def _allreduce_lat(self, stream):
+        f = self.up.flat
+        self._allreduce_range(f.grads, f.start("/l2/lateral/W"), f.start("/l3/W"), stream)
 
     def _allreduce(self, s):
         if self.nccl is None:
             return
-        f = self.up.flat
-        self._allreduce_range(self.duv, 0, self.duv.size, s)
-        self._allreduce_range(f.grads, f.start("/l2/lateral/W"), f.grads.size, s)
+        self._allreduce_lat(s)
+        self._allreduce_range(self.small, 0, self.small.size, s)
 
     def _step(self, s):
         up, f, blas = self.up, self.up.flat, self.blas
         n, G = up.n, 4 * up.n
+        self.cupy.cuda.runtime.memcpyAsync(self._g("/l3/W"), self._at(self.small, 2 * G), 4 * (n + 1),
+                                           self.cupy.cuda.runtime.memcpyDeviceToDevice, s.ptr)
         # The input projection's gradients from the (summed) du, dv.
-        self.k["gemm_finish"](_blocks(G * n), (_BLOCK,), (f.params, f.grads, self.duv), stream=s)
-        blas.gemm(OP_N, OP_N, n, 2, G, self._p("/l2/upward/W"), n, self.duv.data.ptr, G, self._g("/l1/W"), n,
+        self.k["gemm_finish"](_blocks(G * n), (_BLOCK,), (f.params, f.grads, self.small), stream=s)
+        blas.gemm(OP_N, OP_N, n, 2, G, self._p("/l2/upward/W"), n, self.small.data.ptr, G, self._g("/l1/W"), n,
                   exact=True)
         scale = np.float32(1.0 / up.size)
         grid = (min(1024, _blocks(f.grads.size)[0]),)
