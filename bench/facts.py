@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis import aggregate, ok_runs, speedups
+from bench.analysis import AXES, aggregate, ok_runs, speedups
 from bench.facts_scaling import baseline
 from sinelstm.devices import parse_device_set
 from sinelstm.names import ARTICLE_IMPL, IMPLS, PHASES, SINGLE_DEVICE, device_label, series_label
@@ -61,6 +61,11 @@ def sweep(tables: dict) -> Sweep:
     seqlen = int(mine["seqlen"].mode().min()) if len(mine) else 10
     return Sweep(runs, ok_runs(runs), agg, impl, mine[mine["seqlen"] == seqlen], seqlen,
                  *(tables.get(k, pd.DataFrame()) for k in ("breakdown", "curves", "closed_loop")))
+
+
+def baseline_axes(sw: Sweep) -> dict:
+    """The scaling axes' values of the summary's rows (``sw.main``)."""
+    return {a: sw.main[a].iloc[0] for a in AXES if a in sw.main and len(sw.main)}
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,25 @@ def curves(agg: pd.DataFrame, transport: str = DEFAULT_TRANSPORT) -> pd.DataFram
         ignore_index=True)
 
 
+def curves_by_impl(agg: pd.DataFrame, impls: list) -> pd.DataFrame:
+    """:func:`curves` of each implementation (each against its own one
+    device), stacked, with an ``impl`` column; with several, the series
+    names say whose they are."""
+    parts = []
+    for impl in impls:
+        c = curves(agg[agg["impl"] == impl])
+        if len(impls) > 1:
+            c = c.assign(series=c["series"] + f" · {impl}")
+        parts.append(c.assign(impl=impl))
+    return pd.concat(parts, ignore_index=True) if parts else curves(agg).assign(impl=[])
+
+
+def scaling_impls(agg: pd.DataFrame, main: str) -> list:
+    """The implementations with a scaling curve, ``main`` first."""
+    others = sorted(i for i in agg["impl"].unique() if i != main)
+    return [i for i in [main, *others] if has_scaling(agg[agg["impl"] == i])]
+
+
 @dataclass(frozen=True)
 class Best:
     """The largest device count's best speedup, for the summary."""
@@ -124,19 +143,23 @@ class Best:
     size: str
     speedup: float
     efficiency: float
+    impl: str = ""  # whose, where curves of several implementations are drawn
 
 
 def best_at_most_devices(c: pd.DataFrame) -> list:
-    """Per (scaling, kind, strategy, precision): the largest device count's
-    best speedup, and where."""
+    """Per (scaling, kind, strategy, precision[, implementation]): the
+    largest device count's best speedup, and where."""
     out = []
-    for (scaling, kind, strategy, precision), g in c.groupby(["scaling", "kind", "strategy", "precision"]):
+    c = c if "impl" in c else c.assign(impl="")
+    several = c["impl"].nunique() > 1
+    for (scaling, kind, strategy, precision, impl), g in c.groupby(
+            ["scaling", "kind", "strategy", "precision", "impl"]):
         top = g[g["n_devices"] == g["n_devices"].max()]
         if top["n_devices"].iloc[0] < 2:
             continue
         r = top.loc[top["speedup"].idxmax()]
         out.append(Best(scaling, kind, strategy, precision, int(r["n_devices"]), r["size"], float(r["speedup"]),
-                        float(r["efficiency"])))
+                        float(r["efficiency"]), impl if several else ""))
     return out
 
 

@@ -18,12 +18,15 @@ DASHES = dict(zip(PRECISIONS, ["-", "--"]))
 TRANSPORT_COLOURS = {"default": "#1f77b4", "p2p": "#2ca02c", "shm": "#ff7f0e", "socket": "#d62728"}
 
 
-def _series_style(strategy: str, precision: str, kind: str = "GPU") -> dict:
-    # the strategy's colour and marker for this kind of device, as in every chart
+def _series_style(strategy: str, precision: str, kind: str = "GPU", other_impl: bool = False) -> dict:
+    # the strategy's colour and marker for this kind of device, as in every
+    # chart; a second implementation's curves darker, with diamonds
     label = device_label("0+1" if kind == "GPU" else "cpu+cpu", strategy)
     c = style.colour(label)
-    return {"color": c, "marker": style.marker(label), "ls": DASHES.get(precision, ":"), "mec": c,
-            "mfc": c if precision == PRECISIONS[0] else "white"}
+    if other_impl:
+        c = tuple(0.55 * v for v in matplotlib.colors.to_rgb(c))
+    return {"color": c, "marker": "D" if other_impl else style.marker(label), "ls": DASHES.get(precision, ":"),
+            "mec": c, "mfc": c if precision == PRECISIONS[0] else "white", "lw": 2.2 if other_impl else 1.5}
 
 
 def _legend(fig, axes, rows_used: int):
@@ -49,10 +52,12 @@ def scaling_curves(c: pd.DataFrame, scaling: str, kind: str):
         top, bottom = axes[0][col], axes[1][col]
         top.plot(counts, counts, color="0.35", ls=":", lw=1.3, label="ideal")
         bottom.axhline(1, color="0.35", ls=":", lw=1.3)
-        for (strategy, precision), s in g[g["size"] == size].groupby(["strategy", "precision"]):
+        main = g["impl"].iloc[0] if "impl" in g and len(g) else None
+        for series, s in g[g["size"] == size].groupby("series", sort=False):
             s = s.sort_values("n_devices")
-            kw = _series_style(strategy, precision, kind)
-            top.plot(s["n_devices"], s["speedup"], label=f"{strategy} · {precision}", **kw)
+            kw = _series_style(s["strategy"].iloc[0], s["precision"].iloc[0], kind,
+                               "impl" in s and s["impl"].iloc[0] != main)
+            top.plot(s["n_devices"], s["speedup"], label=series, **kw)
             bottom.plot(s["n_devices"], s["efficiency"], **kw)
             last = s.iloc[-1]
             top.annotate(f"{last['speedup']:.2f}×", (last["n_devices"], last["speedup"]), fontsize=8,

@@ -185,7 +185,7 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
     tf32_only = len(sw.main) and (sw.main["precision"] != "fp32").all()
     models = cost_models(sw.main, {**peak, "gpu": None} if tf32_only else peak)
     other = cmp.load(compare) if compare is not None else None
-    ev = trust.evidence(sw.ok, folder)
+    ev = trust.evidence(sw.ok, folder, facts.baseline_axes(sw))
     summary = sentences.summary(sw, models, ev)
     lead = []
     if other is not None:

@@ -3,6 +3,7 @@ scaling), precision, and NCCL transport. Each appears only when the sweep
 measured that axis: two device counts of one kind or more, two precisions,
 two transports (or a bus-bandwidth measurement in env.json). Numbers from
 :mod:`bench.facts_scaling`, words from :mod:`bench.sentences_scaling`."""
+import pandas as pd
 from markupsafe import Markup
 
 from bench import facts_scaling as fs
@@ -14,16 +15,20 @@ def _section(id_, title, figures, text=(), table=None) -> dict:
     return {"id": id_, "title": title, "text": list(text), "figures": figures, "table": table}
 
 
-def devices_section(agg, figs) -> list:
-    if not fs.has_scaling(agg):
+def devices_section(agg, impls, figs) -> list:
+    """One figure per scaling and kind, the curves of every implementation
+    in ``impls`` (each against its own one device)."""
+    if not impls:
         return []
-    c = fs.curves(agg)
+    c = fs.curves_by_impl(agg, impls)
     figures = []
     for scaling, kind in c[["scaling", "kind"]].drop_duplicates().itertuples(index=False, name=None):
         figures.append(figs.add(
             f"scaling_{scaling}_{kind.lower()}", plots_scaling.scaling_curves(c, scaling, kind),
             f"{scaling.capitalize()} scaling: times faster than one device (top) and efficiency (bottom) against "
-            "the number of devices, one panel per size; dotted: ideal. Solid lines fp32, dashed tf32.",
+            "the number of devices, one panel per size; dotted: ideal. Solid lines fp32, dashed tf32"
+            + ("; dark lines with diamonds: " + ", ".join(impls[1:]) + " (against its own one device)." if
+               len(impls) > 1 else "."),
             f"{scaling} scaling"))
     if not figures:
         return []
@@ -43,16 +48,27 @@ def cost_table(crossovers) -> Markup:
     return html_table(["<model", "fixed ms", "<rate", "median error", "sizes", "crossover (FLOPs/update)"], rows)
 
 
-def precision_section(agg, peaks, figs) -> list:
+def precision_section(agg, peaks, figs, impl="") -> list:
     ps = fs.precision_speedup(agg)
     crossovers = fs.precision_crossovers(agg, peaks)
     if ps.empty:
         return []
-    figures = [figs.add("precision", plots_scaling.precision_bars(ps),
+    figures = [figs.add(_name("precision", impl), plots_scaling.precision_bars(ps),
                         "How many times faster TF32 is than fp32 at each size, per device set (same runs "
                         "otherwise).", "tf32 against fp32")]
-    return [_section("precision", "TF32 against FP32", figures, sentences_scaling.precision(ps, crossovers),
+    return [_section(_name("precision", impl), "TF32 against FP32" + _whose(impl), figures,
+                     sentences_scaling.precision(ps, crossovers),
                      table=cost_table(crossovers) if any(c.gpu for c in crossovers) else None)]
+
+
+def _name(base: str, impl: str) -> str:
+    """A second implementation's section and figure names (the first's keep
+    the template's prose)."""
+    return f"{base}-{impl}" if impl else base
+
+
+def _whose(impl: str) -> str:
+    return f" — {impl}" if impl else ""
 
 
 def busbw_table(bw) -> Markup:
@@ -62,22 +78,30 @@ def busbw_table(bw) -> Markup:
                        "<NCCL's paths", "<problem"], rows)
 
 
-def transport_section(agg, records, figs) -> list:
+def transport_section(agg, records, figs, impl="") -> list:
     ts = fs.transport_speedup(agg)
-    bw = fs.bus_bandwidth(records)
+    bw = fs.bus_bandwidth(records) if not impl else pd.DataFrame()  # the table once, with the first
     several = ts["transport"].nunique() > 1
     if not several and bw.empty:
         return []
-    figures = [figs.add("transports", plots_scaling.transport_speedup(ts),
+    figures = [figs.add(_name("transports", impl), plots_scaling.transport_speedup(ts),
                         "Each multi-GPU set's speedup over one GPU at each size (left to right: more FLOPs per "
                         "update), one line per NCCL transport; ✕: slower than one GPU; dotted: ideal.",
                         "speedup per transport")] if several else []
     text = sentences_scaling.transport(ts, fs.link_losses(ts)) if several else []
-    return [_section("transport", "What the link between GPUs does", figures, text,
+    return [_section(_name("transport", impl), "What the link between GPUs does" + _whose(impl), figures, text,
                      table=busbw_table(bw) if not bw.empty else None)]
 
 
 def sections(sw, records: dict, peaks: dict, figs) -> list:
-    agg = sw.agg[sw.agg["impl"] == sw.impl]
-    agg = agg[agg["seqlen"] == sw.seqlen]
-    return devices_section(agg, figs) + precision_section(agg, peaks, figs) + transport_section(agg, records, figs)
+    """The scaling figure with every implementation that scaled; the
+    precision and transport sections of the summary's implementation, then
+    of each other one that has them (the bus bandwidth table once)."""
+    agg = sw.agg[sw.agg["seqlen"] == sw.seqlen]
+    main = agg[agg["impl"] == sw.impl]
+    out = devices_section(agg, fs.scaling_impls(agg, sw.impl), figs)
+    out += precision_section(main, peaks, figs) + transport_section(main, records, figs)
+    for impl in sorted(i for i in agg["impl"].unique() if i != sw.impl):
+        mine = agg[agg["impl"] == impl]
+        out += precision_section(mine, peaks, figs, impl) + transport_section(mine, records, figs, impl)
+    return out

@@ -14,8 +14,10 @@ def best(b) -> str:
     3.23× one GPU at b4096, n1024 (81 % efficiency).'"""
     one, many = UNIT[b.kind]
     what = "global batch fixed" if b.scaling == "strong" else "batch per device fixed"
-    return (f"{b.scaling.capitalize()} scaling ({what}): {b.n_devices} {many} with {b.strategy} in {b.precision} "
-            f"are {num(b.speedup)}× one {one} at {b.size} ({_pct(b.efficiency)} efficiency), their best size.")
+    whose = f" ({b.impl})" if b.impl else ""
+    return (f"{b.scaling.capitalize()} scaling ({what}){whose}: {b.n_devices} {many} with {b.strategy} in "
+            f"{b.precision} are {num(b.speedup)}× one {one} at {b.size} ({_pct(b.efficiency)} efficiency), their "
+            "best size.")
 
 
 def precision(ps, crossovers) -> list:

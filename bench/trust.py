@@ -40,8 +40,14 @@ class Evidence:
         return self.reps.get((*side, *size))
 
 
-def evidence(ok: pd.DataFrame, folder=None) -> Evidence:
-    """``ok``: finished runs; ``folder``: where their samples are (None: none)."""
+def evidence(ok: pd.DataFrame, folder=None, axes: dict | None = None) -> Evidence:
+    """``ok``: finished runs; ``folder``: where their samples are (None: none);
+    ``axes``: the scaling axes' values of the runs compared (precision,
+    transport, scaling: the report's baseline), so that a tf32 or
+    socket run never pools with the fp32 one of the same device set."""
+    for column, value in (axes or {}).items():
+        if column in ok:
+            ok = ok[ok[column] == value]
     got = per_update.read_all(folder, list(ok["run_id"])) if folder is not None and len(ok) else {}
     reps = {}
     for key, g in ok.groupby(SIDE + ["batchsize", "n_units"]) if len(ok) else ():

@@ -59,7 +59,7 @@ for step in "${STEPS[@]}"; do
   name=${step%%|*}
   read -ra args <<< "${step#*|}"
   if [ -n "${DRY_RUN:-}" ]; then
-    echo "== $name"; $SB sweep "${RUN[@]}" "${args[@]}" --dry-run | tail -3
+    echo "== $name"; $SB sweep "${RUN[@]}" "${args[@]}" --dry-run
   fi
 done
 [ -n "${DRY_RUN:-}" ] && exit 0

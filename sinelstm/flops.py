@@ -8,7 +8,7 @@ def count_flops(n_units: int, batchsize: int, seqlen: int, impl: str = "article"
 
     ``article`` (and Chainer's plain unrolled model, and cuDNN for the
     PyTorch reference) multiplies full matrices for the input projection at
-    every step; ``sinebench`` folds the rank-one
+    every step; ``sinebench`` and ``graph`` fold the rank-one
     input projection (:mod:`sinelstm.fused`), leaving the recurrent product,
     which step 0 skips (zero state).
     """
@@ -16,7 +16,7 @@ def count_flops(n_units: int, batchsize: int, seqlen: int, impl: str = "article"
     rec = 2 * n * 4 * n  # recurrent product per sample and step
     gates = 14 * n  # gate nonlinearities and cell update
     out = 2 * n  # l3
-    if impl == "sinebench":
+    if impl in ("sinebench", "graph"):
         # forward: recurrent product on T-1 steps; backward: dh and dW for it
         return 3.0 * rec * B * (T - 1) + 3.0 * (gates + out + 2 * 4 * n) * B * T
     inp = 2 * 1 * n + 2 * n * 4 * n  # l1, then the LSTM's input projection

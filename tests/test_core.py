@@ -132,3 +132,9 @@ def test_good_device_specs():
 def test_flops_grow_with_width_squared():
     assert count_flops(1024, 4096, 10) / count_flops(512, 4096, 10) == pytest.approx(4, rel=0.01)
     assert count_flops(5, 20, 10) == 2 * count_flops(5, 10, 10)
+
+
+def test_the_compiled_update_counts_the_folded_model_s_flops():
+    # graph runs the same rank-one folded model as sinebench, not the article's
+    assert count_flops(1024, 4096, 10, "graph") == count_flops(1024, 4096, 10, "sinebench")
+    assert count_flops(1024, 4096, 10, "graph") < count_flops(1024, 4096, 10, "article")

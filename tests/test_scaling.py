@@ -403,22 +403,25 @@ def test_sweep_dry_run_shows_the_axes(tmp_path):
 @pytest.mark.mpi
 def test_the_4_gpu_script_runs_end_to_end_on_the_cpu(tmp_path):
     """scripts/gpu_scale.sh with CPU_ONLY=1: its dry run shows the grid, its
-    sweep and report run (cpu and cpu+cpu, strong and weak)."""
+    sweep and report run (cpu and cpu+cpu, strong and weak, both
+    implementations; the steps' repeated configurations run once)."""
     import os
     import subprocess
 
     pytest.importorskip("mpi4py")
     from tests.helpers import PROJECT_ROOT, cli_env
 
-    env = {**cli_env(), "CPU_ONLY": "1", "RES": str(tmp_path / "res")}
+    env = {**cli_env(), "CPU_ONLY": "1", "RES": str(tmp_path / "res"), "REPORT": "1"}
     dry = subprocess.run(["bash", "scripts/gpu_scale.sh"], env={**env, "DRY_RUN": "1"}, capture_output=True,
                          text=True, cwd=PROJECT_ROOT, timeout=300)
     assert dry.returncode == 0, dry.stderr
     assert "2 CPU replicas (chainermn) article T=10 b=32 n=32 weak #0" in dry.stdout
-    assert "9 runs to do" in dry.stdout and not (tmp_path / "res").exists()
+    assert "2 CPU replicas (chainermn) · graph article T=10 b=32 n=32 weak #0" in dry.stdout
+    assert dry.stdout.count("runs to do") == 4 and not (tmp_path / "res").exists()
     proc = subprocess.run(["bash", "scripts/gpu_scale.sh"], env=env, capture_output=True, text=True,
                           cwd=PROJECT_ROOT, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     runs = pd.read_csv(tmp_path / "res" / "runs.csv")
-    assert len(runs) == 9 and (runs["status"] == "ok").all(), runs[["run_id", "message"]]
+    assert len(runs) == 15 and (runs["status"] == "ok").all(), runs[["run_id", "message"]]
+    assert set(runs["impl"]) == {"sinebench", "graph"}
     assert {"scaling_weak_cpu.png", "scaling_strong_cpu.png"} <= set(os.listdir(tmp_path / "res" / "figures"))
