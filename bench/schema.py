@@ -133,7 +133,8 @@ class RunRow:
     updates_to_quality: int | None
     eval_s: float | None  # time spent evaluating, outside every other time
     # How the implementation ran the update: "eager" (framework calls),
-    # "cuda-graph" or "numba" (the graph implementation's compiled paths).
+    # "cuda-graph", "cuda-graph-gemm" or "numba" (the graph implementation's
+    # compiled paths: persistent kernels, captured cuBLAS, Numba loops).
     path: str | None
     # The sweep invocation that measured the run (a key of env.json's
     # "invocations"); set by the sweep process, not the worker.
