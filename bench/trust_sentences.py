@@ -14,7 +14,17 @@ def interval(c: intervals.Comparison | None, slower: bool = False) -> str:
     if c is None or c.interval is None:
         return ""
     low, high = (1 / c.interval.high, 1 / c.interval.low) if slower else (c.interval.low, c.interval.high)
-    return f" (95 % interval {fmt_x(low)}–{fmt_x(high)})"
+    # As many digits as it takes for the ends to differ (a tight interval
+    # read '1.9×–1.9×' at two), at most four.
+    for digits in (2, 3, 4):
+        lo, hi = _x(low, digits), _x(high, digits)
+        if lo != hi:
+            break
+    return f" (95 % interval {lo}–{hi})"
+
+
+def _x(x: float, digits: int) -> str:
+    return fmt_x(x) if digits == 2 else f"{x:.{digits}g}×"
 
 
 def verdict_word(c: intervals.Comparison | None, faster: str, slower: str) -> str:
