@@ -49,6 +49,30 @@ __device__ __forceinline__ long long window_start(const long long* offs, const i
                                                   int batch_global, int shard0, int b) {
     return offs[(long long)(*counter % chunk) * batch_global + shard0 + b];
 }
+
+// The optimizer's step for update k: the recipe's learning rate
+// (sinelstm.recipes.lr_at: peak * exp(log_ratio * min(k, decay) / decay)),
+// for Adam with the bias correction folded in, as Chainer's AdamRule.
+__device__ __forceinline__ float step_size(int k, double peak, double log_ratio, int decay, double beta1,
+                                           double beta2, int adam) {
+    const double lr = decay > 0 ? peak * exp(log_ratio * (double)min(k, decay) / (double)decay) : peak;
+    const double t = (double)(k + 1);
+    return adam ? (float)(lr * sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t))) : (float)lr;
+}
+
+// One parameter's Adam (b1 = 1 - beta1, b2 = 1 - beta2) or SGD update.
+__device__ __forceinline__ void update_element(float* p, float* m, float* v, long long e, float ge, float step,
+                                               float b1, float b2, float eps, int adam) {
+    if (adam) {
+        const float me = m[e] + b1 * (ge - m[e]);
+        const float ve = v[e] + b2 * (ge * ge - v[e]);
+        m[e] = me;
+        v[e] = ve;
+        p[e] -= step * me / (sqrtf(ve) + eps);
+    } else {
+        p[e] -= step * ge;
+    }
+}
 """
 
 _SOURCE = HEADER + r"""
@@ -208,8 +232,7 @@ extern "C" __global__ void lstm_finish(const float* __restrict__ p, float* __res
 }
 
 // One block: scale (1/replicas), clip the norm as Chainer's GradientClipping,
-// then Adam (bias-corrected as Chainer's AdamRule) or SGD, and count the update.
-// The learning rate of update k: peak * exp(log_ratio * min(k, decay) / decay).
+// then Adam or SGD (step_size, update_element), and count the update.
 extern "C" __global__ void optimizer_step(
         float* __restrict__ p, float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
         int* __restrict__ counter, float scale, float clip, double peak, double log_ratio, int decay,
@@ -238,21 +261,11 @@ extern "C" __global__ void optimizer_step(
         rate = 1.f;
     }
     __syncthreads();
-    const double lr = decay > 0 ? peak * exp(log_ratio * (double)min(k, decay) / (double)decay) : peak;
-    const double t = (double)(k + 1);
-    const float step = adam ? (float)(lr * sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t))) : (float)lr;
+    const float step = step_size(k, peak, log_ratio, decay, beta1, beta2, adam);
     const float b1 = (float)(1.0 - beta1), b2 = (float)(1.0 - beta2);
     for (int e = threadIdx.x; e < P_SIZE; e += blockDim.x) {
         const float ge = g[e] * rate;
-        if (adam) {
-            const float me = m[e] + b1 * (ge - m[e]);
-            const float ve = v[e] + b2 * (ge * ge - v[e]);
-            m[e] = me;
-            v[e] = ve;
-            p[e] -= step * me / (sqrtf(ve) + eps);
-        } else {
-            p[e] -= step * ge;
-        }
+        update_element(p, m, v, e, ge, step, b1, b2, eps, adam);
         if (rate != 1.f) g[e] = ge;
     }
     __syncthreads();

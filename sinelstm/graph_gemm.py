@@ -170,23 +170,13 @@ extern "C" __global__ void gemm_optimizer(
         double log_ratio, int decay, double beta1, double beta2, float eps, int adam) {
     const int k = *counter;
     const float rate = clip > 0.f ? fminf(clip / sqrtf(*norm), 1.f) : 1.f;
-    const double lr = decay > 0 ? peak * exp(log_ratio * (double)min(k, decay) / (double)decay) : peak;
-    const double t = (double)(k + 1);
-    const float step = adam ? (float)(lr * sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t))) : (float)lr;
+    const float step = step_size(k, peak, log_ratio, decay, beta1, beta2, adam);
     const float b1 = (float)(1.0 - beta1), b2 = (float)(1.0 - beta2);
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
          e += (long long)gridDim.x * blockDim.x) {
         const float ge = (g[e] * scale) * rate;
         if (scale != 1.f || rate != 1.f) g[e] = ge;  // the model's grads read as the step used them
-        if (adam) {
-            const float me = m[e] + b1 * (ge - m[e]);
-            const float ve = v[e] + b2 * (ge * ge - v[e]);
-            m[e] = me;
-            v[e] = ve;
-            p[e] -= step * me / (sqrtf(ve) + eps);
-        } else {
-            p[e] -= step * ge;
-        }
+        update_element(p, m, v, e, ge, step, b1, b2, eps, adam);
     }
 }
 
