@@ -121,8 +121,10 @@ def curves_by_impl(agg: pd.DataFrame, impls: list) -> pd.DataFrame:
         c = curves(agg[agg["impl"] == impl])
         if len(impls) > 1:
             c = c.assign(series=c["series"] + f" · {impl}")
-        parts.append(c.assign(impl=impl))
-    return pd.concat(parts, ignore_index=True) if parts else curves(agg).assign(impl=[])
+        parts.append(c.assign(impl=impl, main=impl == impls[0]))
+    if not parts:
+        return pd.DataFrame(columns=CURVE_COLUMNS + ["impl", "main"])
+    return pd.concat(parts, ignore_index=True)
 
 
 def scaling_impls(agg: pd.DataFrame, main: str) -> list:
@@ -153,7 +155,7 @@ def best_at_most_devices(c: pd.DataFrame) -> list:
     c = c if "impl" in c else c.assign(impl="")
     several = c["impl"].nunique() > 1
     for (scaling, kind, strategy, precision, impl), g in c.groupby(
-            ["scaling", "kind", "strategy", "precision", "impl"]):
+            ["scaling", "kind", "strategy", "precision", "impl"], sort=False):
         top = g[g["n_devices"] == g["n_devices"].max()]
         if top["n_devices"].iloc[0] < 2:
             continue

@@ -52,11 +52,10 @@ def scaling_curves(c: pd.DataFrame, scaling: str, kind: str):
         top, bottom = axes[0][col], axes[1][col]
         top.plot(counts, counts, color="0.35", ls=":", lw=1.3, label="ideal")
         bottom.axhline(1, color="0.35", ls=":", lw=1.3)
-        main = g["impl"].iloc[0] if "impl" in g and len(g) else None
         for series, s in g[g["size"] == size].groupby("series", sort=False):
             s = s.sort_values("n_devices")
             kw = _series_style(s["strategy"].iloc[0], s["precision"].iloc[0], kind,
-                               "impl" in s and s["impl"].iloc[0] != main)
+                               "main" in s and not s["main"].iloc[0])
             top.plot(s["n_devices"], s["speedup"], label=series, **kw)
             bottom.plot(s["n_devices"], s["efficiency"], **kw)
             last = s.iloc[-1]

@@ -186,9 +186,9 @@ def scaling(s: facts.Scaling, comps: dict | None = None) -> str:
     from bench import trust_sentences as ts
 
     comps = comps or {}
-    best = ts.interval(comps.get((s.best.batch, s.best.units))).replace(" (", ", ").rstrip(")")
-    out = (f"{s.label} against one: at best {fmt_x(s.best.speedup)} (efficiency {s.best_efficiency:.0%}{best}) at "
-           f"{at(s.best.batch, s.best.units)}")
+    point, ends = ts.interval_parts(comps.get((s.best.batch, s.best.units))) or (None, "")
+    out = (f"{s.label} against one: at best {point or fmt_x(s.best.speedup)} (efficiency {s.best_efficiency:.0%}"
+           f"{', ' + ends if ends else ''}) at {at(s.best.batch, s.best.units)}")
     if s.article is not None:
         c = comps.get(ARTICLE)
         out += (f"; at the article's size {fmt_x(s.article)}{ts.interval(c)}"

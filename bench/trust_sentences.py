@@ -10,21 +10,33 @@ ADVICE = ("to measure smaller differences, stop other work on the machine, keep 
 
 def interval(c: intervals.Comparison | None, slower: bool = False) -> str:
     """' (95 % interval 1.3×–1.7×)', or '' without one; ``slower``: of the
-    inverse ratio, for a sentence that says how many times slower."""
-    if c is None or c.interval is None:
+    inverse ratio, for a sentence that says how many times slower. A tight
+    interval restates the point with its ends: ' (1.88×; 95 % interval
+    1.88×–1.89×)'."""
+    parts = interval_parts(c, slower)
+    if parts is None:
         return ""
+    point, ends = parts
+    return f" ({point}; {ends})" if point else f" ({ends})"
+
+
+def interval_parts(c: intervals.Comparison | None, slower: bool = False) -> tuple | None:
+    """(the point to write instead of the sentence's own, or None; '95 %
+    interval LOW–HIGH'), or None without an interval."""
+    if c is None or c.interval is None:
+        return None
     low, high = (1 / c.interval.high, 1 / c.interval.low) if slower else (c.interval.low, c.interval.high)
-    # As many digits as it takes for the ends to differ (a tight interval
-    # read '1.9×–1.9×' at two), at most four.
-    for digits in (2, 3, 4):
-        lo, hi = _x(low, digits), _x(high, digits)
-        if lo != hi:
+    if fmt_x(low) != fmt_x(high):
+        return None, f"95 % interval {fmt_x(low)}–{fmt_x(high)}"
+    # Tight: the ends read alike at two digits ('1.9×–1.9×'). Write the
+    # point with them, with as many decimals as it takes for the ends to
+    # differ (at most three), so that the point never reads outside them.
+    point = 1 / c.interval.value if slower else c.interval.value
+    for decimals in (2, 3):
+        if f"{low:.{decimals}f}" != f"{high:.{decimals}f}":
             break
-    return f" (95 % interval {lo}–{hi})"
-
-
-def _x(x: float, digits: int) -> str:
-    return fmt_x(x) if digits == 2 else f"{x:.{digits}g}×"
+    lo, pt, hi = (f"{x:,.{decimals}f}×" for x in (low, point, high))
+    return pt, f"95 % interval {lo}–{hi}"
 
 
 def verdict_word(c: intervals.Comparison | None, faster: str, slower: str) -> str:

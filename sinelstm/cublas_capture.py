@@ -31,9 +31,9 @@ def _library():
     with open("/proc/self/maps") as maps:
         for line in maps:
             path = line.split()[-1]
-            if "libcublas.so" in path and "libcublasLt" not in path:
+            if "/libcublas.so" in path:
                 return ctypes.CDLL(path)
-    return ctypes.CDLL("libcublas.so")
+    raise CublasError("CuPy's cuBLAS library is not loaded in this process")
 
 
 class CublasError(RuntimeError):
@@ -67,16 +67,15 @@ class Blas:
         self.compute = _COMPUTE[precision_name or precision.process_precision()]
         self._one, self._zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
 
-    def gemm(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, beta=0.0, exact=False):
-        """C (m x n) = op(A) op(B) [+ C], column-major; ``a``, ``b``, ``c``
-        are device pointers (ints). ``exact``: FP32 whatever the precision
-        (for products that are memory-bound, where TF32 saves nothing)."""
+    def gemm(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, exact=False):
+        """C (m x n) = op(A) op(B), column-major; ``a``, ``b``, ``c`` are
+        device pointers (ints). ``exact``: FP32 whatever the precision (for
+        products that are memory-bound, where TF32 saves nothing)."""
         # Host scalars: read when the call is made, so a captured product
         # keeps the values it was recorded with.
-        beta_ref = self._one if beta else self._zero
         _check(self.lib.cublasGemmEx(
             self.handle, transa, transb, m, n, k, ctypes.addressof(self._one), a, _CUDA_R_32F, lda,
-            b, _CUDA_R_32F, ldb, ctypes.addressof(beta_ref), c, _CUDA_R_32F, ldc,
+            b, _CUDA_R_32F, ldb, ctypes.addressof(self._zero), c, _CUDA_R_32F, ldc,
             _COMPUTE["fp32"] if exact else self.compute, _GEMM_DEFAULT), "cublasGemmEx")
 
     def close(self):

@@ -1,10 +1,10 @@
 """The ``graph`` implementation: one training update as one compiled unit.
 
 On a GPU the update — window gather, forward, loss, backward, gradient
-all-reduce, clipping and the optimizer step — is four kernels
-(:mod:`sinelstm.graph_cuda`) and, with one process per GPU, an NCCL
-all-reduce, captured once as a CUDA graph and replayed: the host's cost per
-update is one graph launch, whatever the window length. On the CPU the same
+all-reduce, clipping and the optimizer step — is a handful of kernels (and
+cuBLAS products above ``MAX_UNITS``, see below) and, with one process per
+GPU, an NCCL all-reduce, captured once as a CUDA graph and replayed: the
+host's cost per update is one graph launch, whatever the window length. On the CPU the same
 update is three Numba-compiled loops (:mod:`sinelstm.graph_cpu`) and an MPI
 all-reduce between ranks. Either way the model's parameters and the
 optimizer's moments live in flat buffers that the Chainer model and optimizer
@@ -178,7 +178,8 @@ class GpuGraphs:
     device memory, the NCCL communicator, capture and replay. A path adds its
     buffers (``setup``) and its recorded operations, named per phase in
     ``OPS`` (and ``WHOLE``, the operations of the whole update, where they
-    differ from the phases' in order)."""
+    are not the phases' one after another). Operations are named, not bound
+    methods: bound methods kept on self would make a reference cycle."""
 
     OPS: tuple = ()
     WHOLE: tuple | None = None
@@ -278,8 +279,6 @@ class GpuGraphs:
 class PersistentGraphs(GpuGraphs):
     """Small models: the four persistent kernels of :mod:`sinelstm.graph_cuda`."""
 
-    # Each phase's operations, by method name (bound methods kept on self
-    # would make a reference cycle).
     OPS = (("data", "_zero"), ("forward", "_forward"), ("backward", "_backward"), ("communication", "_allreduce"),
            ("optimizer", "_step"))
 

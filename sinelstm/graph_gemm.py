@@ -24,7 +24,12 @@ of the eager path's all-reduce.
 
 Buffers are time-major, ``(T, B, ...)``, so that every product's operand is
 one contiguous matrix; products are written column-major (BLAS), so a
-row-major (r, c) array is a column-major (c, r) one.
+row-major (r, c) array is a column-major (c, r) one. The loss, the output
+bias's gradient and the gradient norm are summed with atomics (the last bits
+may differ between runs, as cuDNN's do). The input projection's gradients
+are assembled from ``du``, ``dv`` in the optimizer phase (after the
+all-reduce), where the persistent path does it in backward: the profiles'
+backward/optimizer split differs by that much between the two paths.
 """
 import os
 
@@ -39,7 +44,8 @@ from sinelstm.graph_cuda import HEADER
 # the recurrent products themselves it was slower (NCCL's blocks take SMs
 # from them: results/h200x4-overlap-2026-11-27). The environment variable is
 # for measuring the choice (scripts/gpu_overlap.sh).
-OVERLAP = os.environ.get("SINEBENCH_COMM_OVERLAP", "tail")
+OVERLAPS = ("tail", "none")
+OVERLAP = os.environ.get("SINEBENCH_COMM_OVERLAP", OVERLAPS[0])
 _BLOCK = 256
 
 _SOURCE = HEADER + r"""
@@ -59,7 +65,7 @@ extern "C" __global__ void gemm_gather(
 // activations (a, i, f, o) that backward reads.
 extern "C" __global__ void gemm_forward_step(
         const float* __restrict__ xin_t, const float* __restrict__ uv, const float* __restrict__ p,
-        float* __restrict__ act_t, const float* __restrict__ c_prev, float* __restrict__ c_t,
+        float* __restrict__ act_t, const float* c_prev, float* c_t,  // c_prev is c_t at t = 0 (unread)
         float* __restrict__ h_t, int B, int first) {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (long long)B * N) return;
@@ -115,7 +121,7 @@ extern "C" __global__ void gemm_output_loss(
 // One thread per (b, j), as chainer.functions.lstm's backward: act_t's
 // activations are replaced by the gate gradients; dc carries the cell's.
 extern "C" __global__ void gemm_backward_step(
-        float* __restrict__ act_t, const float* __restrict__ c_t, const float* __restrict__ c_prev,
+        float* __restrict__ act_t, const float* c_t, const float* c_prev,  // aliased at t = 0 (unread)
         const float* __restrict__ dy_t, const float* __restrict__ p, const float* __restrict__ dhn,
         float* __restrict__ dc, int B, int first, int last) {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -165,7 +171,7 @@ extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float scale,
 // As graph_cuda's optimizer_step, over the whole grid; the count is a
 // separate kernel, after every block has read it.
 extern "C" __global__ void gemm_optimizer(
-        float* __restrict__ p, float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
+        float* __restrict__ p, float* g, float* m, float* v,  // SGD passes g as m and v (unread)
         const int* __restrict__ counter, const float* __restrict__ norm, float scale, float clip, double peak,
         double log_ratio, int decay, double beta1, double beta2, float eps, int adam) {
     const int k = *counter;
@@ -188,6 +194,8 @@ _NAMES = ("gemm_gather", "gemm_forward_step", "gemm_output_loss", "gemm_backward
 
 
 def kernels(n_units: int) -> dict:
+    """The kernels compiled for ``n_units`` (a compile-time constant, as in
+    :func:`sinelstm.graph_cuda.kernels`)."""
     import cupy
 
     module = cupy.RawModule(code=_SOURCE, options=("-std=c++14", f"-DN={n_units}"))
@@ -205,8 +213,9 @@ class GemmGraphs(GpuGraphs):
            ("optimizer", "_step"))
 
     @property
-    def WHOLE(self):
-        # With peers, the all-reduce runs inside backward, overlapped.
+    def WHOLE(self):  # noqa: N802 (the base class's constant, here per instance)
+        # With peers, the all-reduce runs inside backward, overlapped; the
+        # phases' graphs (for the profile) keep it apart, after backward.
         overlap = self.nccl is not None and OVERLAP == "tail"
         return ("_data", "_forward", "_backward_overlapped", "_step") if overlap else None
 
@@ -214,6 +223,14 @@ class GemmGraphs(GpuGraphs):
         cupy, up = self.cupy, self.up
         T, B, n = up.seqlen, up.batch, up.n
         G, R = 4 * n, T * B
+        if OVERLAP not in OVERLAPS:
+            raise ValueError(f"SINEBENCH_COMM_OVERLAP={OVERLAP!r}: choose from {', '.join(OVERLAPS)}")
+        # Products read and write l1's W and b as one (n, 2) matrix and l3's
+        # W and b as n + 1 floats: the flat layout must keep each pair adjacent.
+        f = up.flat
+        if f.start("/l1/b") != f.start("/l1/W") + n or f.start("/l3/b") != f.start("/l3/W") + n:
+            raise ValueError("sinelstm.flat.LAYOUT must keep l1's and l3's W and b adjacent")
+        self.events = []  # the capture's fork and join events, alive until it ends
         self.k = kernels(n)
         self.blas = Blas(self.capture_stream)
         self.side = cupy.cuda.Stream(non_blocking=True)  # the all-reduce's, overlapping backward
@@ -223,7 +240,7 @@ class GemmGraphs(GpuGraphs):
         self.x1 = cupy.ones((2, R), cupy.float32)  # row 0: the inputs (gathered); row 1: ones (for dv)
         self.tgt = cupy.empty(R, cupy.float32)
         self.dy = cupy.empty(R, cupy.float32)
-        self.uv = cupy.empty(2 * G, cupy.float32)  # u = W_up w1, v = W_up b1
+        self.uv = cupy.empty(2 * G, cupy.float32)  # u = W_up w1, v = W_up b1 (b_up added by the step kernel)
         # Gradients summed over ranks in one small all-reduce: du, dv (the
         # input projection's, rank one), then the output layer's W and b,
         # copied into the flat gradients before the step.
@@ -232,7 +249,8 @@ class GemmGraphs(GpuGraphs):
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
 
-    # pointers
+    # device pointers: a parameter's, its gradient's (from element offset),
+    # any buffer's at an element offset
     def _p(self, name, offset=0):
         f = self.up.flat
         return f.params.data.ptr + 4 * (f.start(name) + offset)
@@ -261,6 +279,7 @@ class GemmGraphs(GpuGraphs):
         up, blas = self.up, self.blas
         T, B, n = up.seqlen, up.batch, up.n
         G = 4 * n
+        # [u v] (G, 2) = W_up [w1 b1]
         blas.gemm(OP_T, OP_N, G, 2, n, self._p("/l2/upward/W"), n, self._p("/l1/W"), n, self.uv.data.ptr, G,
                   exact=True)
         for t in range(T):
@@ -309,15 +328,20 @@ class GemmGraphs(GpuGraphs):
             self._allreduce_range(self.small, 0, self.small.size, self.side)
             s.wait_event(self._join())
 
+    def _event(self):
+        event = self.cupy.cuda.Event(block=False, disable_timing=True)
+        self.events.append(event)
+        return event
+
     def _fork(self, s):
         """Make the side stream wait for what ``s`` has queued."""
-        ready = self.cupy.cuda.Event(block=False, disable_timing=True)
+        ready = self._event()
         ready.record(s)
         self.side.wait_event(ready)
 
     def _join(self):
         """An event at the end of what the side stream has queued."""
-        done = self.cupy.cuda.Event(block=False, disable_timing=True)
+        done = self._event()
         done.record(self.side)
         return done
 

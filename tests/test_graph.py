@@ -129,18 +129,24 @@ def test_verify_checks_both_gpu_paths_of_graph():
     units = sorted((ds.spec, im, combo[-1]) for ds, _, im, *combo in checks)
     assert units == [("0+1", "graph", 5), ("0+1", "graph", 96), ("0+1", "sinebench", 5),
                      ("cpu+cpu", "graph", 5), ("cpu+cpu", "sinebench", 5)]
-    narrow, left_out = combinations([gpu], ["chainermn"], ["graph"], ["quality_small"], ["fp32"])
-    assert [c[-1] for c in narrow] == [5] and "--recipe quality" in left_out[0]
+    narrow, left_out = combinations([gpu], ["chainermn"], ["graph"], ["quality_small"], ["fp32"], ["sgd", "adam"])
+    assert sorted((c[-2], c[-1]) for c in narrow) == [("adam", 5), ("sgd", 5), ("sgd", 96)]
+    assert "--recipe quality" in left_out[0]
+    from bench.verifying import GEMM_UNITS
+    from sinelstm.graph_cuda import MAX_UNITS
+
+    assert GEMM_UNITS > MAX_UNITS  # the check's wide width takes the cuBLAS path
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 # The persistent kernels (5) and the captured cuBLAS products (96), each
-# with the article's recipe and the quality recipe meant for its width:
-# quality_small's lr 1e-2 is for n_units below 16; at 96 units Adam at that
-# rate amplified rounding to 2.5e-4 in 20 updates (SGD passed at 1e-5).
-@pytest.mark.parametrize("n_units,recipe", [(5, "article"), (5, "quality_small"), (96, "article"),
-                                            (96, "quality")])
+# with the article's recipe and the quality recipe meant for its width, and
+# quality_small's clipping at 96 with SGD: its lr 1e-2 is for n_units below
+# 16, and at 96 units Adam at that rate amplified rounding to 2.5e-4 in 20
+# updates (SGD passed at 1e-5).
+@pytest.mark.parametrize("n_units,recipe,optimizer", [
+    (n, r, o) for n, recipes in ((5, ("article", "quality_small")), (96, ("article", "quality")))
+    for r in recipes for o in ("sgd", "adam")] + [(96, "quality_small", "sgd")])
 def test_captured_gpu_update_equals_eager(recipe, optimizer, n_units):
     res = verify(parse_device_set("0"), "single-process", verify_config(
         impl="graph", n_devices=1, recipe=RECIPES[recipe], optimizer=optimizer, n_units=n_units))

@@ -304,10 +304,12 @@ def test_a_two_gpu_mpi_job_runs_pinned_and_records_its_first_ranks_cores(tmp_pat
     assert runs["status"].tolist() == ["ok"] and len(pinning.parse_cpulist(runs["cpus"].iloc[0])) == 1
 
 
-def test_a_tight_interval_is_written_with_ends_that_differ():
+def test_a_tight_interval_is_written_with_ends_that_differ_and_the_point_between():
     from bench import trust_sentences
 
     tight = intervals.Comparison(intervals.Interval(1.884, 1.881, 1.887, True), 1e-9)
-    assert trust_sentences.interval(tight) == " (95 % interval 1.88×–1.89×)"
+    assert trust_sentences.interval(tight) == " (1.88×; 95 % interval 1.88×–1.89×)"
+    tighter = intervals.Comparison(intervals.Interval(0.53, 0.528, 0.532, True), 1e-9)
+    assert trust_sentences.interval(tighter) == " (0.530×; 95 % interval 0.528×–0.532×)"
     wide = intervals.Comparison(intervals.Interval(1.5, 1.3, 1.7, True), 1e-9)
     assert trust_sentences.interval(wide) == " (95 % interval 1.3×–1.7×)"
