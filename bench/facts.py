@@ -34,6 +34,7 @@ class Sweep:
     breakdown: pd.DataFrame  # phase times of the profiled runs
     curves: pd.DataFrame
     closed: pd.DataFrame  # closed-loop predictions
+    base_ok: pd.DataFrame  # finished runs at main's scaling axes (precision, transport, scaling)
 
 
 def main_impl(agg: pd.DataFrame, runs: pd.DataFrame) -> str:
@@ -59,13 +60,31 @@ def sweep(tables: dict) -> Sweep:
     # Per-update facts compare one window length: the one most configurations
     # ran, the shorter (the article's) on a tie.
     seqlen = int(mine["seqlen"].mode().min()) if len(mine) else 10
-    return Sweep(runs, ok_runs(runs), agg, impl, mine[mine["seqlen"] == seqlen], seqlen,
-                 *(tables.get(k, pd.DataFrame()) for k in ("breakdown", "curves", "closed_loop")))
+    main = mine[mine["seqlen"] == seqlen]
+    ok = ok_runs(runs)
+    return Sweep(runs, ok, agg, impl, main, seqlen,
+                 *(tables.get(k, pd.DataFrame()) for k in ("breakdown", "curves", "closed_loop")),
+                 base_ok=at_axes(ok, axes_of(main)))
+
+
+def axes_of(main: pd.DataFrame) -> dict:
+    """The scaling axes' values of the summary's rows."""
+    return {a: main[a].iloc[0] for a in AXES if a in main and len(main)}
 
 
 def baseline_axes(sw: Sweep) -> dict:
     """The scaling axes' values of the summary's rows (``sw.main``)."""
-    return {a: sw.main[a].iloc[0] for a in AXES if a in sw.main and len(sw.main)}
+    return axes_of(sw.main)
+
+
+def at_axes(rows: pd.DataFrame, axes: dict) -> pd.DataFrame:
+    """``rows`` at these axes' values (a folder older than a column has only
+    its default): phase shares, intervals and learning curves never mix a
+    tf32 or socket run into the fp32 one of the same device set."""
+    for column, value in axes.items():
+        if column in rows:
+            rows = rows[rows[column] == value]
+    return rows
 
 
 @dataclass(frozen=True)

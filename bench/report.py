@@ -143,7 +143,7 @@ def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None
     secs += ladder_section(sw, peak, figs)
     if not sw.breakdown.empty:
         secs.append(_section("breakdown", "Where the time goes", [
-            figs.add("breakdown", plots_compare.breakdown(facts.breakdown_bars(sw.breakdown, sw.ok)),
+            figs.add("breakdown", plots_compare.breakdown(facts.breakdown_bars(sw.breakdown, sw.base_ok)),
                      "Each phase's share of an update, one panel per size; total ms per update beside each bar.",
                      "breakdown")]))
     eff = facts.efficiency(sw.main)
@@ -157,7 +157,7 @@ def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None
         secs.append(_section("impls", "The article's approach beside sinebench's", [
             figs.add("implementations", plots_compare.impl_compare(pairs),
                      "ms per update of both implementations, one panel per device set.", "implementations")]))
-    size, runs = facts.representative_runs(sw.ok)
+    size, runs = facts.representative_runs(sw.base_ok)
     if size is not None and (ttt := facts.time_to_target(runs)) is not None:
         where = f"batch {size[0]}, n_units {size[1]}"
         secs.append(_section("quality", f"Learning: {where}", [
@@ -185,7 +185,7 @@ def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:
     tf32_only = len(sw.main) and (sw.main["precision"] != "fp32").all()
     models = cost_models(sw.main, {**peak, "gpu": None} if tf32_only else peak)
     other = cmp.load(compare) if compare is not None else None
-    ev = trust.evidence(sw.ok, folder, facts.baseline_axes(sw))
+    ev = trust.evidence(sw.base_ok, folder)
     summary = sentences.summary(sw, models, ev)
     lead = []
     if other is not None:

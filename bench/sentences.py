@@ -309,7 +309,7 @@ def summary(sw: facts.Sweep, models: dict, ev=None) -> list:
         out.append(crossover(c))
     elif gpu and (m := xover.measured(sw.main, gpu, sw.seqlen, sw.impl)) is not None:
         out.append(measured_crossover(m, why_not_model(agree)))
-    phases = facts.phase_medians(sw.breakdown, sw.ok, sw.impl)
+    phases = facts.phase_medians(sw.breakdown, sw.base_ok, sw.impl)
     multi = trust.multi_vs_first(ev, sw.main) if ev is not None else {}
     out += [scaling(s, multi.get((s.devices, s.strategy))) for s in facts.scaling(facts.efficiency(sw.main), phases)]
     splits = (facts.phase_split(phases, d) for d in ["cpu"] + ([gpu] if gpu else []))
@@ -319,7 +319,7 @@ def summary(sw: facts.Sweep, models: dict, ev=None) -> list:
         if ev is not None and (line := ts.tally(trust.tally(trust.impl_vs_impl(ev, sw.agg)),
                                                 f"{facts.SINEBENCH}'s implementation", "the article's")):
             out.append(line)
-    size, runs = facts.representative_runs(sw.ok)
+    size, runs = facts.representative_runs(sw.base_ok)
     if size is not None and (t := facts.time_to_target(runs)) is not None:
         out.append(time_to_target(size, t))
     if (r := facts.repeat_spread(sw.main)) is not None:

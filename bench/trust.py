@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench import intervals, samples as per_update
 from bench.analysis import KEYS
-from bench.facts import SINEBENCH, Sweep, multi_sets, one_gpu
+from bench.facts import SINEBENCH, Sweep, at_axes, multi_sets, one_gpu
 from sinelstm.devices import parse_device_set
 from sinelstm.names import ARTICLE_IMPL, SINGLE_DEVICE, device_label
 
@@ -45,9 +45,7 @@ def evidence(ok: pd.DataFrame, folder=None, axes: dict | None = None) -> Evidenc
     ``axes``: the scaling axes' values of the runs compared (precision,
     transport, scaling: the report's baseline), so that a tf32 or
     socket run never pools with the fp32 one of the same device set."""
-    for column, value in (axes or {}).items():
-        if column in ok:
-            ok = ok[ok[column] == value]
+    ok = at_axes(ok, axes or {})
     got = per_update.read_all(folder, list(ok["run_id"])) if folder is not None and len(ok) else {}
     reps = {}
     for key, g in ok.groupby(SIDE + ["batchsize", "n_units"]) if len(ok) else ():

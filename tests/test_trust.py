@@ -313,3 +313,18 @@ def test_a_tight_interval_is_written_with_ends_that_differ_and_the_point_between
     assert trust_sentences.interval(tighter) == " (0.530×; 95 % interval 0.528×–0.532×)"
     wide = intervals.Comparison(intervals.Interval(1.5, 1.3, 1.7, True), 1e-9)
     assert trust_sentences.interval(wide) == " (95 % interval 1.3×–1.7×)"
+
+
+def test_the_phase_breakdown_keeps_to_the_summary_s_precision():
+    # A tf32 run of the same set and size must not be drawn into the fp32
+    # run's phase bar (it was: a 1-GPU bar showed the mean of both).
+    from bench import facts
+
+    fp32 = fact_runs("0", SINGLE_DEVICE, {(10, 5): 20.0}, precision="fp32")
+    tf32 = fact_runs("0", SINGLE_DEVICE, {(10, 5): 5.0}, precision="tf32")
+    for r in tf32:
+        r["run_id"] += "-tf32"
+    phases = [(r["run_id"], "forward", r["ms_per_update_median"]) for r in fp32 + tf32]
+    sw = fact_sweep(fp32, tf32, breakdown=phases)
+    bars = facts.breakdown_bars(sw.breakdown, sw.base_ok)
+    assert bars["ms"].tolist() == [20.0]
