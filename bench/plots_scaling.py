@@ -39,6 +39,17 @@ def _legend(fig, axes, rows_used: int):
     fig.tight_layout(rect=(0, 0.05 * math.ceil(len(seen) / ncol) / rows_used + 0.02, 1, 1))
 
 
+def _label_ends(ax, ends: list, top: float):
+    """Each curve's last speedup beside its point, pushed up where two would
+    print over each other (the speedup axis runs from 0 to 1.1 × ``top``)."""
+    gap, shown_at = 0.05 * top * 1.1, {}
+    for x, y, colour in sorted(ends, key=lambda e: (e[0], e[1])):
+        shown = max(y, shown_at.get(x, -math.inf) + gap)
+        shown_at[x] = shown
+        ax.annotate(f"{y:.2f}×", (x, y), xytext=(x + 0.04 * top, shown), textcoords="data", fontsize=8,
+                    va="center", color=colour)
+
+
 def scaling_curves(c: pd.DataFrame, scaling: str, kind: str):
     """One column per size; top row speedup over one device with the ideal
     (as many times as devices), bottom row efficiency with the ideal 100 %."""
@@ -52,6 +63,7 @@ def scaling_curves(c: pd.DataFrame, scaling: str, kind: str):
         top, bottom = axes[0][col], axes[1][col]
         top.plot(counts, counts, color="0.35", ls=":", lw=1.3, label="ideal")
         bottom.axhline(1, color="0.35", ls=":", lw=1.3)
+        ends = []
         for series, s in g[g["size"] == size].groupby("series", sort=False):
             s = s.sort_values("n_devices")
             kw = _series_style(s["strategy"].iloc[0], s["precision"].iloc[0], kind,
@@ -59,8 +71,8 @@ def scaling_curves(c: pd.DataFrame, scaling: str, kind: str):
             top.plot(s["n_devices"], s["speedup"], label=series, **kw)
             bottom.plot(s["n_devices"], s["efficiency"], **kw)
             last = s.iloc[-1]
-            top.annotate(f"{last['speedup']:.2f}×", (last["n_devices"], last["speedup"]), fontsize=8,
-                         xytext=(4, 0), textcoords="offset points", va="center", color=kw["color"])
+            ends.append((last["n_devices"], last["speedup"], kw["color"]))
+        _label_ends(top, ends, max(counts))
         top.set_title(size, fontsize=10)
         bottom.set_xlabel(f"{unit} (n)")
         bottom.set_xticks(counts)
