@@ -64,26 +64,16 @@ def sweep(tables: dict) -> Sweep:
     ok = ok_runs(runs)
     return Sweep(runs, ok, agg, impl, main, seqlen,
                  *(tables.get(k, pd.DataFrame()) for k in ("breakdown", "curves", "closed_loop")),
-                 base_ok=at_axes(ok, axes_of(main)))
+                 base_ok=at_axes_of(ok, main))
 
 
-def axes_of(main: pd.DataFrame) -> dict:
-    """The scaling axes' values of the summary's rows."""
-    return {a: main[a].iloc[0] for a in AXES if a in main and len(main)}
-
-
-def baseline_axes(sw: Sweep) -> dict:
-    """The scaling axes' values of the summary's rows (``sw.main``)."""
-    return axes_of(sw.main)
-
-
-def at_axes(rows: pd.DataFrame, axes: dict) -> pd.DataFrame:
-    """``rows`` at these axes' values (a folder older than a column has only
-    its default): phase shares, intervals and learning curves never mix a
-    tf32 or socket run into the fp32 one of the same device set."""
-    for column, value in axes.items():
-        if column in rows:
-            rows = rows[rows[column] == value]
+def at_axes_of(rows: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` at the scaling axes' values of ``main`` (a folder older than
+    a column has only its default): phase shares, intervals and learning
+    curves never mix a tf32 or socket run into the fp32 one of a device set."""
+    for column in AXES:
+        if column in rows and column in main and len(main):
+            rows = rows[rows[column] == main[column].iloc[0]]
     return rows
 
 
@@ -260,8 +250,10 @@ def impl_ratio(pairs: pd.DataFrame) -> Ratio | None:
 
 def representative_runs(ok: pd.DataFrame) -> tuple:
     """(size, runs): repeat 0 of each device set at the article's size, else
-    at the size that the most device sets ran; size is None if none ran."""
-    ok0 = baseline(ok[ok["repeat"] == 0])
+    at the size that the most device sets ran; size is None if none ran.
+    ``ok``: finished runs at one precision, transport and scaling
+    (``Sweep.base_ok``)."""
+    ok0 = ok[ok["repeat"] == 0]
     sizes = ok0.groupby(["batchsize", "n_units"])["devices"].nunique().sort_index()
     if sizes.empty:
         return None, ok0

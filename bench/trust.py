@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench import intervals, samples as per_update
 from bench.analysis import KEYS
-from bench.facts import SINEBENCH, Sweep, at_axes, multi_sets, one_gpu
+from bench.facts import SINEBENCH, Sweep, multi_sets, one_gpu
 from sinelstm.devices import parse_device_set
 from sinelstm.names import ARTICLE_IMPL, SINGLE_DEVICE, device_label
 
@@ -40,12 +40,11 @@ class Evidence:
         return self.reps.get((*side, *size))
 
 
-def evidence(ok: pd.DataFrame, folder=None, axes: dict | None = None) -> Evidence:
-    """``ok``: finished runs; ``folder``: where their samples are (None: none);
-    ``axes``: the scaling axes' values of the runs compared (precision,
-    transport, scaling: the report's baseline), so that a tf32 or
-    socket run never pools with the fp32 one of the same device set."""
-    ok = at_axes(ok, axes or {})
+def evidence(ok: pd.DataFrame, folder=None) -> Evidence:
+    """``ok``: finished runs at one precision, transport and scaling
+    (``Sweep.base_ok``, so that a tf32 or socket run never pools with the
+    fp32 one of the same device set); ``folder``: where their samples are
+    (None: none)."""
     got = per_update.read_all(folder, list(ok["run_id"])) if folder is not None and len(ok) else {}
     reps = {}
     for key, g in ok.groupby(SIDE + ["batchsize", "n_units"]) if len(ok) else ():

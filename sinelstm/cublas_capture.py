@@ -49,7 +49,7 @@ class Blas:
     """A cuBLAS handle on the current device, bound to ``stream`` with its
     own workspace; :meth:`gemm` may be called while ``stream`` captures."""
 
-    def __init__(self, stream, precision_name: str | None = None):
+    def __init__(self, stream):
         import cupy
 
         self.lib = lib = _library()
@@ -64,7 +64,7 @@ class Blas:
         _check(lib.cublasSetStream_v2(handle, ctypes.c_void_p(stream.ptr)), "cublasSetStream")
         _check(lib.cublasSetWorkspace_v2(handle, ctypes.c_void_p(self.workspace.data.ptr),
                                          ctypes.c_size_t(WORKSPACE_BYTES)), "cublasSetWorkspace")
-        self.compute = _COMPUTE[precision_name or precision.process_precision()]
+        self.compute = _COMPUTE[precision.process_precision()]
         self._one, self._zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
 
     def gemm(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, exact=False):

@@ -163,7 +163,7 @@ def test_time_to_target_over_the_first_repeat_at_the_article_size():
                 if row["repeat"] == r]
     sw = sweep(set_("cpu", SINGLE_DEVICE, [3.0, 0.1]), set_("0", SINGLE_DEVICE, [1.25, 0.1]),
                set_("0+1", "chainermn", [NAN, 0.1]))
-    size, rep = facts.representative_runs(sw.ok)
+    size, rep = facts.representative_runs(sw.base_ok)
     assert size == (10, 5) and list(rep["repeat"]) == [0, 0, 0]
     t = facts.time_to_target(rep)
     assert t.times == (("1 GPU", 1.25), ("CPU", 3.0), ("2 GPUs (chainermn)", None))
@@ -179,7 +179,7 @@ def test_representative_size_without_the_article_size_is_the_most_shared():
     sw = sweep(runs("cpu", SINGLE_DEVICE, {(100, 50): 1.0, (1000, 500): 1.0}),
                runs("0", SINGLE_DEVICE, {(100, 50): 1.0}),
                runs("0", SINGLE_DEVICE, {(1000, 500): 1.0}, impl="article", max_seconds=NAN))
-    size, rep = facts.representative_runs(sw.ok)
+    size, rep = facts.representative_runs(sw.base_ok)
     assert size == (100, 50) and len(rep) == 2
     t = facts.time_to_target(rep)
     assert t.fastest is None and sentences.time_to_target(size, t) == (

@@ -224,14 +224,12 @@ def test_sentences_state_intervals_and_do_not_name_an_unsupported_winner(tmp_pat
 def test_a_tf32_run_does_not_pool_with_the_fp32_one_of_the_same_set():
     # Same device set and size, two precisions: the summary's (fp32)
     # evidence holds the fp32 repeats only, so its interval stays tight.
-    from bench import facts
-
     fp32 = fact_runs("0", SINGLE_DEVICE, {(10, 5): 20.0}, repeats=(1.0, 1.01), precision="fp32")
     tf32 = fact_runs("0", SINGLE_DEVICE, {(10, 5): 5.0}, repeats=(1.0, 1.01), precision="tf32")
     for r in tf32:
         r["run_id"] += "-tf32"
     sw = fact_sweep(fp32, tf32)
-    ev = trust.evidence(sw.ok, axes=facts.baseline_axes(sw))
+    ev = trust.evidence(sw.base_ok)
     rep = ev.of(("sinebench", 10, "0", SINGLE_DEVICE), (10, 5))
     assert rep.n == 2 and rep.median == pytest.approx(20.1)
     assert trust.evidence(sw.ok).of(("sinebench", 10, "0", SINGLE_DEVICE), (10, 5)).n == 4  # without: pooled
