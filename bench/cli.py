@@ -113,7 +113,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
                 strategies=strategies, batchsizes=batches, units=widths, repeats=repetition.count, recipes=chosen)
     check_grid_size(grid_size(**axis))
     base = config(chosen[0], updates, warmup, max_seconds, eval_every=eval_every, target_mse=target_mse,
-                  quality_target=quality_target, until_quality=until_quality)
+                  quality_target=quality_target, until_quality=until_quality, host_gate=control.host_gate)
     for other in chosen[1:]:
         config(other, updates)  # each recipe's window must fit the data too
     for line in advice(base):

@@ -29,7 +29,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sinelstm import gcpause
+from sinelstm import gcpause, hostspeed
 
 NODES = Path("/sys/devices/system/node")
 PCI = Path("/sys/bus/pci/devices")
@@ -46,6 +46,7 @@ class Control:
 
     pin: bool = True
     threads: int | None = None  # None: one NUMA node's cores when pinned, else the libraries' default
+    host_gate: float | None = hostspeed.DEFAULT_TOLERANCE  # sinelstm.hostspeed; None: off
 
     def resolved_threads(self) -> int | None:
         if self.threads is not None:
@@ -203,6 +204,8 @@ def describe(control: Control) -> dict:
     return {"pinned": control.pin, "threads": threads if threads else "library default",
             "python_hash_seed": HASH_SEED,
             "gc": gcpause.POLICY,
+            "host_gate": (hostspeed.POLICY.format(tol=control.host_gate, cap=hostspeed.MAX_WAIT_S)
+                          if control.host_gate is not None else "off: updates timed whatever the host's speed"),
             "runs_at_a_time": 1,
             "core_sets": ("each run's process pinned to 'threads' cores (a GPU's NUMA node where known; "
                           "disjoint per MPI rank where enough cores)" if control.pin else "not pinned")}

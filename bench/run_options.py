@@ -50,10 +50,10 @@ def recipes(text: str, seqlen: int | None) -> list:
 
 
 def config(recipe, updates: int, warmup: int = DEFAULT.budget.warmup, max_seconds: float | None = None,
-           **settings) -> TrainConfig:
+           host_gate: float | None = DEFAULT.budget.host_gate, **settings) -> TrainConfig:
     """A training config from the library's defaults and these settings;
     settings the library refuses are bad input."""
-    limits = budget(updates=updates, seconds=max_seconds, warmup=warmup)
+    limits = budget(updates=updates, seconds=max_seconds, warmup=warmup, host_gate=host_gate)
     try:
         return replace(DEFAULT, recipe=recipe, budget=limits, **settings)
     except ValueError as exc:

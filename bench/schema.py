@@ -151,6 +151,11 @@ class RunRow:
     precision: str = "fp32"  # fp32 or tf32 (sinelstm.precision)
     transport: str = "default"  # NCCL's transport (bench.transports)
     scaling: str = "strong"  # strong: batchsize is global; weak: batchsize / n_devices was fixed
+    # The host-speed gate (sinelstm.hostspeed): seconds the run waited for
+    # the host's full speed, outside every other time, and the share of its
+    # checks that found the host slow (empty: gate off, or an older folder).
+    host_wait_s: float | None = None
+    host_slow: float | None = None
 
     @classmethod
     def columns(cls) -> list:
@@ -196,7 +201,8 @@ LEGACY_DEFAULTS = {"attempt": 1, "recipe": ARTICLE_RECIPE, "seed": 0, "path": "e
 CONTROL_COLUMNS = ("threads", "cpus", "stop_reason", "ci_halfwidth")
 # Settings added to RunSpec after runs were recorded, at the value every
 # older run had: left out of the run id's digest (see RunSpec.run_id).
-_DIGEST_DEFAULTS = ((("train", "precision"), "fp32"), (("transport",), "default"), (("scaling",), "strong"))
+_DIGEST_DEFAULTS = ((("train", "precision"), "fp32"), (("transport",), "default"), (("scaling",), "strong"),
+                    (("train", "budget", "host_gate"), TrainConfig().budget.host_gate))
 
 
 def clean_text(text) -> str:

@@ -326,6 +326,8 @@ def summary(sw: facts.Sweep, models: dict, ev=None) -> list:
         out.append(repeat_spread(r))
     if ev is not None:
         out += [line for line in (ts.stop_reasons(trust.stop_reasons(sw.runs)), ts.coverage(ev)) if line]
+    if line := ts.host_waits(trust.host_waits(sw.runs)):
+        out.append(line)
     return out
 
 

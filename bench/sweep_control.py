@@ -1,14 +1,18 @@
 """``sinebench sweep``'s options for numbers a reader can trust, and what the
 sweep does with them: how many repeats (a number, or ``auto``: until each
 median is known to ±``--target-ci``), the threads and core pinning of the
-workers (:mod:`bench.pinning`), what env.json records of both and of what
+workers (:mod:`bench.pinning`), the gate that times updates only at the
+host's full speed (:mod:`sinelstm.hostspeed`), what env.json records of both and of what
 could not be controlled (:mod:`bench.hostload`), and the warning at the end
 of a sweep whose repeats disagree more than the differences they measure.
 Kept out of :mod:`bench.cli`, which only parses and checks."""
+import math
 from dataclasses import dataclass
 from functools import wraps
 
 import click
+
+from sinelstm import hostspeed
 
 from bench import adaptive, hostload, pinning
 from bench.grid import SWEEP
@@ -57,11 +61,27 @@ def control_options(fn):
                        "node when pinned, else the libraries' own].")
     @click.option("--pin/--no-pin", default=True, show_default=True,
                   help="Pin each run's process to --threads cores (a GPU's NUMA node where known).")
+    @click.option("--host-gate", default=f"{hostspeed.DEFAULT_TOLERANCE:g}", show_default=True, metavar="FRACTION|off",
+                  help="Time updates only while a fixed probe of host speed is within this fraction of the fastest "
+                       f"probe seen; a run waits for it (not timed) up to {hostspeed.MAX_WAIT_S:g} s. 'off': time "
+                       "whatever the host's speed.")
     @wraps(fn)
-    def wrapper(*args, repeats, target_ci, max_repeats, threads, pin, **kwargs):
+    def wrapper(*args, repeats, target_ci, max_repeats, threads, pin, host_gate, **kwargs):
         return fn(*args, repetition=_repeats(repeats, target_ci, max_repeats),
-                  control=pinning.Control(pin=pin, threads=threads), **kwargs)
+                  control=pinning.Control(pin=pin, threads=threads, host_gate=_gate(host_gate)), **kwargs)
     return wrapper
+
+
+def _gate(text: str) -> float | None:
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        fail(f"--host-gate takes a positive fraction (e.g. 0.35) or 'off', got {text!r}")
+    return value
 
 
 def record(machine: dict, control: pinning.Control) -> dict:

@@ -15,6 +15,7 @@ import pandas as pd
 from bench import intervals, samples as per_update
 from bench.analysis import KEYS
 from bench.facts import SINEBENCH, Sweep, multi_sets, one_gpu
+from sinelstm import hostspeed
 from sinelstm.devices import parse_device_set
 from sinelstm.names import ARTICLE_IMPL, SINGLE_DEVICE, device_label
 
@@ -201,3 +202,27 @@ def stop_reasons(runs: pd.DataFrame) -> pd.Series:
     keys = [k for k in KEYS if k in decided]
     return decided.groupby(keys)["stop_reason"].last().value_counts() if len(decided) else decided["stop_reason"].value_counts()
 
+
+
+@dataclass(frozen=True)
+class HostWaits:
+    runs: int  # finished runs the gate checked
+    slow_runs: int  # of which it found the host slow at least once
+    wait_s: float
+    max_wait_s: float
+    capped: int  # runs that waited as long as a run may
+    cap: float
+
+
+def host_waits(runs: pd.DataFrame) -> HostWaits | None:
+    """The host-speed gate's record over a sweep's finished runs (None:
+    gate off, or a folder from before it)."""
+    if "host_slow" not in runs or runs.empty:
+        return None
+    gated = runs[(runs["status"] == "ok") & runs["host_slow"].notna()]
+    if gated.empty:
+        return None
+    wait = gated["host_wait_s"].fillna(0.0)
+    slow = gated[gated["host_slow"] > 0]
+    return HostWaits(len(gated), len(slow), float(wait[slow.index].sum()), float(wait.max()),
+                     int((wait >= hostspeed.MAX_WAIT_S).sum()), hostspeed.MAX_WAIT_S)

@@ -4,8 +4,9 @@ Computes nothing (that is :mod:`bench.trust` and :mod:`bench.intervals`)."""
 from bench import intervals, trust
 from bench.sentences import at, fmt_ms, fmt_x
 
-ADVICE = ("to measure smaller differences, stop other work on the machine, keep pinning on (the default; "
-          "--no-pin turns it off) and let noisy configurations run more rounds (--repeats auto)")
+ADVICE = ("to measure smaller differences, stop other work on the machine, keep pinning and the host-speed "
+          "gate on (the defaults; --no-pin, --host-gate off turn them off) and let noisy configurations run more "
+          "rounds (--repeats auto)")
 
 
 def interval(c: intervals.Comparison | None, slower: bool = False) -> str:
@@ -113,3 +114,15 @@ def _conditions(uncontrolled: dict | None, pinned) -> str:
             bits.append(f"load average {load['loadavg_1_5_15min'][0]:g} {when} the sweep"
                         + (f", busy: {busy}" if busy else ""))
     return f" ({'; '.join(bits)})" if bits else ""
+
+
+def host_waits(w) -> str | None:
+    """What the host-speed gate did (:func:`bench.trust.host_waits`)."""
+    if w is None:
+        return None
+    if not w.slow_runs:
+        return f"The host-speed gate never found the host slow ({w.runs} runs checked)."
+    capped = (f"; {w.capped} reached the {w.cap:g} s cap, so their timings include slow phases" if w.capped
+              else "")
+    return (f"The host-speed gate found the host slow in {w.slow_runs} of {w.runs} runs: they waited "
+            f"{w.wait_s:.1f} s in all (at most {w.max_wait_s:.1f} s in one run){capped}.")

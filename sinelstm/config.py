@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 
 from sinelstm.data import SineData
+from sinelstm.hostspeed import DEFAULT_TOLERANCE, MAX_WAIT_S
 from sinelstm.names import PRECISIONS
 from sinelstm.recipes import RECIPES, Recipe
 
@@ -27,6 +28,9 @@ class Budget:
     updates: int = 10000
     seconds: float | None = None
     warmup: int = 10
+    # Timed updates wait for the host to run at full speed (sinelstm.hostspeed):
+    # the probe's tolerance over its fastest, or None to time whatever comes.
+    host_gate: float | None = DEFAULT_TOLERANCE
 
     WARMUP_SHARE = 0.25
     PROFILE_SHARE = 0.5
@@ -43,6 +47,8 @@ class Budget:
             raise ValueError(f"warmup must be zero or more, got {self.warmup}")
         if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds > 0):
             raise ValueError(f"seconds must be a positive number, got {self.seconds}")
+        if self.host_gate is not None and not (math.isfinite(self.host_gate) and self.host_gate > 0):
+            raise ValueError(f"host-gate must be a positive fraction or off, got {self.host_gate}")
 
     @property
     def warmup_seconds(self) -> float:
@@ -55,7 +61,8 @@ class Budget:
     def timeout_s(self) -> float:
         """Seconds after which the sweep treats the run as hung."""
         timed = self.seconds if self.seconds else self.UNLIMITED_S
-        return timed * (1 + self.WARMUP_SHARE + self.PROFILE_SHARE) + self.STARTUP_S
+        waits = MAX_WAIT_S if self.host_gate is not None else 0.0
+        return timed * (1 + self.WARMUP_SHARE + self.PROFILE_SHARE) + self.STARTUP_S + waits
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ Every ``eval_every`` updates the loop waits for the device and evaluates:
 one-step test MSE and the closed-loop RMSE that says whether the model
 generates the sine. Evaluation is timed apart from training, so that time to
 quality counts training only, as MLPerf's time-to-train excludes its
-evaluations; a non-finite loss stops the run as diverged.
+evaluations; a non-finite loss stops the run as diverged. There, too, the
+host-speed gate (:mod:`sinelstm.hostspeed`) may hold the loop until the host
+runs at full speed again; those waits are outside every time reported.
 """
 import math
 import time
@@ -22,6 +24,7 @@ import chainer
 
 from sinelstm.config import TrainConfig
 from sinelstm import gcpause
+from sinelstm.hostspeed import HostGate
 from sinelstm.evaluate import one_step_mse
 from sinelstm import precision
 from sinelstm.names import NOT_REACHED, REACHED
@@ -33,7 +36,7 @@ from sinelstm.timing import make_update_timer
 class TrainResult:
     updates: int
     step_ms: np.ndarray  # one entry per timed update
-    wall_s: float  # first update to last, evaluations included
+    wall_s: float  # first update to last, evaluations included (waits for the host not)
     train_s: float  # the same, evaluations excluded
     eval_s: float  # evaluations alone
     curve: list  # dicts: update, elapsed_s, train_s, train_loss, val_mse, rmse_all
@@ -45,6 +48,8 @@ class TrainResult:
     updates_to_quality: int | None
     model: chainer.Chain
     path: str = "eager"  # how the updater ran the update (sinelstm.graph)
+    host_wait_s: float = 0.0  # waited for the host's full speed (sinelstm.hostspeed), outside every other time
+    host_slow: float | None = None  # share of the gate's checks that found the host slow (None: gate off)
 
 
 class Diverged(ArithmeticError):
@@ -85,10 +90,11 @@ class _Clock:
 
     def __init__(self):
         self.t0 = self.mark = time.perf_counter()
-        self.train_s = self.eval_s = 0.0
+        self.train_s = self.eval_s = self.wait_s = 0.0
 
     def wall(self) -> float:
-        return time.perf_counter() - self.t0
+        """Since the first update, evaluations included, waits for the host not."""
+        return time.perf_counter() - self.t0 - self.wait_s
 
     def end_training_segment(self):
         now = time.perf_counter()
@@ -98,6 +104,11 @@ class _Clock:
     def end_evaluation(self):
         now = time.perf_counter()
         self.eval_s += now - self.mark
+        self.mark = now
+
+    def end_wait(self):
+        now = time.perf_counter()
+        self.wait_s += now - self.mark
         self.mark = now
 
 
@@ -113,6 +124,7 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
     budget = cfg.budget
     curve, time_to_target, quality = [], None, None
     status = NOT_REACHED
+    gate = HostGate(budget.host_gate)
     updater.synchronize()
     clock = _Clock()
     k = 0
@@ -146,6 +158,9 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
             status, quality = REACHED, (clock.train_s, k)
         if strategy.agree(out_of_time or (cfg.until_quality and status == REACHED)):
             break
+        if gate.on and k < budget.updates:  # before the next timed update
+            gate.wait(strategy.agree)
+            clock.end_wait()
     updater.synchronize()
     return TrainResult(
         updates=k,
@@ -162,4 +177,6 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
         updates_to_quality=quality[1] if quality else None,
         model=model,
         path=updater.path,
+        host_wait_s=clock.wait_s,
+        host_slow=gate.slow_share,
     )

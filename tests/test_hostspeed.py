@@ -1,0 +1,122 @@
+"""The host-speed gate (sinelstm.hostspeed): waits while the probe reads
+slow, stops at its cap, leaves a quiet host alone, lets rank 0 decide, and
+the training loop keeps its waits out of every time it reports."""
+import itertools
+
+import pytest
+
+from sinelstm import hostspeed
+from sinelstm.config import Budget, TrainConfig
+from sinelstm.hostspeed import HostGate
+
+
+@pytest.fixture
+def host(monkeypatch):
+    """A scripted host: probe times from a list (then its last value), sleeps
+    that only count, and a fresh reference."""
+    monkeypatch.setattr(hostspeed._Reference, "best_ms", float("inf"))
+    state = {"probes": [], "slept": 0, "now": 0.0}
+
+    def probe():
+        value = state["probes"].pop(0) if len(state["probes"]) > 1 else state["probes"][0]
+        return value
+
+    def sleep(s):
+        state["slept"] += 1
+        state["now"] += s
+
+    monkeypatch.setattr(hostspeed, "probe_ms", probe)
+    monkeypatch.setattr(hostspeed.time, "sleep", sleep)
+    monkeypatch.setattr(hostspeed.time, "perf_counter", lambda: state["now"])
+    return state
+
+
+def test_a_slow_host_is_waited_for_until_it_is_fast_again(host):
+    host["probes"] = [1.0, 2.0, 1.9, 1.05, 1.0]
+    gate = HostGate(0.35)
+    assert gate.wait() == 0.0  # first probe: the reference, quiet
+    waited = gate.wait()  # 2.0, 1.9 slow; 1.05 within 35 %
+    assert host["slept"] == 2 and waited == pytest.approx(2 * hostspeed._PAUSE_S)
+    assert gate.checks == 2 and gate.slow_checks == 1 and gate.slow_share == 0.5
+
+
+def test_a_quiet_host_never_waits(host):
+    host["probes"] = [1.0, 1.1, 1.2, 1.3]
+    gate = HostGate(0.35)
+    assert sum(gate.wait() for _ in range(4)) == 0.0
+    assert host["slept"] == 0 and gate.slow_share == 0.0
+
+
+def test_waiting_stops_at_the_runs_cap(host):
+    host["probes"] = [1.0, 5.0]  # slow for ever
+    gate = HostGate(0.35, max_wait_s=1.0)
+    gate.wait()
+    gate.wait()
+    gate.wait()  # the cap is used up: one probe, no more waiting
+    assert gate.wait_s == pytest.approx(1.0, abs=hostspeed._PAUSE_S)
+    assert gate.slow_checks == 2  # the first probe set the reference
+
+
+def test_the_gate_off_probes_nothing(host):
+    host["probes"] = [1.0, 9.0]
+    gate = HostGate(None)
+    assert gate.wait() == 0.0 and gate.slow_share is None and gate.checks == 0
+
+
+def test_rank_zeros_answer_decides(host):
+    host["probes"] = [1.0, 9.0]
+    gate = HostGate(0.35)
+    gate.wait()
+    assert gate.wait(agree=lambda slow: False) == 0.0  # slow here, quiet on rank 0: no wait
+    answers = itertools.chain([True, True], itertools.repeat(False))
+    gate.wait(agree=lambda slow: next(answers))  # quiet here would stop; rank 0 says wait twice
+    assert host["slept"] == 2
+
+
+def test_the_reference_is_the_fastest_probe_seen(host):
+    host["probes"] = [2.0, 1.0, 2.0, 1.2]  # started in a slow phase
+    gate = HostGate(0.35)
+    gate.wait()  # 2.0: the reference for now
+    gate.wait()  # 1.0: faster, the new reference
+    gate.wait()  # 2.0 is slow against 1.0; then 1.2 is quiet
+    assert host["slept"] == 1
+
+
+def test_bad_tolerance_is_refused():
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="host-gate"):
+            Budget(host_gate=bad)
+    assert Budget(host_gate=None).timeout_s() < Budget().timeout_s()  # waits have room in the timeout
+
+
+def test_training_keeps_waits_out_of_its_times(monkeypatch):
+    """A CPU run on a host the probe calls slow at one check: the loop waits
+    there, and reports the wait apart from training and wall time."""
+    from sinelstm.devices import parse_device_set
+    from sinelstm.recipes import RECIPES
+    from sinelstm.strategy import make_strategy
+    from sinelstm.train import train
+
+    monkeypatch.setattr(hostspeed._Reference, "best_ms", float("inf"))
+    probes = iter([1.0] + [3.0] * 4 + [1.0] * 10_000)
+    monkeypatch.setattr(hostspeed, "probe_ms", lambda: next(probes))
+    monkeypatch.setattr(hostspeed, "_PAUSE_S", 0.1)
+    cfg = TrainConfig(n_units=5, batchsize=4, recipe=RECIPES["article"], eval_every=5,
+                      budget=Budget(updates=20, warmup=0))
+    result = train(cfg, make_strategy("single-process", parse_device_set("cpu"), "sinebench"))
+    assert result.updates == 20
+    assert result.host_wait_s >= 0.4  # four pauses of 0.1 s
+    assert result.host_slow == pytest.approx(1 / 3)  # three checks (after updates 5, 10, 15), one slow
+    assert result.wall_s < result.host_wait_s  # 20 tiny updates and four evaluations take less than the wait
+
+
+def test_gate_off_in_training_records_nothing():
+    from sinelstm.devices import parse_device_set
+    from sinelstm.recipes import RECIPES
+    from sinelstm.strategy import make_strategy
+    from sinelstm.train import train
+
+    cfg = TrainConfig(n_units=5, batchsize=4, recipe=RECIPES["article"], eval_every=5,
+                      budget=Budget(updates=10, warmup=0, host_gate=None))
+    result = train(cfg, make_strategy("single-process", parse_device_set("cpu"), "sinebench"))
+    assert result.host_wait_s == 0.0 and result.host_slow is None
