@@ -200,8 +200,19 @@ class _Lt:
 
     def __init__(self, blas):
         self.blas, self.lib = blas, _library("libcublasLt")
-        self.lib.cublasLtMatrixLayoutCreate.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64,
-                                                        ctypes.c_uint64, ctypes.c_int64]
+        # Every argument typed: an untyped Python int is passed as a C int,
+        # which would cut a pointer or a size_t in half.
+        P, I, SIZE = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
+        for name, types in (
+                ("cublasLtCreate", [P]), ("cublasLtDestroy", [P]),
+                ("cublasLtMatrixLayoutCreate", [P, I, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int64]),
+                ("cublasLtMatrixLayoutDestroy", [P]), ("cublasLtMatmulDescCreate", [P, I, I]),
+                ("cublasLtMatmulDescDestroy", [P]), ("cublasLtMatmulDescSetAttribute", [P, I, P, SIZE]),
+                ("cublasLtMatmulPreferenceCreate", [P]), ("cublasLtMatmulPreferenceDestroy", [P]),
+                ("cublasLtMatmulPreferenceSetAttribute", [P, I, P, SIZE]),
+                ("cublasLtMatmulAlgoGetHeuristic", [P, P, P, P, P, P, P, I, P, P]),
+                ("cublasLtMatmul", [P] * 14 + [SIZE, P])):
+            getattr(self.lib, name).argtypes = types
         self.handle = ctypes.c_void_p()
         _check(self.lib.cublasLtCreate(ctypes.byref(self.handle)), "cublasLtCreate")
         self.kept = []  # descriptors, alive as long as the handle
@@ -258,7 +269,6 @@ class _LtProduct:
     def __call__(self, a, b, c):
         blas = self.lt.blas
         _check(self.lt.lib.cublasLtMatmul(
-            self.lt.handle, self.desc, ctypes.addressof(blas._one), ctypes.c_void_p(a), self.a, ctypes.c_void_p(b),
-            self.b, ctypes.addressof(blas._zero), ctypes.c_void_p(c), self.c, ctypes.c_void_p(c), self.c,
-            ctypes.byref(self.algo), ctypes.c_void_p(blas.workspace.data.ptr), ctypes.c_size_t(WORKSPACE_BYTES),
-            ctypes.c_void_p(blas.stream.ptr)), "cublasLtMatmul")
+            self.lt.handle, self.desc, ctypes.addressof(blas._one), a, self.a, b, self.b,
+            ctypes.addressof(blas._zero), c, self.c, c, self.c, ctypes.addressof(self.algo),
+            blas.workspace.data.ptr, WORKSPACE_BYTES, blas.stream.ptr), "cublasLtMatmul")

@@ -150,15 +150,16 @@ def test_new_columns_and_legacy_folders(tmp_path):
     row = RunRow.failure(RunSpec(replace(BASE, precision="tf32"), "0+1", "chainermn", transport="shm",
                                  scaling="weak"), "error", "x")
     assert (row.precision, row.transport, row.scaling) == ("tf32", "shm", "weak")
-    assert RunRow.columns()[-3:] == ["precision", "transport", "scaling"]
+    assert RunRow.columns()[-5:] == ["precision", "transport", "scaling", "host_wait_s", "host_slow"]
     # a folder written before the columns existed reads as fp32 / default / strong
-    old = [c for c in RunRow.columns() if c not in ("precision", "transport", "scaling")]
+    old = [c for c in RunRow.columns() if c not in ("precision", "transport", "scaling", "host_wait_s", "host_slow")]
     values = {**asdict(RunRow.failure(RunSpec(BASE, "cpu", "single-device"), "error", "old"))}
     (tmp_path / "runs.csv").write_text(",".join(old) + "\n" + ",".join(
         "" if values[c] is None else str(values[c]) for c in old) + "\n")
     runs = ResultStore(tmp_path).load()["runs"]
     assert (runs["precision"].tolist(), runs["transport"].tolist(), runs["scaling"].tolist()) == (
         ["fp32"], ["default"], ["strong"])
+    assert runs["host_slow"].isna().all()  # no gate then: nothing to say about it
 
 
 # -- facts on synthetic rows ------------------------------------------------------------
