@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Issue 14's check: how far repeats of one configuration disagree where the
-# host bounds the time (batch 10 / n_units 5), before and after the controls.
+# host bounds the time (batch 10 / n_units 5), with and without the
+# host-speed gate (sinelstm.hostspeed). Both sweeps pinned, --repeats auto
+# (rounds until each median's 95 % interval is within ±3 %, at most 8):
 #
-#   before: no pinning, the libraries' thread defaults, a fixed 5 repeats
-#           (sinebench sweep --no-pin --repeats 5, as sweeps ran until now)
-#   after:  pinned workers with explicit threads, --repeats auto (rounds
-#           until each median's 95 % interval is within ±3 %, at most 8)
+#   ungated: --host-gate off (how sweeps ran until the gate)
+#   gated:   the default gate (updates timed only at the host's full speed)
 #
 # on cpu, 0, and 0+1 with both strategies, fixed-length runs (--full-budget)
 # of 0.5 s each; then a table of the spreads (slowest repeat median over
-# fastest, minus 1) per configuration, for both. About 5-6 minutes on 2 GPUs.
+# fastest, minus 1) per configuration, for both. About 5-8 minutes on 2 GPUs.
 #
 #   scripts/gpu_trust.sh                                  # on the GPU machine
 #   DEVICES=cpu,cpu+cpu RES=results/cpu-trust scripts/gpu_trust.sh   # a CPU-only rehearsal
 #
-# Results go to RES/before and RES/after (default RES:
+# Results go to RES/ungated and RES/gated (default RES:
 # results/<gpu>x<count>-trust-<date>); the table is also in RES/spread.txt.
 # Rerunning resumes both sweeps where they stopped.
 set -uo pipefail
@@ -24,10 +24,12 @@ DEVICES=${DEVICES:-cpu,0,0+1}
 start_log "RES=$RES DEVICES=$DEVICES scripts/gpu_trust.sh"
 COMMON=(--devices "$DEVICES" --strategy single-process,chainermn --batchsize 10 --units 5 --recipe article
         --full-budget --updates 1500 --max-seconds 0.5 --warmup 3 --no-report --no-progress)
-echo "== before: unpinned, 5 repeats $(date -u)"
-$SB sweep "${COMMON[@]}" --no-pin --repeats 5 --out "$RES/before"
-echo "== after: pinned, --repeats auto $(date -u)"
-$SB sweep "${COMMON[@]}" --repeats auto --target-ci 0.03 --max-repeats 8 --out "$RES/after"
+for gate in off default; do
+  folder=$([ $gate = off ] && echo ungated || echo gated)
+  echo "== $folder: pinned, --repeats auto, --host-gate $gate $(date -u)"
+  $SB sweep "${COMMON[@]}" --repeats auto --target-ci 0.03 --max-repeats 8 \
+    $([ $gate = off ] && echo --host-gate off) --out "$RES/$folder"
+done
 echo "== spread of the repeat medians $(date -u)"
-python3 scripts/trust_spread.py "$RES/before" "$RES/after" | tee "$RES/spread.txt"
+python3 scripts/trust_spread.py "$RES/ungated" "$RES/gated" | tee "$RES/spread.txt"
 echo "== done $(date -u)"

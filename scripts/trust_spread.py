@@ -30,7 +30,9 @@ def rows(folder: Path) -> dict:
             f"{ms.max() / ms.min() - 1:7.1%} {len(g):3d} {ms.median():9.3f} "
             + (f"  ±{ci.rel_halfwidth:5.1%}" if ci else "      -")
             + f"  {','.join(reasons) or '-':<8} {','.join(map(str, threads)) or '-':<4} "
-            + (str(g['cpus'].dropna().iloc[0]) if g["cpus"].notna().any() else "-"))
+            + (str(g['cpus'].dropna().iloc[0]) if g["cpus"].notna().any() else "-")
+            + (f"  waited {g['host_wait_s'].sum():.1f} s, slow at {g['host_slow'].mean():.0%} of checks"
+               if "host_slow" in g and g["host_slow"].notna().any() else ""))
     return out
 
 
