@@ -15,9 +15,10 @@ disagreement.
 
 So the training loop asks the gate at each point where the processes of a
 run agree (every ``eval_every`` updates): the probe runs (outside the timed
-updates), and while it is slower than the fastest probe this process has
-seen by more than the tolerance, the loop waits and asks again, up to a cap
-per run. Waiting is not training: it is counted apart (``wait_s``), as
+updates), and while it is slower than the fastest probe its process has
+seen by more than the tolerance, under any of the run's processes (rank 1
+on a slow core slows rank 0 too: an all-reduce waits for it), the loop
+waits and asks again, up to a cap per run. Waiting is not training: it is counted apart (``wait_s``), as
 evaluations are, and the row says how long and how often the host was slow.
 The reference is the fastest probe seen, so a process that starts in a slow
 phase gates nothing until it first sees the host at full speed. On a quiet
@@ -76,19 +77,20 @@ class HostGate:
         _Reference.best_ms = min(_Reference.best_ms, p)
         return p > _Reference.best_ms * (1 + self.tolerance)
 
-    def wait(self, agree=lambda slow: slow) -> float:
-        """Wait while the host is slow; ``agree`` makes the decision the
-        same on every process of a run (rank 0's probe decides). Returns
-        the seconds waited."""
+    def wait(self, any_rank=lambda slow: slow) -> float:
+        """Wait while the host is slow under any process of the run
+        (``any_rank`` makes that one decision on every rank). Returns the
+        seconds waited."""
         if not self.on:
             return 0.0
         t0 = time.perf_counter()
         self.checks += 1
-        slow = self.slow()
-        self.slow_checks += slow
-        # Every process asks ``agree`` once per round, and rank 0's answer
-        # (its probe, its time left) decides for all: they wait together.
-        while agree(slow and self.wait_s + (time.perf_counter() - t0) < self.max_wait_s):
+        slow, waiting = self.slow(), False
+        # Every process asks once per round and all get the same answer, so
+        # they wait together: while one is slow and has waiting time left.
+        while any_rank(slow and self.wait_s + (time.perf_counter() - t0) < self.max_wait_s):
+            self.slow_checks += not waiting  # a check that made the run wait
+            waiting = True
             time.sleep(_PAUSE_S)
             slow = self.slow()
         waited = time.perf_counter() - t0
@@ -97,5 +99,5 @@ class HostGate:
 
     @property
     def slow_share(self) -> float | None:
-        """The share of checks that found the host slow (None: gate off)."""
+        """The share of checks that made the run wait (None: gate off)."""
         return self.slow_checks / self.checks if self.on and self.checks else None

@@ -67,6 +67,9 @@ class SingleProcess:
     def agree(self, stop: bool) -> bool:
         return stop
 
+    def any_rank(self, flag: bool) -> bool:
+        return flag
+
 
 class OneProcessPerDevice:
     """This process is one rank of an MPI job with a rank per device."""
@@ -95,6 +98,11 @@ class OneProcessPerDevice:
     def agree(self, stop: bool) -> bool:
         """Rank 0 decides for every rank, at the same point of the loop."""
         return bool(self.comm.bcast_obj(stop if self.comm.rank == 0 else None, root=0))
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank if it is true on one (a slow host under any
+        rank slows them all)."""
+        return self.comm.mpi_comm.allreduce(int(flag)) > 0
 
 
 def make_strategy(name: str, device_set, impl: str = IMPLS[0]):

@@ -135,3 +135,7 @@ class TorchDDP:
         """Rank 0 decides for every rank, at the same point of the loop."""
         return bool(_mpi().COMM_WORLD.bcast(stop if self.rank == 0 else None, root=0))
 
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank if it is true on one."""
+        return _mpi().COMM_WORLD.allreduce(int(flag)) > 0
+

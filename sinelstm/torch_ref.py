@@ -417,6 +417,9 @@ class TorchSingle:
     def agree(self, stop: bool) -> bool:
         return stop
 
+    def any_rank(self, flag: bool) -> bool:
+        return flag
+
 
 def make_torch_strategy(impl: str, device_set):
     """The strategy a ``torch`` implementation trains ``device_set`` with; a

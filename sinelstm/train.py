@@ -159,7 +159,7 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
         if strategy.agree(out_of_time or (cfg.until_quality and status == REACHED)):
             break
         if gate.on and k < budget.updates:  # before the next timed update
-            gate.wait(strategy.agree)
+            gate.wait(strategy.any_rank)
             clock.end_wait()
     updater.synchronize()
     return TrainResult(
