@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from sinelstm.cublas_capture import OP_N, OP_T, Blas, Shape
+from sinelstm.cublas_capture import OP_N, OP_T, Blas
 from sinelstm.graph import GpuGraphs
 from sinelstm.graph_cuda import HEADER
 
@@ -187,27 +187,10 @@ extern "C" __global__ void gemm_optimizer(
 }
 
 extern "C" __global__ void gemm_count(int* counter) { *counter += 1; }
-
-// wt = w^T for the (G, N) recurrent weights, through a 32 x 32 tile in
-// shared memory so that reads and writes are both coalesced; blocks of
-// 32 x 8 threads, grid (N / 32, G / 32) rounded up.
-extern "C" __global__ void gemm_transpose(const float* __restrict__ w, float* __restrict__ wt) {
-    __shared__ float tile[32][33];
-    const int c0 = blockIdx.x * 32, r0 = blockIdx.y * 32;
-    for (int dr = threadIdx.y; dr < 32; dr += 8) {
-        const int r = r0 + dr, c = c0 + threadIdx.x;
-        if (r < G && c < N) tile[dr][threadIdx.x] = w[(long long)r * N + c];
-    }
-    __syncthreads();
-    for (int dc = threadIdx.y; dc < 32; dc += 8) {
-        const int c = c0 + dc, r = r0 + threadIdx.x;
-        if (c < N && r < G) wt[(long long)c * G + r] = tile[threadIdx.x][dc];
-    }
-}
 """
 
 _NAMES = ("gemm_gather", "gemm_forward_step", "gemm_output_loss", "gemm_backward_step", "gemm_finish",
-          "gemm_sqnorm", "gemm_optimizer", "gemm_count", "gemm_transpose")
+          "gemm_sqnorm", "gemm_optimizer", "gemm_count")
 
 
 def kernels(n_units: int) -> dict:
@@ -265,54 +248,6 @@ class GemmGraphs(GpuGraphs):
         self.dhn = cupy.empty((B, n), cupy.float32)
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
-        self._tune()
-
-    def _tune(self):
-        """Choose how each recurrent product runs (:meth:`Blas.fastest`),
-        timed on this device before capture: the weights as they are or a
-        transposed copy (made at the start of forward when either product
-        uses it), cuBLAS's default or a cuBLASLt algorithm. The recorded
-        choice says what ran (``self.tuning``)."""
-        cupy, up = self.cupy, self.up
-        T, B, n = up.seqlen, up.batch, up.n
-        G = 4 * n
-        self.wt = cupy.empty((n, G), cupy.float32)  # row-major (n, G): W_lat^T
-        self.fwd = self.bwd = self.dw = None
-        self.uses_wt, self.tuning = False, {}
-        if T == 1:  # no recurrent product
-            return
-        # Operands with values of the right scale: a product's speed can
-        # depend on its data (through the card's power draw), not only on
-        # its shape.
-        self.hs[:] = cupy.random.standard_normal(self.hs.shape, cupy.float32)
-        self.act[:] = cupy.random.standard_normal(self.act.shape, cupy.float32)
-        self.cupy.cuda.get_current_stream().synchronize()  # the timing stream does not wait for it
-        w, wt = self._p("/l2/lateral/W"), self.wt.data.ptr
-        h0, a1, dh = self.hs.data.ptr, self._at(self.act, B * G), self.dhn.data.ptr
-        fwd = self.blas.fastest({"W": (Shape(OP_T, OP_N, G, B, n, n, n, G), (w, h0, a1)),
-                                 "W^T copy": (Shape(OP_N, OP_N, G, B, n, G, n, G), (wt, h0, a1))})
-        bwd = self.blas.fastest({"W": (Shape(OP_N, OP_N, n, B, G, n, G, n), (w, a1, dh)),
-                                 "W^T copy": (Shape(OP_T, OP_N, n, B, G, G, G, n), (wt, a1, dh))})
-        dw = self.blas.fastest({"hs, dg": (Shape(OP_N, OP_T, n, G, (T - 1) * B, n, G, n),
-                                           (h0, a1, self._g("/l2/lateral/W")))})["hs, dg"]
-        # Per update: T - 1 products each way, and the copy once if either
-        # product reads it.
-        copy_ms = self.blas.time_ms(lambda: self._transpose(self.capture_stream)) if len(fwd) > 1 else 0.0
-        f, b = min(((f, b) for f in fwd for b in bwd), key=lambda fb: (T - 1) * (
-            (fwd[fb[0]].ms or 0) + (bwd[fb[1]].ms or 0)) + copy_ms * ("W^T copy" in fb))
-        self.uses_wt = "W^T copy" in (f, b)
-        self.fwd = (fwd[f], wt if f == "W^T copy" else w)
-        self.bwd = (bwd[b], wt if b == "W^T copy" else w)
-        self.dw = (dw, h0)
-        for what, name, product in (("forward h W^T", f, fwd[f]), ("backward dg W", b, bwd[b]),
-                                    ("weights' gradient", "hs, dg", self.dw[0])):
-            self.tuning[what] = f"{name}, {product.label}" + (f", {product.ms:.3f} ms" if product.ms else "")
-
-    def _transpose(self, s):
-        up, n = self.up, self.up.n
-        f = up.flat
-        self.k["gemm_transpose"]((-(-n // 32), -(-4 * n // 32)), (32, 8), (
-            f.params[f.start("/l2/lateral/W"):], self.wt), stream=s)
 
     # device pointers: a parameter's, its gradient's (from element offset),
     # any buffer's at an element offset
@@ -347,12 +282,10 @@ class GemmGraphs(GpuGraphs):
         # [u v] (G, 2) = W_up [w1 b1]
         blas.gemm(OP_T, OP_N, G, 2, n, self._p("/l2/upward/W"), n, self._p("/l1/W"), n, self.uv.data.ptr, G,
                   exact=True)
-        if self.uses_wt:
-            self._transpose(s)
-        product, w = self.fwd or (None, None)
         for t in range(T):
             if t:  # act[t] = hs[t-1] W_lat^T
-                product(w, self._at(self.hs, (t - 1) * B * n), self._at(self.act, t * B * G))
+                blas.gemm(OP_T, OP_N, G, B, n, self._p("/l2/lateral/W"), n, self._at(self.hs, (t - 1) * B * n), n,
+                          self._at(self.act, t * B * G), G)
             self.k["gemm_forward_step"](_blocks(B * n), (_BLOCK,), (
                 self.x1[0, t * B:], self.uv, up.flat.params, self.act[t], self.cs[t - 1] if t else self.cs[t],
                 self.cs[t], self.hs[t], np.int32(B), np.int32(t == 0)), stream=s)
@@ -376,12 +309,12 @@ class GemmGraphs(GpuGraphs):
                 self.act[t], self.cs[t], self.cs[t - 1] if t else self.cs[t], self.dy[t * B:], up.flat.params,
                 self.dhn, self.dc, np.int32(B), np.int32(t == 0), np.int32(t == T - 1)), stream=s)
             if t:  # dh for step t-1 = dg[t] W_lat
-                product, w = self.bwd
-                product(w, self._at(self.act, t * B * G), self.dhn.data.ptr)
+                blas.gemm(OP_N, OP_N, n, B, G, self._p("/l2/lateral/W"), n, self._at(self.act, t * B * G), G,
+                          self.dhn.data.ptr, n)
         # The recurrent weights: sum over steps of dg[t]^T hs[t-1], one product.
         if T > 1:
-            product, hs = self.dw
-            product(hs, self._at(self.act, B * G), self._g("/l2/lateral/W"))
+            blas.gemm(OP_N, OP_T, n, G, (T - 1) * B, self.hs.data.ptr, n, self._at(self.act, B * G), G,
+                      self._g("/l2/lateral/W"), n)
         if overlap:  # its all-reduce runs beside the memory-bound products below
             self._fork(s)
             self._allreduce_lat(self.side)
