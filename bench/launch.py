@@ -95,22 +95,40 @@ def verify_in_subprocess(device_set, impl: str, updates: int, recipe: str, preci
     process for ``single-process`` (a precision other than the command's
     own needs a fresh process); rank 0's result, or a failed result carrying
     the job's last line of output."""
-    import json
     import subprocess
 
     from sinelstm.names import STRATEGIES
     from sinelstm.precision import tolerance
-    from sinelstm.verify import RESULT_PREFIX, VerifyResult
+    from sinelstm.verify import VerifyResult
 
     ranks = device_set.n_devices if strategy == STRATEGIES[1] else 0
     cmd = python_command("sinelstm.verify", device_set.spec, impl, updates, recipe, precision, strategy, optimizer,
                          n_units, ranks=ranks)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(precision), cwd=PROJECT_ROOT,
                           timeout=600)
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return VerifyResult(**json.loads(line[len(RESULT_PREFIX):]))
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+    result, last = read_result(proc.stdout, proc.stderr)
+    if result is not None:
+        return VerifyResult(**result)
     return VerifyResult(spec=device_set.spec, reference=device_set.first_spec, strategy=strategy, impl=impl,
-                        updates=updates, max_diff=float("inf"), recipe=recipe, optimizer=optimizer, error=tail[0],
+                        updates=updates, max_diff=float("inf"), recipe=recipe, optimizer=optimizer, error=last,
                         tolerance=tolerance(precision), precision=precision, units=n_units)
+
+
+def read_result(stdout: str, stderr: str) -> tuple:
+    """A verify job's result (a dict) from its output, else None and the
+    output's last line. Terminal escapes are dropped first: on some hosts a
+    library prints a colour reset before the result line (an H200 host's
+    stdout read "\\x1b[0mRESULT {...}", and the check failed with an empty
+    message)."""
+    import json
+
+    from bench.machine import ANSI
+    from sinelstm.verify import RESULT_PREFIX
+
+    for line in stdout.splitlines():
+        line = ANSI.sub("", line).strip()
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):]), ""
+    lines = [ANSI.sub("", line).strip() for line in (stderr or stdout).splitlines()]
+    lines = [line for line in lines if line]
+    return None, lines[-1] if lines else "no output"

@@ -254,3 +254,15 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path):
     assert proc.returncode == 0, proc.stderr
     runs = check_folder(out)
     assert (runs.groupby("run_id")["status"].last() == "ok").all() and runs["run_id"].nunique() == 3
+
+
+def test_verify_reads_its_result_behind_a_terminal_escape():
+    """An H200 host's verify job printed a colour reset before its result
+    line; the check then failed with an empty message. The escape is dropped,
+    and a job without a result names its last visible line."""
+    from bench.launch import read_result
+
+    line = 'RESULT {"spec": "cpu+cpu", "max_diff": 5.96e-08}'
+    assert read_result(f"\x1b[0m{line}\n\x1b[0m\n", "")[0] == {"spec": "cpu+cpu", "max_diff": 5.96e-08}
+    assert read_result("\x1b[0m\n", "boom: rank 1 failed\n\x1b[0m\n") == (None, "boom: rank 1 failed")
+    assert read_result("", "") == (None, "no output")
