@@ -47,6 +47,7 @@ class Control:
     pin: bool = True
     threads: int | None = None  # None: one NUMA node's cores when pinned, else the libraries' default
     host_gate: float | None = hostspeed.DEFAULT_TOLERANCE  # sinelstm.hostspeed; None: off
+    probe_file: str | None = None  # the gate's shared reference (the results folder's), set by the sweep
 
     def resolved_threads(self) -> int | None:
         if self.threads is not None:
@@ -191,6 +192,8 @@ def worker_env(env: dict, control: Control) -> dict:
     threads = control.resolved_threads()
     env[ENV_PIN] = "1" if control.pin else "0"
     env[ENV_AUTO] = "1" if control.threads is None else "0"
+    if control.probe_file:
+        env[hostspeed.REFERENCE_ENV] = control.probe_file
     if threads:
         env[ENV_THREADS] = str(threads)
         for var in THREAD_VARS:

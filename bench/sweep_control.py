@@ -7,7 +7,7 @@ could not be controlled (:mod:`bench.hostload`), and the warning at the end
 of a sweep whose repeats disagree more than the differences they measure.
 Kept out of :mod:`bench.cli`, which only parses and checks."""
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import wraps
 
 import click
@@ -114,6 +114,8 @@ def run(specs: list, store, repetition: Repetition, control: pinning.Control, sa
     """Run the sweep: every spec (fixed repeats), or round by round (auto)."""
     from bench.runner import sweep
 
+    # The gate's reference lives in the folder: the fastest the host has been seen to run.
+    control = replace(control, probe_file=str(store.folder / hostspeed.REFERENCE_FILE))
     progress = progress_of(store, specs, repetition)
     if not repetition.auto:
         return sweep(specs, store, say=say, control=control, decide=progress.decide, **sweep_kwargs)

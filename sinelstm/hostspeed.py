@@ -20,10 +20,15 @@ seen by more than the tolerance, under any of the run's processes (rank 1
 on a slow core slows rank 0 too: an all-reduce waits for it), the loop
 waits and asks again, up to a cap per run. Waiting is not training: it is counted apart (``wait_s``), as
 evaluations are, and the row says how long and how often the host was slow.
-The reference is the fastest probe seen, so a process that starts in a slow
-phase gates nothing until it first sees the host at full speed. On a quiet
-machine the probe varies by a few per cent and the gate never waits.
+The reference is the fastest probe seen: by this process, and, in a sweep,
+by every run of its results folder (the file named by
+``SINEBENCH_HOST_PROBE_FILE``), because a worker that starts in a slow phase
+would otherwise take the slow speed for full speed and gate nothing (slow
+phases of minutes did that on a 2x H200 host). On a quiet machine the probe
+varies by a few per cent and the gate never waits.
 """
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -52,11 +57,40 @@ def probe_ms() -> float:
     return best * 1e3
 
 
+REFERENCE_ENV = "SINEBENCH_HOST_PROBE_FILE"
+REFERENCE_FILE = "host_probe_ms.txt"  # its name in a results folder
+
+
 class _Reference:
     """The fastest probe this process has seen: kept across the runs of a
     shared worker, so later runs start with what earlier ones learned."""
 
     best_ms = float("inf")
+
+
+def _shared_ms() -> float:
+    """The fastest probe recorded in the shared file (inf: none, or unreadable)."""
+    try:
+        value = float(open(os.environ[REFERENCE_ENV]).read())
+    except (KeyError, OSError, ValueError):
+        return float("inf")
+    return value if value > 0 else float("inf")
+
+
+def _record_shared(ms: float):
+    """Record ``ms`` in the shared file if it is faster than what is there:
+    written whole (a temporary file renamed), so a reader never sees half."""
+    path = os.environ.get(REFERENCE_ENV)
+    if not path or not ms < _shared_ms():
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".host_probe.")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{ms:.6f}\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError:  # the reference is an aid: a run goes on without it
+        pass
 
 
 class HostGate:
@@ -66,6 +100,8 @@ class HostGate:
     def __init__(self, tolerance: float | None = DEFAULT_TOLERANCE, max_wait_s: float = MAX_WAIT_S):
         self.tolerance, self.max_wait_s = tolerance, max_wait_s
         self.wait_s, self.checks, self.slow_checks = 0.0, 0, 0
+        if self.on:
+            _Reference.best_ms = min(_Reference.best_ms, _shared_ms())
 
     @property
     def on(self) -> bool:
@@ -85,19 +121,27 @@ class HostGate:
             return 0.0
         t0 = time.perf_counter()
         self.checks += 1
-        slow, waiting = self.slow(), False
+        slow = found_slow = self.slow()
+        waited = False
         # Every process asks once per round and all get the same answer, so
         # they wait together: while one is slow and has waiting time left.
         while any_rank(slow and self.wait_s + (time.perf_counter() - t0) < self.max_wait_s):
-            self.slow_checks += not waiting  # a check that made the run wait
-            waiting = True
+            waited = True
             time.sleep(_PAUSE_S)
             slow = self.slow()
+        # Slow here (waited for or not: the cap may be used up), or under another rank.
+        self.slow_checks += found_slow or waited
         waited = time.perf_counter() - t0
         self.wait_s += waited
         return waited
 
+    def save(self):
+        """At the end of a run: the fastest probe seen, for later runs."""
+        if self.on and _Reference.best_ms < float("inf"):
+            _record_shared(_Reference.best_ms)
+
     @property
     def slow_share(self) -> float | None:
-        """The share of checks that made the run wait (None: gate off)."""
+        """The share of checks that found the host slow, here or (the run
+        waited) under another rank; None: gate off."""
         return self.slow_checks / self.checks if self.on and self.checks else None

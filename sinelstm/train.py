@@ -162,6 +162,7 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
             gate.wait(strategy.any_rank)
             clock.end_wait()
     updater.synchronize()
+    gate.save()
     return TrainResult(
         updates=k,
         step_ms=timer.durations_ms(),

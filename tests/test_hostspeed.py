@@ -15,6 +15,7 @@ def host(monkeypatch):
     """A scripted host: probe times from a list (then its last value), sleeps
     that only count, and a fresh reference."""
     monkeypatch.setattr(hostspeed._Reference, "best_ms", float("inf"))
+    monkeypatch.delenv(hostspeed.REFERENCE_ENV, raising=False)
     state = {"probes": [], "slept": 0, "now": 0.0}
 
     def probe():
@@ -54,7 +55,7 @@ def test_waiting_stops_at_the_runs_cap(host):
     gate.wait()
     gate.wait()  # the cap is used up: one probe, no more waiting
     assert gate.wait_s == pytest.approx(1.0, abs=hostspeed._PAUSE_S)
-    assert gate.slow_checks == 1  # the first probe set the reference; the third had no time left to wait
+    assert gate.slow_checks == 2  # the first probe set the reference; the third was slow, no time left to wait
 
 
 def test_the_gate_off_probes_nothing(host):
@@ -81,6 +82,36 @@ def test_the_reference_is_the_fastest_probe_seen(host):
     assert host["slept"] == 1
 
 
+def test_a_run_that_starts_in_a_slow_phase_knows_the_folders_reference(host, tmp_path, monkeypatch):
+    """A fresh worker whose first probe is slow would take it for full speed;
+    the results folder's fastest probe says otherwise, and the fastest this
+    run sees goes back into it."""
+    shared = tmp_path / hostspeed.REFERENCE_FILE
+    shared.write_text("0.5\n")
+    monkeypatch.setenv(hostspeed.REFERENCE_ENV, str(shared))
+    host["probes"] = [1.0, 1.0, 0.6, 0.4]
+    gate = HostGate(0.35)
+    gate.wait()  # 1.0, 1.0 slow against 0.5; 0.6 within 35 %
+    assert host["slept"] == 2
+    gate.wait()  # 0.4: a new best
+    gate.save()
+    assert float(shared.read_text()) == 0.4
+    shared.write_text("0.3\n")  # a faster one recorded meanwhile (another rank) is kept
+    gate.save()
+    assert float(shared.read_text()) == 0.3
+
+
+def test_a_damaged_reference_file_is_ignored(host, tmp_path, monkeypatch):
+    shared = tmp_path / hostspeed.REFERENCE_FILE
+    shared.write_text("not a number")
+    monkeypatch.setenv(hostspeed.REFERENCE_ENV, str(shared))
+    host["probes"] = [1.0, 1.1]
+    gate = HostGate(0.35)
+    assert gate.wait() == 0.0 and gate.wait() == 0.0
+    gate.save()
+    assert float(shared.read_text()) == 1.0
+
+
 def test_bad_tolerance_is_refused():
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="host-gate"):
@@ -97,6 +128,7 @@ def test_training_keeps_waits_out_of_its_times(monkeypatch):
     from sinelstm.train import train
 
     monkeypatch.setattr(hostspeed._Reference, "best_ms", float("inf"))
+    monkeypatch.delenv(hostspeed.REFERENCE_ENV, raising=False)
     probes = iter([1.0] + [3.0] * 4 + [1.0] * 10_000)
     monkeypatch.setattr(hostspeed, "probe_ms", lambda: next(probes))
     monkeypatch.setattr(hostspeed, "_PAUSE_S", 0.1)
