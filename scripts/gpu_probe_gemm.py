@@ -11,7 +11,7 @@ import ctypes
 
 import cupy
 
-from sinelstm.cublas_capture import _COMPUTE, OP_N, OP_T, Blas
+from sinelstm.cublas_capture import _COMPUTE, OP_N, OP_T, Blas, library
 
 R32F = 0
 
@@ -21,15 +21,6 @@ class HeuristicResult(ctypes.Structure):
                 ("wavesCount", ctypes.c_float), ("reserved", ctypes.c_int * 4)]
 
 
-def lt_library():
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.split()[-1]
-            if "/libcublasLt.so" in path:
-                return ctypes.CDLL(path)
-    raise RuntimeError("libcublasLt not loaded")
-
-
 def check(status, what):
     if status != 0:
         raise RuntimeError(f"{what}: status {status}")
@@ -37,7 +28,7 @@ def check(status, what):
 
 class Lt:
     def __init__(self, stream, workspace):
-        self.lib = lib = lt_library()
+        self.lib = lib = library("libcublasLt")
         self.handle = ctypes.c_void_p()
         check(lib.cublasLtCreate(ctypes.byref(self.handle)), "cublasLtCreate")
         self.stream, self.ws = stream, workspace

@@ -16,19 +16,7 @@ import time
 
 import numpy as np
 
-
-def probe_s(reps=3) -> float:
-    """The fastest of ``reps`` runs of a fixed ~1 ms host workload."""
-    best = float("inf")
-    a = np.ones(8, np.float32)
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        d = {}
-        for i in range(400):
-            a = a * np.float32(1.0001) + np.float32(0.5)
-            d[i & 15] = d.get(i & 15, 0) + i
-        best = min(best, time.perf_counter() - t0)
-    return best
+from sinelstm.hostspeed import probe_ms  # the gate's own probe
 
 
 def steal_ticks() -> int:
@@ -94,10 +82,10 @@ def main():
     with chainer.using_config("type_check", False):
         while time.perf_counter() - t_start < args.seconds:
             st0 = steal_ticks()
-            row = {"t": time.perf_counter() - t_start, "probe_ms": probe_s() * 1e3, "mhz": mhz(args.core)}
+            row = {"t": time.perf_counter() - t_start, "probe_ms": probe_ms(), "mhz": mhz(args.core)}
             for spec, up in ups.items():
                 row[f"update_ms_{spec}"] = time_updates(up) * 1e3
-            row["probe_after_ms"] = probe_s() * 1e3
+            row["probe_after_ms"] = probe_ms()
             row["steal_ticks"] = steal_ticks() - st0
             row["load1"] = float(open("/proc/loadavg").read().split()[0])
             rows.append(row)
@@ -106,8 +94,9 @@ def main():
         w.writeheader()
         w.writerows(rows)
     probe = np.array([(r["probe_ms"] + r["probe_after_ms"]) / 2 for r in rows])
+    steal = sum(r["steal_ticks"] for r in rows)
     print(f"{len(rows)} rounds on core {args.core}; probe ms min {probe.min():.3f} median {np.median(probe):.3f} "
-          f"max {probe.max():.3f} (max/min {probe.max() / probe.min():.2f}); steal ticks {sum(r['steal_ticks'] for r in rows)}; "
+          f"max {probe.max():.3f} (max/min {probe.max() / probe.min():.2f}); steal ticks {steal}; "
           f"MHz {min(r['mhz'] for r in rows):.0f}-{max(r['mhz'] for r in rows):.0f}")
     for spec in ups:
         u = np.array([r[f"update_ms_{spec}"] for r in rows])

@@ -23,17 +23,18 @@ _GEMM_DEFAULT = -1
 WORKSPACE_BYTES = 32 << 20  # cuBLAS's recommendation for Hopper
 
 
-def _library():
-    """The libcublas CuPy loaded (creating CuPy's handle loads it)."""
+def library(name: str = "libcublas"):
+    """A cuBLAS library CuPy loaded (creating CuPy's handle loads libcublas
+    and the libcublasLt it is built on)."""
     import cupy
 
     cupy.cuda.device.get_cublas_handle()
     with open("/proc/self/maps") as maps:
         for line in maps:
             path = line.split()[-1]
-            if "/libcublas.so" in path:
+            if f"/{name}.so" in path:
                 return ctypes.CDLL(path)
-    raise CublasError("CuPy's cuBLAS library is not loaded in this process")
+    raise CublasError(f"CuPy's {name} is not loaded in this process")
 
 
 class CublasError(RuntimeError):
@@ -52,7 +53,7 @@ class Blas:
     def __init__(self, stream):
         import cupy
 
-        self.lib = lib = _library()
+        self.lib = lib = library()
         lib.cublasGemmEx.argtypes = [
             ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,

@@ -326,3 +326,21 @@ def test_the_phase_breakdown_keeps_to_the_summary_s_precision():
     sw = fact_sweep(fp32, tf32, breakdown=phases)
     bars = facts.breakdown_bars(sw.breakdown, sw.base_ok)
     assert bars["ms"].tolist() == [20.0]
+
+
+def test_the_gates_record_is_summed_and_said():
+    """host_waits over finished runs: which found the host slow, the waits,
+    the runs that used the whole cap; nothing for a folder without the gate."""
+    from sinelstm.hostspeed import MAX_WAIT_S
+
+    runs = pd.DataFrame({"status": ["ok", "ok", "ok", "error"], "host_slow": [0.0, 0.5, 1.0, 1.0],
+                         "host_wait_s": [0.01, 2.0, MAX_WAIT_S, 9.0]})
+    w = trust.host_waits(runs)
+    assert (w.runs, w.slow_runs, w.capped) == (3, 2, 1)
+    assert w.wait_s == pytest.approx(2.0 + MAX_WAIT_S)
+    line = trust_sentences.host_waits(w)
+    assert "slow in 2 of 3 runs" in line and "1 reached the" in line and "include slow phases" in line
+    quiet = trust.host_waits(runs.assign(host_slow=0.0))
+    assert trust_sentences.host_waits(quiet) == "The host-speed gate never found the host slow (3 runs checked)."
+    assert trust.host_waits(runs.drop(columns=["host_slow"])) is None
+    assert trust.host_waits(runs.assign(host_slow=np.nan)) is None  # gate off
