@@ -137,7 +137,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
 
     store = open_store(out)  # the lock first: the machine check takes a moment
     try:
-        machine = check_same_machine(out)
+        machine = check_same_machine(out, control.host_gate)
     except InputError:
         store.close()
         raise

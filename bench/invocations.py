@@ -76,10 +76,11 @@ def other_machine(folder, record: dict) -> str | None:
     return theirs if theirs != mine else None
 
 
-def check_same_machine(folder: Path) -> dict:
+def check_same_machine(folder: Path, host_gate=None) -> dict:
     """This machine's record, once a folder measured on another kind of
-    machine has been refused as bad input (its runs and this one's would be
-    pooled as repeats of one configuration)."""
+    machine, or timed under another host-speed gate (``host_gate``, the
+    tolerance or None), has been refused as bad input (its runs and this
+    one's would be pooled as repeats of one configuration)."""
     from bench.envinfo import collect
     from bench.options import fail
 
@@ -88,7 +89,22 @@ def check_same_machine(folder: Path) -> dict:
         fail(f"{folder} holds runs measured on another kind of machine ({theirs}; this one: "
              f"{machine_kind(record)}); sweep into a new folder with --out, so that the two are not pooled "
              f"as repeats")
+    if folder.is_dir() and (gates := other_gates(folder, host_gate)):
+        fail(f"{folder} holds runs timed with --host-gate {', '.join(gates)}; this sweep asks for "
+             f"--host-gate {_gate_word(host_gate)}: give the same, or sweep into a new folder with --out")
     return record
+
+
+def _gate_word(tolerance) -> str:
+    return "off" if tolerance is None else f"{tolerance:g}"
+
+
+def other_gates(folder, host_gate) -> list:
+    """The host-speed gate settings of ``folder``'s earlier invocations that
+    differ from ``host_gate`` (an invocation from before the gate: off)."""
+    seen = {_gate_word((record.get("control") or {}).get("host_gate_tolerance"))
+            for record in records(read(folder)).values()}
+    return sorted(seen - {_gate_word(host_gate)})
 
 
 def update(folder, key: str, fields: dict):

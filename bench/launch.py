@@ -6,6 +6,7 @@ Chainer. Every MPI job gets the options in ``SINEBENCH_MPI_ARGS`` (which
 and the network to use, for ranks on several hosts.
 """
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -114,6 +115,11 @@ def verify_in_subprocess(device_set, impl: str, updates: int, recipe: str, preci
                         tolerance=tolerance(precision), precision=precision, units=n_units)
 
 
+# Terminal control sequences (ECMA-48): CSI (colours, cursor), OSC (titles),
+# character-set selection, and any other two-byte escape.
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()*+][0-9A-Za-z]|[@-Z\\-_])")
+
+
 def read_result(stdout: str, stderr: str) -> tuple:
     """A verify job's result (a dict) from its output, else None and the
     output's last line. Terminal escapes are dropped first: on some hosts a
@@ -122,13 +128,15 @@ def read_result(stdout: str, stderr: str) -> tuple:
     message)."""
     import json
 
-    from bench.machine import ANSI
     from sinelstm.verify import RESULT_PREFIX
 
     for line in stdout.splitlines():
-        line = ANSI.sub("", line).strip()
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):]), ""
-    lines = [ANSI.sub("", line).strip() for line in (stderr or stdout).splitlines()]
+        line = _ESCAPES.sub("", line)
+        if (at := line.find(RESULT_PREFIX)) >= 0:
+            try:
+                return json.loads(line[at + len(RESULT_PREFIX):]), ""
+            except ValueError:  # cut short (the job died while printing it)
+                continue
+    lines = [_ESCAPES.sub("", line).strip() for line in (stderr or stdout).splitlines()]
     lines = [line for line in lines if line]
     return None, lines[-1] if lines else "no output"

@@ -209,6 +209,7 @@ def describe(control: Control) -> dict:
             "gc": gcpause.POLICY,
             "host_gate": (hostspeed.POLICY.format(tol=control.host_gate, cap=hostspeed.MAX_WAIT_S)
                           if control.host_gate is not None else "off: updates timed whatever the host's speed"),
+            "host_gate_tolerance": control.host_gate,
             "runs_at_a_time": 1,
             "core_sets": ("each run's process pinned to 'threads' cores (a GPU's NUMA node where known; "
                           "disjoint per MPI rank where enough cores)" if control.pin else "not pinned")}

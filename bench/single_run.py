@@ -28,6 +28,7 @@ def train_and_save(cfg: TrainConfig, ds, out: Path) -> str:
         "one_step_context": cfg.seqlen, "closed_loop_rmse_50": loop.rmse_50, "closed_loop_rmse_all": loop.rmse_all,
         "quality_target": cfg.quality_target, "quality_status": result.quality_status,
         "time_to_quality_s": result.time_to_quality_s, "updates_to_quality": result.updates_to_quality,
+        "host_wait_s": result.host_wait_s, "host_slow": result.host_slow,
     }
     atomic_write(out / "summary.json", json.dumps(summary, indent=2))
     label = f"{cfg.impl} on {ds.spec}, recipe {cfg.recipe.name}, n_units {cfg.n_units}, batch {cfg.batchsize}"
@@ -38,4 +39,6 @@ def train_and_save(cfg: TrainConfig, ds, out: Path) -> str:
     return (f"{label}: {result.updates} updates in {result.train_s:.1f} s ({stats['median']:.2f} ms/update "
             f"median; evaluation {result.eval_s:.1f} s apart); {ttq}; closed-loop RMSE {loop.rmse_50:.3f} "
             f"(50 steps) / {loop.rmse_all:.3f} (all); one-step test MSE {result.val_mse:.2e}; "
-            f"summary.json and plots in {out}/")
+            + (f"waited {result.host_wait_s:.1f} s for the host's full speed (not timed; sinelstm.hostspeed); "
+               if result.host_wait_s >= 0.1 else "")
+            + f"summary.json and plots in {out}/")

@@ -79,8 +79,9 @@ def _gate(text: str) -> float | None:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not (math.isfinite(value) and value > 0):
-        fail(f"--host-gate takes a positive fraction (e.g. 0.35) or 'off', got {text!r}")
+    low, high = hostspeed.TOLERANCE_RANGE
+    if not (math.isfinite(value) and low <= value <= high):
+        fail(f"--host-gate takes a fraction from {low:g} to {high:g} (e.g. 0.35) or 'off', got {text!r}")
     return value
 
 

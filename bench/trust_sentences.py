@@ -121,7 +121,7 @@ def host_waits(w) -> str | None:
     if w is None:
         return None
     if not w.slow_runs:
-        return f"The host-speed gate never found the host slow ({w.runs} runs checked)."
+        return f"The host-speed gate never found the host slow ({w.runs} run{'s' if w.runs != 1 else ''} checked)."
     capped = (f"; {w.capped} reached the {w.cap:g} s cap, so their timings include slow phases" if w.capped
               else "")
     return (f"The host-speed gate found the host slow in {w.slow_runs} of {w.runs} runs: they waited "

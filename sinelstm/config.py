@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 
 from sinelstm.data import SineData
-from sinelstm.hostspeed import DEFAULT_TOLERANCE, MAX_WAIT_S
+from sinelstm.hostspeed import DEFAULT_TOLERANCE, MAX_WAIT_S, TOLERANCE_RANGE
 from sinelstm.names import PRECISIONS
 from sinelstm.recipes import RECIPES, Recipe
 
@@ -47,8 +47,9 @@ class Budget:
             raise ValueError(f"warmup must be zero or more, got {self.warmup}")
         if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds > 0):
             raise ValueError(f"seconds must be a positive number, got {self.seconds}")
-        if self.host_gate is not None and not (math.isfinite(self.host_gate) and self.host_gate > 0):
-            raise ValueError(f"host-gate must be a positive fraction or off, got {self.host_gate}")
+        low, high = TOLERANCE_RANGE
+        if self.host_gate is not None and not low <= self.host_gate <= high:
+            raise ValueError(f"host-gate must be a fraction from {low:g} to {high:g} or off, got {self.host_gate}")
 
     @property
     def warmup_seconds(self) -> float:

@@ -126,6 +126,7 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
     status = NOT_REACHED
     gate = HostGate(budget.host_gate)
     updater.synchronize()
+    gate.wait(strategy.any_rank)  # the first timed update, too, at full speed
     clock = _Clock()
     k = 0
     while k < budget.updates:
@@ -159,6 +160,7 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
         if strategy.agree(out_of_time or (cfg.until_quality and status == REACHED)):
             break
         if gate.on and k < budget.updates:  # before the next timed update
+            clock.end_training_segment()  # the stop decision's time, as without the gate
             gate.wait(strategy.any_rank)
             clock.end_wait()
     updater.synchronize()
@@ -178,6 +180,6 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
         updates_to_quality=quality[1] if quality else None,
         model=model,
         path=updater.path,
-        host_wait_s=clock.wait_s,
+        host_wait_s=gate.wait_s,
         host_slow=gate.slow_share,
     )

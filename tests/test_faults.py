@@ -266,3 +266,7 @@ def test_verify_reads_its_result_behind_a_terminal_escape():
     assert read_result(f"\x1b[0m{line}\n\x1b[0m\n", "")[0] == {"spec": "cpu+cpu", "max_diff": 5.96e-08}
     assert read_result("\x1b[0m\n", "boom: rank 1 failed\n\x1b[0m\n") == (None, "boom: rank 1 failed")
     assert read_result("", "") == (None, "no output")
+    # tput sgr0's reset, a hidden cursor, a window title; a line cut short by a dying job
+    for junk in ("\x1b(B\x1b[m", "\x1b[?25l", "\x1b]0;title\x07"):
+        assert read_result(f"{junk}{line}\n", "")[0]["spec"] == "cpu+cpu"
+    assert read_result('RESULT {"spec": "cpu+c\n', "") == (None, 'RESULT {"spec": "cpu+c')

@@ -68,7 +68,7 @@ def test_a_slow_host_under_any_rank_makes_all_wait(host):
     host["probes"] = [1.0]  # quiet here, throughout
     gate = HostGate(0.35)
     gate.wait()
-    answers = itertools.chain([True, True], itertools.repeat(False))  # another rank is slow twice
+    answers = itertools.chain([True] * 3, itertools.repeat(False))  # another rank: slow, then two rounds
     gate.wait(any_rank=lambda slow: next(answers))
     assert host["slept"] == 2 and gate.slow_checks == 1
 
@@ -101,6 +101,17 @@ def test_a_run_that_starts_in_a_slow_phase_knows_the_folders_reference(host, tmp
     assert float(shared.read_text()) == 0.3
 
 
+def test_an_implausibly_fast_reference_is_not_believed(host, tmp_path, monkeypatch):
+    """A reference far faster than anything this run sees (another machine's,
+    a damaged file) would make every run wait its whole cap."""
+    shared = tmp_path / hostspeed.REFERENCE_FILE
+    shared.write_text("1e-9\n")
+    monkeypatch.setenv(hostspeed.REFERENCE_ENV, str(shared))
+    host["probes"] = [1.0, 1.1]
+    gate = HostGate(0.35)
+    assert gate.wait() == 0.0 and gate.wait() == 0.0 and host["slept"] == 0
+
+
 def test_a_damaged_reference_file_is_ignored(host, tmp_path, monkeypatch):
     shared = tmp_path / hostspeed.REFERENCE_FILE
     shared.write_text("not a number")
@@ -113,7 +124,7 @@ def test_a_damaged_reference_file_is_ignored(host, tmp_path, monkeypatch):
 
 
 def test_bad_tolerance_is_refused():
-    for bad in (0.0, -1.0, float("nan"), float("inf")):
+    for bad in (0.0, -1.0, float("nan"), float("inf"), 1e-300, 35.0):
         with pytest.raises(ValueError, match="host-gate"):
             Budget(host_gate=bad)
     assert Budget(host_gate=None).timeout_s() < Budget().timeout_s()  # waits have room in the timeout
@@ -137,7 +148,7 @@ def test_training_keeps_waits_out_of_its_times(monkeypatch):
     result = train(cfg, make_strategy("single-process", parse_device_set("cpu"), "sinebench"))
     assert result.updates == 20
     assert result.host_wait_s >= 0.4  # four pauses of 0.1 s
-    assert result.host_slow == pytest.approx(1 / 3)  # three checks (after updates 5, 10, 15), one slow
+    assert result.host_slow == pytest.approx(1 / 4)  # four checks (before update 1, after 5, 10, 15), one slow
     assert result.wall_s < result.host_wait_s  # 20 tiny updates and four evaluations take less than the wait
 
 
@@ -151,3 +162,32 @@ def test_gate_off_in_training_records_nothing():
                       budget=Budget(updates=10, warmup=0, host_gate=None))
     result = train(cfg, make_strategy("single-process", parse_device_set("cpu"), "sinebench"))
     assert result.host_wait_s == 0.0 and result.host_slow is None
+
+
+def test_a_folder_keeps_one_gate_setting(tmp_path):
+    """Gated and ungated runs of one configuration would be pooled as repeats:
+    a sweep asking for another setting than the folder's is refused (one line,
+    exit 2, nothing written), and a folder from before the gate counts as off."""
+    import json
+
+    from tests.helpers import sinebench
+
+    out = tmp_path / "r"
+    common = ["sweep", "--devices", "cpu", "--units", "5", "--batchsize", "10", "--recipe", "article",
+              "--full-budget", "--updates", "20", "--max-seconds", "0.2", "--warmup", "1", "--no-report",
+              "--no-progress", "--out", out]
+    first = sinebench(*common)
+    assert first.returncode == 0, first.stderr
+    env = json.loads((out / "env.json").read_text())
+    assert [r["control"]["host_gate_tolerance"] for r in env["invocations"].values()] == [0.35]
+    assert (out / hostspeed.REFERENCE_FILE).is_file()
+    before = (out / "runs.csv").read_text()
+    refused = sinebench(*common, "--host-gate", "off", "--repeats", "2")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "--host-gate 0.35" in refused.stderr and (out / "runs.csv").read_text() == before
+    # the same folder as if written before the gate: its invocation has no tolerance -> off
+    for record in env["invocations"].values():
+        del record["control"]["host_gate_tolerance"]
+    (out / "env.json").write_text(json.dumps(env))
+    assert "--host-gate off" in sinebench(*common, "--repeats", "2").stderr
+    assert sinebench(*common, "--repeats", "2", "--host-gate", "off").returncode == 0
