@@ -129,9 +129,11 @@ def test_skipped_says_why():
 
 
 def test_run_ids_of_older_folders_are_kept():
-    spec = RunSpec(BASE, "0+1", "chainermn")
-    # the id this configuration had before the scaling axes existed
-    assert spec.run_id == "sinebench-chainermn-0+1-b10-u32-s200-r0-123faf31"
+    # the id this configuration had before the scaling axes and the host-speed
+    # gate existed: its runs were timed without the gate
+    ungated = RunSpec(replace(BASE, budget=replace(BASE.budget, host_gate=None)), "0+1", "chainermn")
+    assert ungated.run_id == "sinebench-chainermn-0+1-b10-u32-s200-r0-123faf31"
+    assert RunSpec(BASE, "0+1", "chainermn").run_id != ungated.run_id  # gated (the default): another run
     other = RunSpec(replace(BASE, precision="tf32"), "0+1", "chainermn", transport="socket", scaling="weak")
     assert "-tf32-socket-weak-r0-" in other.run_id and "tf32 socket weak" in other.label
     assert RunSpec.from_dict(other.to_dict()) == other
