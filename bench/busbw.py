@@ -35,7 +35,6 @@ REPEATS = 11
 CALLS = {"small": 20, "large": 2}  # all-reduces per timed repeat
 TIMEOUT_S = 120  # a hung NCCL set-up costs the sweep this much, not more
 PATH = re.compile(r" via (\S+)")
-EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)(:|$)")
 
 
 def bus_bandwidth(nbytes: int, seconds: float, n: int) -> float:
@@ -56,15 +55,6 @@ def summarize(n: int, timings: dict) -> dict:
 def nccl_paths(log: str) -> list:
     """The distinct paths NCCL's INFO lines say its channels use."""
     return sorted(set(PATH.findall(log)))
-
-
-def last_words(log: str) -> str:
-    """Why a job failed: a rank's exception (its traceback's last line),
-    else the last line that is neither NCCL's chatter nor an MPI banner's rule."""
-    lines = [ln.strip() for ln in log.splitlines() if ln.strip() and " NCCL INFO " not in ln]
-    errors = [ln for ln in lines if EXCEPTION.match(ln)]
-    said = errors or [ln for ln in lines if not ln.startswith("-----")]
-    return said[-1] if said else "no output"
 
 
 # -- one rank --------------------------------------------------------------------
@@ -141,7 +131,7 @@ def plan(specs) -> list:
 def measure(devices: str, transport: str, work: Path) -> dict:
     """One MPI job of this module in ``transport``'s environment."""
     from bench import procs
-    from bench.launch import PROJECT_ROOT, MpiMissing, python_command, worker_env
+    from bench.launch import PROJECT_ROOT, MpiMissing, last_words, python_command, worker_env
     from sinelstm.devices import parse_device_set
 
     out = work / f"busbw-{devices.replace('+', '_')}-{transport}.json"

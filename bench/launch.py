@@ -137,6 +137,16 @@ def read_result(stdout: str, stderr: str) -> tuple:
                 return json.loads(line[at + len(RESULT_PREFIX):]), ""
             except ValueError:  # cut short (the job died while printing it)
                 continue
-    lines = [_ESCAPES.sub("", line).strip() for line in (stderr or stdout).splitlines()]
-    lines = [line for line in lines if line]
-    return None, lines[-1] if lines else "no output"
+    return None, last_words(_ESCAPES.sub("", stderr or stdout))
+
+
+EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)(:|$)")
+
+
+def last_words(log: str) -> str:
+    """Why a job failed: a rank's exception (its traceback's last line),
+    else the last line that is neither NCCL's chatter nor an MPI banner's rule."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip() and " NCCL INFO " not in ln]
+    errors = [ln for ln in lines if EXCEPTION.match(ln)]
+    said = errors or [ln for ln in lines if not ln.startswith("-----")]
+    return said[-1] if said else "no output"

@@ -200,7 +200,9 @@ def stop_reasons(runs: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype=int)
     decided = runs[runs["stop_reason"].fillna("").astype(str) != ""]
     keys = [k for k in KEYS if k in decided]
-    return decided.groupby(keys)["stop_reason"].last().value_counts() if len(decided) else decided["stop_reason"].value_counts()
+    if decided.empty:
+        return decided["stop_reason"].value_counts()
+    return decided.groupby(keys)["stop_reason"].last().value_counts()
 
 
 

@@ -270,3 +270,7 @@ def test_verify_reads_its_result_behind_a_terminal_escape():
     for junk in ("\x1b(B\x1b[m", "\x1b[?25l", "\x1b]0;title\x07"):
         assert read_result(f"{junk}{line}\n", "")[0]["spec"] == "cpu+cpu"
     assert read_result('RESULT {"spec": "cpu+c\n', "") == (None, 'RESULT {"spec": "cpu+c')
+    # an MPI job's stderr: the rank's exception, not the banner's closing rule
+    rule = "-" * 74
+    mpi = f"Traceback (most recent call last):\nValueError: no GPU 3\n{rule}\nmpiexec detected ...\n{rule}"
+    assert read_result("", mpi) == (None, "ValueError: no GPU 3")
