@@ -4,6 +4,8 @@ an estimate of the time they take. A new user learns at the first line that
 CuPy is missing, not from the machine table at the bottom of the report."""
 import math
 
+from sinelstm.hostspeed import MAX_WAIT_S
+
 from bench.runner import launch_key
 from bench.schema import RunSpec
 
@@ -69,6 +71,9 @@ def dry_run(specs: list, done: set) -> list:
     pending = [s for s in specs if s.run_id not in done]
     lines = [f"{'done' if s.run_id in done else 'to run':<7} {s.label}"
              + (f"  (cannot run: {why}; recorded as unavailable)" if (why := why_not(s)) else "") for s in specs]
+    gated = any(s.train.budget.host_gate is not None for s in pending)
     lines.append(f"{len(pending)} runs to do, {len(specs) - len(pending)} already recorded; estimated at most "
-                 f"{fmt_duration(estimate_s(pending))} (runs that reach the quality target stop earlier)")
+                 f"{fmt_duration(estimate_s(pending))} (runs that reach the quality target stop earlier"
+                 + (f"; a run may wait up to {MAX_WAIT_S:g} s more while the host is slow, --host-gate)" if gated
+                    else ")"))
     return lines

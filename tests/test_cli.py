@@ -80,7 +80,7 @@ def test_dry_run_lists_the_runs_and_an_estimate_and_writes_nothing(swept, tmp_pa
     assert sum(ln.startswith("done ") for ln in lines) == 4 and sum(ln.startswith("to run ") for ln in lines) == 2
     # 2 runs of 2 s (a third repeat: no profile) + 2 s each + one worker start of 6 s
     assert lines[-1] == ("2 runs to do, 4 already recorded; estimated at most 14 s (runs that reach the quality "
-                         "target stop earlier)")
+                         "target stop earlier; a run may wait up to 15 s more while the host is slow, --host-gate)")
     proc = sinebench("sweep", *TINY, "--out", tmp_path / "new", "--dry-run")
     assert proc.returncode == 0 and not (tmp_path / "new").exists()
 
