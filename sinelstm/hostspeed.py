@@ -15,12 +15,12 @@ disagreement.
 
 So the training loop asks the gate before its first timed update and at
 each point where the processes of a run agree (every ``eval_every``
-updates): the probe runs (outside the timed
-updates), and while it is slower than the fastest probe its process has
-seen by more than the tolerance, under any of the run's processes (rank 1
-on a slow core slows rank 0 too: an all-reduce waits for it), the loop
-waits and asks again, up to a cap per run. Waiting is not training: it is counted apart (``wait_s``), as
-evaluations are, and the row says how long and how often the host was slow.
+updates): the probe runs, outside the timed updates, and while it is slower
+than the fastest probe seen by more than the tolerance, under any of the
+run's processes (rank 1 on a slow core slows rank 0 too: an all-reduce
+waits for it), the loop waits and asks again, up to a cap per run. Waiting
+is not training: it is counted apart (``wait_s``), as evaluations are, and
+the row says how long and how often the host was slow.
 The reference is the fastest probe seen: by this process, and, in a sweep,
 by every run of its results folder (the file named by
 ``SINEBENCH_HOST_PROBE_FILE``), because a worker that starts in a slow phase
@@ -47,6 +47,8 @@ _PAUSE_S = 0.05  # between probes while waiting
 _REPS = 3  # the probe's fastest of three, so one interrupt does not read as a slow host
 _IMPLAUSIBLE = 4.0  # a folder's reference this much faster than a run's first probe is not believed
 TOLERANCE_RANGE = (0.01, 10.0)  # tighter reads noise as slowness; looser never waits
+REFERENCE_ENV = "SINEBENCH_HOST_PROBE_FILE"  # where a sweep's runs share the fastest probe
+REFERENCE_FILE = "host_probe_ms.txt"  # its name in a results folder
 POLICY = ("updates are timed only while a fixed probe of host speed is within {tol:.0%} of the fastest "
           "probe seen (waits between agreement points, up to {cap:g} s a run, not timed)")
 
@@ -67,10 +69,6 @@ def probe_ms() -> float:
     return best * 1e3
 
 
-REFERENCE_ENV = "SINEBENCH_HOST_PROBE_FILE"
-REFERENCE_FILE = "host_probe_ms.txt"  # its name in a results folder
-
-
 class _Reference:
     """The fastest probe this process has seen: kept across the runs of a
     shared worker, so later runs start with what earlier ones learned."""
@@ -81,7 +79,8 @@ class _Reference:
 def _shared_ms() -> float:
     """The fastest probe recorded in the shared file (inf: none, or unreadable)."""
     try:
-        value = float(open(os.environ[REFERENCE_ENV]).read())
+        with open(os.environ[REFERENCE_ENV]) as f:
+            value = float(f.read())
     except (KeyError, OSError, ValueError):
         return float("inf")
     return value if value > 0 else float("inf")

@@ -9,9 +9,10 @@ Every ``eval_every`` updates the loop waits for the device and evaluates:
 one-step test MSE and the closed-loop RMSE that says whether the model
 generates the sine. Evaluation is timed apart from training, so that time to
 quality counts training only, as MLPerf's time-to-train excludes its
-evaluations; a non-finite loss stops the run as diverged. There, too, the
-host-speed gate (:mod:`sinelstm.hostspeed`) may hold the loop until the host
-runs at full speed again; those waits are outside every time reported.
+evaluations; a non-finite loss stops the run as diverged. There, and before
+the first timed update, the host-speed gate (:mod:`sinelstm.hostspeed`) may
+hold the loop until the host runs at full speed again; those waits are
+outside every time reported.
 """
 import math
 import time
