@@ -133,11 +133,11 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         click.echo("\n".join(sweep_control.dry_run(specs, out, done, repetition)))
         return
     click.echo(plan.devices_line([ds.spec for ds in sets], asked=devices is not None))
-    from bench.invocations import check_same_machine
+    from bench.invocations import check_comparable
 
     store = open_store(out)  # the lock first: the machine check takes a moment
     try:
-        machine = check_same_machine(out, control.host_gate)
+        machine = check_comparable(out, control.host_gate)
     except InputError:
         store.close()
         raise

@@ -65,18 +65,28 @@ def machine_kind(record: dict) -> str:
     return f"{cpu.get('usable_cores', '?')}-core {cpu.get('model', '?')}, {gpus}"
 
 
-def other_machine(folder, record: dict) -> str | None:
-    """The kind of machine ``folder``'s runs were measured on, when it is
-    not ``record``'s: a sweep resumed there would pool two machines' runs
-    as repeats of one configuration."""
-    env = read(folder)
+def other_machine(env: dict, record: dict) -> str | None:
+    """The kind of machine a folder's runs (its env.json, ``env``) were
+    measured on, when it is not ``record``'s: a sweep resumed there would
+    pool two machines' runs as repeats of one configuration."""
     if not env:
         return None
     theirs, mine = machine_kind(_machine(env)), machine_kind(record)
     return theirs if theirs != mine else None
 
 
-def check_same_machine(folder: Path, host_gate=None) -> dict:
+def other_gates(env: dict, host_gate) -> list:
+    """The host-speed gate settings of a folder's earlier invocations that
+    differ from ``host_gate`` (an invocation from before the gate: off)."""
+    seen = {_gate_word((record.get("control") or {}).get("host_gate_tolerance")) for record in records(env).values()}
+    return sorted(seen - {_gate_word(host_gate)})
+
+
+def _gate_word(tolerance) -> str:
+    return "off" if tolerance is None else f"{tolerance:g}"
+
+
+def check_comparable(folder: Path, host_gate=None) -> dict:
     """This machine's record, once a folder measured on another kind of
     machine, or timed under another host-speed gate (``host_gate``, the
     tolerance or None), has been refused as bad input (its runs and this
@@ -85,26 +95,15 @@ def check_same_machine(folder: Path, host_gate=None) -> dict:
     from bench.options import fail
 
     record = collect()
-    if folder.is_dir() and (theirs := other_machine(folder, record)):
+    env = read(folder) if folder.is_dir() else {}
+    if theirs := other_machine(env, record):
         fail(f"{folder} holds runs measured on another kind of machine ({theirs}; this one: "
              f"{machine_kind(record)}); sweep into a new folder with --out, so that the two are not pooled "
              f"as repeats")
-    if folder.is_dir() and (gates := other_gates(folder, host_gate)):
+    if env and (gates := other_gates(env, host_gate)):
         fail(f"{folder} holds runs timed with --host-gate {', '.join(gates)}; this sweep asks for "
              f"--host-gate {_gate_word(host_gate)}: give the same, or sweep into a new folder with --out")
     return record
-
-
-def _gate_word(tolerance) -> str:
-    return "off" if tolerance is None else f"{tolerance:g}"
-
-
-def other_gates(folder, host_gate) -> list:
-    """The host-speed gate settings of ``folder``'s earlier invocations that
-    differ from ``host_gate`` (an invocation from before the gate: off)."""
-    seen = {_gate_word((record.get("control") or {}).get("host_gate_tolerance"))
-            for record in records(read(folder)).values()}
-    return sorted(seen - {_gate_word(host_gate)})
 
 
 def update(folder, key: str, fields: dict):

@@ -115,29 +115,24 @@ def verify_in_subprocess(device_set, impl: str, updates: int, recipe: str, preci
                         tolerance=tolerance(precision), precision=precision, units=n_units)
 
 
-# Terminal control sequences (ECMA-48): CSI (colours, cursor), OSC (titles),
-# character-set selection, and any other two-byte escape.
-_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()*+][0-9A-Za-z]|[@-Z\\-_])")
-
-
 def read_result(stdout: str, stderr: str) -> tuple:
-    """A verify job's result (a dict) from its output, else None and the
-    output's last line. Terminal escapes are dropped first: on some hosts a
-    library prints a colour reset before the result line (an H200 host's
-    stdout read "\\x1b[0mRESULT {...}", and the check failed with an empty
-    message)."""
+    """A verify job's result (a dict) from its output, else None and what
+    the output says of why (:func:`last_words`, terminal escapes dropped).
+    The result is found wherever it starts in a line: on some hosts a
+    library prints a colour reset before it (an H200 host's stdout read
+    "\\x1b[0mRESULT {...}", and the check failed with an empty message)."""
     import json
 
+    from bench.machine import ANSI
     from sinelstm.verify import RESULT_PREFIX
 
     for line in stdout.splitlines():
-        line = _ESCAPES.sub("", line)
         if (at := line.find(RESULT_PREFIX)) >= 0:
             try:
                 return json.loads(line[at + len(RESULT_PREFIX):]), ""
             except ValueError:  # cut short (the job died while printing it)
                 continue
-    return None, last_words(_ESCAPES.sub("", stderr or stdout))
+    return None, last_words(ANSI.sub("", stderr or stdout))
 
 
 EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)(:|$)")

@@ -8,7 +8,9 @@ from markupsafe import Markup, escape
 
 from bench import invocations, peaks
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Terminal control sequences (ECMA-48): CSI (colours, cursor), OSC (titles),
+# character-set selection, and any other two-byte escape.
+ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()*+][0-9A-Za-z]|[@-Z\\-_])")
 
 
 def cuda_version(v) -> str:
