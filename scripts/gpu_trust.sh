@@ -14,6 +14,9 @@
 #   scripts/gpu_trust.sh                                  # on the GPU machine
 #   DEVICES=cpu,cpu+cpu RES=results/cpu-trust scripts/gpu_trust.sh   # a CPU-only rehearsal
 #
+# NOISE_S=60 first times the gate's probes beside updates for that long
+# (scripts/host_noise.py, pinned to one core; RES/host_noise.csv and .txt).
+#
 # Results go to RES/ungated and RES/gated (default RES:
 # results/<gpu>x<count>-trust-<date>); the table is also in RES/spread.txt.
 # Rerunning resumes both sweeps where they stopped.
@@ -24,6 +27,11 @@ DEVICES=${DEVICES:-cpu,0,0+1}
 start_log "RES=$RES DEVICES=$DEVICES scripts/gpu_trust.sh"
 COMMON=(--devices "$DEVICES" --strategy single-process,chainermn --batchsize 10 --units 5 --recipe article
         --full-budget --updates 1500 --max-seconds 0.5 --warmup 3 --no-report --no-progress)
+if [ -n "${NOISE_S:-}" ]; then
+  echo "== probes beside updates for $NOISE_S s $(date -u)"
+  python3 scripts/host_noise.py --seconds "$NOISE_S" --cores 5 --devices cpu,0 --csv "$RES/host_noise.csv" |
+    tee "$RES/host_noise.txt"
+fi
 for gate in off default; do
   folder=$([ $gate = off ] && echo ungated || echo gated)
   echo "== $folder: pinned, --repeats auto, --host-gate $gate $(date -u)"

@@ -1,13 +1,15 @@
-"""Where host-bound timings' spread comes from: a fixed probe of host speed
-timed beside sinebench's updates, for a while, on one pinned core.
+"""Where host-bound timings' spread comes from: probes of host speed timed
+beside sinebench's updates, for a while, on pinned cores.
 
-If the probe (pure Python and small NumPy calls, the kind of work that
-bounds an update at batch 10 / n_units 5) slows down together with the
-updates, the spread is the host's speed changing (frequency, a neighbour on
-the core), not sinebench. Prints per-round figures and their correlation;
-writes a CSV.
+If a probe slows down together with the updates, the spread is the host's
+speed changing (frequency, a neighbour on the core), not sinebench, and the
+probe can gate it (sinelstm.hostspeed). Two probes: the gate's (CPU updates
+of a fixed model, the median of five) and its first one (pure Python and
+small NumPy calls, the fastest of three). Prints per-round figures and each
+probe's correlation with the updates; writes a CSV.
 
-    python scripts/host_noise.py --seconds 60 --core 3 --devices cpu,0 --csv noise.csv
+    python scripts/host_noise.py --seconds 60 --cores 3 --devices cpu,0 --csv noise.csv
+    python scripts/host_noise.py --cores 0-31 --threads 32   # as a sweep's pinned worker runs
 """
 import argparse
 import csv
@@ -16,7 +18,23 @@ import time
 
 import numpy as np
 
-from sinelstm.hostspeed import probe_ms  # the gate's own probe
+from sinelstm.hostspeed import DEFAULT_TOLERANCE, probe_ms  # the gate's own probe: CPU updates of a fixed model
+
+
+def loop_probe_ms() -> float:
+    """The gate's first probe, for comparison: ~0.7 ms of pure Python and
+    small NumPy calls, the fastest of three."""
+    best = float("inf")
+    a = np.ones(8, np.float32)
+    scale, shift = np.float32(1.0001), np.float32(0.5)
+    for _ in range(3):
+        t0 = time.perf_counter()
+        d = {}
+        for i in range(400):
+            a = a * scale + shift
+            d[i & 15] = d.get(i & 15, 0) + i
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e3
 
 
 def steal_ticks() -> int:
@@ -43,14 +61,17 @@ def mhz(core: int) -> float:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--core", type=int, default=3)
+    ap.add_argument("--cores", default="3", help="CPU list to pin to, e.g. 3 or 0-31")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS threads")
     ap.add_argument("--devices", default="cpu")
     ap.add_argument("--updates", type=int, default=20)
     ap.add_argument("--csv", default="host_noise.csv")
     args = ap.parse_args()
-    os.sched_setaffinity(0, {args.core})
+    from bench.pinning import parse_cpulist
+    cores = parse_cpulist(args.cores)
+    os.sched_setaffinity(0, cores)
     from threadpoolctl import threadpool_limits
-    threadpool_limits(1)
+    threadpool_limits(args.threads)
     import sinelstm  # noqa: F401  (the NumPy 2 shim, before Chainer)
     import chainer
     from sinelstm.config import TrainConfig
@@ -77,15 +98,17 @@ def main():
             out.append(time.perf_counter() - t0)
         return float(np.median(out))
 
+    probes = {"probe": probe_ms, "loop_probe": loop_probe_ms}
     rows = []
     t_start = time.perf_counter()
     with chainer.using_config("type_check", False):
         while time.perf_counter() - t_start < args.seconds:
             st0 = steal_ticks()
-            row = {"t": time.perf_counter() - t_start, "probe_ms": probe_ms(), "mhz": mhz(args.core)}
+            row = {"t": time.perf_counter() - t_start, "mhz": mhz(cores[0])}
+            row.update({f"{name}_ms": probe() for name, probe in probes.items()})
             for spec, up in ups.items():
                 row[f"update_ms_{spec}"] = time_updates(up) * 1e3
-            row["probe_after_ms"] = probe_ms()
+            row.update({f"{name}_after_ms": probe() for name, probe in probes.items()})
             row["steal_ticks"] = steal_ticks() - st0
             row["load1"] = float(open("/proc/loadavg").read().split()[0])
             rows.append(row)
@@ -93,25 +116,25 @@ def main():
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    probe = np.array([(r["probe_ms"] + r["probe_after_ms"]) / 2 for r in rows])
     steal = sum(r["steal_ticks"] for r in rows)
-    print(f"{len(rows)} rounds on core {args.core}; probe ms min {probe.min():.3f} median {np.median(probe):.3f} "
-          f"max {probe.max():.3f} (max/min {probe.max() / probe.min():.2f}); steal ticks {steal}; "
+    print(f"{len(rows)} rounds on cores {args.cores} ({args.threads} BLAS threads); steal ticks {steal}; "
           f"MHz {min(r['mhz'] for r in rows):.0f}-{max(r['mhz'] for r in rows):.0f}")
     for spec in ups:
         u = np.array([r[f"update_ms_{spec}"] for r in rows])
-        r = np.corrcoef(probe, u)[0, 1]
-        norm = u / probe
         print(f"  {spec}: update ms min {u.min():.3f} median {np.median(u):.3f} max {u.max():.3f} "
-              f"(max/min {u.max() / u.min():.2f}); corr with probe {r:.3f}; update/probe max/min "
-              f"{norm.max() / norm.min():.2f}")
-        # the rounds where the probe was within 5 % of its best
-        quiet = probe <= probe.min() * 1.05
-        if quiet.any():
-            uq = u[quiet]
-            print(f"    quiet rounds ({quiet.sum()}/{len(u)}): update ms {uq.min():.3f}-{uq.max():.3f} "
-                  f"median {np.median(uq):.3f}")
-
+              f"(max/min {u.max() / u.min():.2f})")
+    for name in probes:
+        # a round's probe: before and after its updates, the slower (the gate would have waited for either)
+        p = np.array([max(r[f"{name}_ms"], r[f"{name}_after_ms"]) for r in rows])
+        fast = p <= p.min() * (1 + DEFAULT_TOLERANCE)
+        print(f"{name}: ms min {p.min():.3f} median {np.median(p):.3f} max {p.max():.3f} "
+              f"(max/min {p.max() / p.min():.2f}); rounds the gate would time: {fast.sum()}/{len(p)}")
+        for spec in ups:
+            u = np.array([r[f"update_ms_{spec}"] for r in rows])
+            uf = u[fast]
+            print(f"  {spec}: corr with {name} {np.corrcoef(p, u)[0, 1]:.3f}; updates in those rounds "
+                  f"{uf.min():.3f}-{uf.max():.3f} ms, median {np.median(uf):.3f}, "
+                  f"90th/10th percentile {np.percentile(uf, 90) / np.percentile(uf, 10):.3f}")
 
 if __name__ == "__main__":
     main()

@@ -164,6 +164,26 @@ def test_gate_off_in_training_records_nothing():
     assert result.host_wait_s == 0.0 and result.host_slow is None
 
 
+def test_the_real_probe_leaves_the_gated_run_as_it_was(monkeypatch):
+    """The probe trains a model of its own: a gated run (the real probe at
+    every check) learns exactly what an ungated one does."""
+    from sinelstm.devices import parse_device_set
+    from sinelstm.recipes import RECIPES
+    from sinelstm.strategy import make_strategy
+    from sinelstm.train import train
+
+    monkeypatch.setattr(hostspeed._Reference, "best_ms", float("inf"))
+    monkeypatch.delenv(hostspeed.REFERENCE_ENV, raising=False)
+    results = {}
+    for gate in (None, 10.0):  # 10: the probe runs at every check and never waits
+        cfg = TrainConfig(n_units=5, batchsize=4, recipe=RECIPES["article"], eval_every=5,
+                          budget=Budget(updates=20, warmup=0, host_gate=gate))
+        results[gate] = train(cfg, make_strategy("single-process", parse_device_set("cpu"), "sinebench"))
+    assert results[10.0].host_slow is not None  # the probe ran
+    assert [c["train_loss"] for c in results[10.0].curve] == [c["train_loss"] for c in results[None].curve]
+    assert 0 < hostspeed.probe_ms() < 1000
+
+
 def test_a_folder_keeps_one_gate_setting(tmp_path):
     """Gated and ungated runs of one configuration would be pooled as repeats:
     a sweep asking for another setting than the folder's is refused (one line,
