@@ -1,6 +1,7 @@
-"""The host-speed gate (sinelstm.hostspeed): waits while the probe reads
-slow, stops at its cap, leaves a quiet host alone, lets rank 0 decide, and
-the training loop keeps its waits out of every time it reports."""
+"""The host-speed gate (sinelstm.hostspeed): waits until the probe reads
+fast twice in a row, stops at its cap, leaves a quiet host alone, waits for
+any rank, and the training loop keeps its waits out of every time it
+reports."""
 import itertools
 
 import pytest
@@ -33,11 +34,11 @@ def host(monkeypatch):
 
 
 def test_a_slow_host_is_waited_for_until_it_is_fast_again(host):
-    host["probes"] = [1.0, 2.0, 1.9, 1.05, 1.0]
+    host["probes"] = [1.0, 2.0, 1.05, 1.9, 1.05, 1.0, 2.0]
     gate = HostGate(0.35)
     assert gate.wait() == 0.0  # first probe: the reference, quiet
-    waited = gate.wait()  # 2.0, 1.9 slow; 1.05 within 35 %
-    assert host["slept"] == 2 and waited == pytest.approx(2 * hostspeed._PAUSE_S)
+    waited = gate.wait()  # 2.0 slow; 1.05 fast once, then 1.9 slow again; 1.05 and 1.0: fast twice in a row
+    assert host["slept"] == 4 and waited == pytest.approx(4 * hostspeed._PAUSE_S)
     assert gate.checks == 2 and gate.slow_checks == 1 and gate.slow_share == 0.5
 
 
@@ -78,8 +79,8 @@ def test_the_reference_is_the_fastest_probe_seen(host):
     gate = HostGate(0.35)
     gate.wait()  # 2.0: the reference for now
     gate.wait()  # 1.0: faster, the new reference
-    gate.wait()  # 2.0 is slow against 1.0; then 1.2 is quiet
-    assert host["slept"] == 1
+    gate.wait()  # 2.0 is slow against 1.0; then 1.2 is quiet, twice
+    assert host["slept"] == 2
 
 
 def test_a_run_that_starts_in_a_slow_phase_knows_the_folders_reference(host, tmp_path, monkeypatch):
@@ -91,8 +92,8 @@ def test_a_run_that_starts_in_a_slow_phase_knows_the_folders_reference(host, tmp
     monkeypatch.setenv(hostspeed.REFERENCE_ENV, str(shared))
     host["probes"] = [1.0, 1.0, 0.6, 0.4]
     gate = HostGate(0.35)
-    gate.wait()  # 1.0, 1.0 slow against 0.5; 0.6 within 35 %
-    assert host["slept"] == 2
+    gate.wait()  # 1.0, 1.0 slow against 0.5; 0.6 and 0.4 within 35 %
+    assert host["slept"] == 3
     gate.wait()  # 0.4: a new best
     gate.save()
     assert float(shared.read_text()) == 0.4
@@ -199,12 +200,12 @@ def test_a_folder_keeps_one_gate_setting(tmp_path):
     first = sinebench(*common)
     assert first.returncode == 0, first.stderr
     env = json.loads((out / "env.json").read_text())
-    assert [r["control"]["host_gate_tolerance"] for r in env["invocations"].values()] == [0.35]
+    assert [r["control"]["host_gate_tolerance"] for r in env["invocations"].values()] == [hostspeed.DEFAULT_TOLERANCE]
     assert (out / hostspeed.REFERENCE_FILE).is_file()
     before = (out / "runs.csv").read_text()
     refused = sinebench(*common, "--host-gate", "off", "--repeats", "2")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
-    assert "--host-gate 0.35" in refused.stderr and (out / "runs.csv").read_text() == before
+    assert f"--host-gate {hostspeed.DEFAULT_TOLERANCE:g}" in refused.stderr and (out / "runs.csv").read_text() == before
     # the same folder as if written before the gate: its invocation has no tolerance -> off
     for record in env["invocations"].values():
         del record["control"]["host_gate_tolerance"]
