@@ -4,8 +4,8 @@ only while the host runs at full speed.
 Where the host bounds an update (batch 10 / n_units 5 on the CPU, and on a
 GPU through the framework's calls), its time is the host's speed. On the
 lent GPU machines (virtual machines) that speed is not constant: a first
-fixed probe of Python and small NumPy calls, the same kind of work, took 0.66 to
-0.76 ms most of the time and 1.3 to 1.5 ms in phases of about ten seconds,
+fixed probe of Python and small NumPy calls took 0.66 to 0.76 ms most of
+the time and 1.3 to 1.5 ms in phases of about ten seconds,
 a quarter of the time, with nothing else running and no steal time counted
 (2x H200 host, ``scripts/host_noise.py``); updates slowed with it (their
 correlation with the probe: 0.87 on the CPU, 0.85 on a GPU). Pinning and
@@ -18,7 +18,9 @@ each point where the processes of a run agree (every ``eval_every``
 updates): the probe runs, outside the timed updates, and while it is slower
 than the fastest probe seen by more than the tolerance, under any of the
 run's processes (rank 1 on a slow core slows rank 0 too: an all-reduce
-waits for it), the loop waits and asks again, up to a cap per run. Waiting
+waits for it), the loop waits and asks again until every process reads fast twice in a
+row (hosts flap: one fast reading inside a slow phase ended waits whose
+next updates were still slow), up to a cap per run. Waiting
 is not training: it is counted apart (``wait_s``), as evaluations are, and
 the row says how long and how often the host was slow.
 The reference is the fastest probe seen: by this process, and, in a sweep,
@@ -37,11 +39,16 @@ phases but missed others: on a second 2x H200 host gated CPU runs slowed
 a tight loop does not (more code, more objects, more memory), and the
 median of several ~1.3 ms updates reads a core shared with another process
 as slow where the fastest of three short loops found a free time slice.
-``scripts/host_noise.py`` times both probes beside the updates.
+``scripts/host_noise.py`` times both probes beside the updates; on three
+more hosts they followed the updates alike (correlation 0.59-0.76), and the
+updates the gate would time spread a little less under the update probe.
 
 What it still cannot see: a slowdown that only the run's own device work
-feels (a GPU's clocks, a busy link). The row's spread and the report's noise
-warning still say so.
+feels (a GPU's clocks, a busy link), and the fast state drifting by less
+than the tolerance (5-8 % over a minute on one host). Gated sweeps on three
+2x H200 hosts had 8 of 12 host-bound configurations within 5 % over their
+repeats (3 of 12 ungated; results/h200x2-gate2-2026-11-28); the row's
+spread and the report's noise warning say where not.
 """
 import functools
 import os
