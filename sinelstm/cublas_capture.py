@@ -58,6 +58,12 @@ class Blas:
             ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
             ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.cublasGemmStridedBatchedEx.argtypes = [
+            ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_longlong,
+            ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_longlong,
+            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_longlong,
+            ctypes.c_int, ctypes.c_int, ctypes.c_int]
         handle = ctypes.c_void_p()
         _check(lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate")
         self.handle = handle
@@ -78,6 +84,22 @@ class Blas:
             self.handle, transa, transb, m, n, k, ctypes.addressof(self._one), a, _CUDA_R_32F, lda,
             b, _CUDA_R_32F, ldb, ctypes.addressof(self._zero), c, _CUDA_R_32F, ldc,
             _COMPUTE["fp32"] if exact else self.compute, _GEMM_DEFAULT), "cublasGemmEx")
+
+    def gemm_split_k(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, splits):
+        """``splits`` partial products over equal parts of K, into ``splits``
+        (m x n) outputs at ``c``, ``c + m n``, ... (floats), to be summed by
+        the reader: one strided-batched call. Where C alone has about one
+        tile per SM, the parts give each SM more to overlap (the reader's sum
+        is free in a memory-bound kernel). The operands' parts are at element
+        offsets: along K, A's columns (not transposed) or rows (transposed),
+        B's rows (not transposed) or columns (transposed)."""
+        part = k // splits
+        stride_a = part * lda if transa == OP_N else part
+        stride_b = part if transb == OP_N else part * ldb
+        _check(self.lib.cublasGemmStridedBatchedEx(
+            self.handle, transa, transb, m, n, part, ctypes.addressof(self._one), a, _CUDA_R_32F, lda, stride_a,
+            b, _CUDA_R_32F, ldb, stride_b, ctypes.addressof(self._zero), c, _CUDA_R_32F, ldc, ldc * n, splits,
+            self.compute, _GEMM_DEFAULT), "cublasGemmStridedBatchedEx")
 
     def close(self):
         if self.handle is not None:

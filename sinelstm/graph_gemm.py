@@ -47,6 +47,12 @@ from sinelstm.graph_cuda import HEADER
 OVERLAPS = ("tail", "none")
 OVERLAP = os.environ.get("SINEBENCH_COMM_OVERLAP", OVERLAPS[0])
 _BLOCK = 256
+_MAX_SPLITS = 2  # parts over K that the backward's dh product may be split into
+# "auto": timed (GemmGraphs._fastest_dh_split); "1" or "2" fixes it, for
+# measuring the choice (an A/B on one machine).
+DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
+_TIMING_REPS = 7  # of each choice, before capture
+_SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
 
 _SOURCE = HEADER + r"""
 extern "C" __global__ void gemm_gather(
@@ -123,14 +129,16 @@ extern "C" __global__ void gemm_output_loss(
 extern "C" __global__ void gemm_backward_step(
         float* __restrict__ act_t, const float* c_t, const float* c_prev,  // aliased at t = 0 (unread)
         const float* __restrict__ dy_t, const float* __restrict__ p, const float* __restrict__ dhn,
-        float* __restrict__ dc, int B, int first, int last) {
+        float* __restrict__ dc, int B, int first, int last, int splits) {  // dhn: splits parts to sum
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (long long)B * N) return;
     const int b = (int)(i / N), j = (int)(i - (long long)b * N);
     const float4 g4 = reinterpret_cast<const float4*>(act_t)[i];
     const float a = g4.x, in = g4.y, f = g4.z, o = g4.w;
     const float tc = tanhf(c_t[i]);
-    const float dh = dy_t[b] * p[O_W3 + j] + (last ? 0.f : dhn[i]);
+    float dhs = 0.f;
+    if (!last) for (int s = 0; s < splits; ++s) dhs += dhn[(long long)s * B * N + i];
+    const float dh = dy_t[b] * p[O_W3 + j] + dhs;
     const float dct = dh * o * (1.f - tc * tc) + (last ? 0.f : dc[i]);
     const float cp = first ? 0.f : c_prev[i];
     reinterpret_cast<float4*>(act_t)[i] = make_float4(dct * in * (1.f - a * a), dct * a * in * (1.f - in),
@@ -245,7 +253,8 @@ class GemmGraphs(GpuGraphs):
         # input projection's, rank one), then the output layer's W and b,
         # copied into the flat gradients before the step.
         self.small = cupy.empty(2 * G + n + 1, cupy.float32)
-        self.dhn = cupy.empty((B, n), cupy.float32)
+        self.dhn = cupy.zeros((_MAX_SPLITS, B, n), cupy.float32)  # dh's parts over K (see _dh)
+        self.dh_splits = self._fastest_dh_split()
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
 
@@ -307,10 +316,10 @@ class GemmGraphs(GpuGraphs):
         for t in reversed(range(T)):
             self.k["gemm_backward_step"](_blocks(B * n), (_BLOCK,), (
                 self.act[t], self.cs[t], self.cs[t - 1] if t else self.cs[t], self.dy[t * B:], up.flat.params,
-                self.dhn, self.dc, np.int32(B), np.int32(t == 0), np.int32(t == T - 1)), stream=s)
+                self.dhn, self.dc, np.int32(B), np.int32(t == 0), np.int32(t == T - 1), np.int32(self.dh_splits)),
+                stream=s)
             if t:  # dh for step t-1 = dg[t] W_lat
-                blas.gemm(OP_N, OP_N, n, B, G, self._p("/l2/lateral/W"), n, self._at(self.act, t * B * G), G,
-                          self.dhn.data.ptr, n)
+                self._dh(self._at(self.act, t * B * G), self.dh_splits)
         # The recurrent weights: sum over steps of dg[t]^T hs[t-1], one product.
         if T > 1:
             blas.gemm(OP_N, OP_T, n, G, (T - 1) * B, self.hs.data.ptr, n, self._at(self.act, B * G), G,
@@ -327,6 +336,45 @@ class GemmGraphs(GpuGraphs):
             self._fork(s)
             self._allreduce_range(self.small, 0, self.small.size, self.side)
             s.wait_event(self._join())
+
+    def _dh(self, dg, splits):
+        """dh = dg W_lat, as ``splits`` parts over K that the step kernel sums."""
+        up = self.up
+        n, G = up.n, 4 * up.n
+        if splits == 1:
+            self.blas.gemm(OP_N, OP_N, n, up.batch, G, self._p("/l2/lateral/W"), n, dg, G, self.dhn.data.ptr, n)
+        else:
+            self.blas.gemm_split_k(OP_N, OP_N, n, up.batch, G, self._p("/l2/lateral/W"), n, dg, G,
+                                   self.dhn.data.ptr, n, splits)
+
+    def _fastest_dh_split(self) -> int:
+        """1 or 2: whichever computes the backward's dh product faster here,
+        timed before capture. The product's output is (B, n) with K = 4n: at
+        batch 2048 / n_units 1024 it has about one 128x128 tile per SM of an
+        H200 and two parts over K took 0.362 ms against 0.384 in FP32; at
+        4096 (two tiles per SM) and in TF32 they were no faster
+        (scripts/gpu_probe_splitk.py). The parts' operands stay 16-byte
+        aligned, as the one product's are, only for n even."""
+        if (4 * self.up.n) % (_MAX_SPLITS * 4):
+            return 1
+        if DH_SPLIT != "auto":
+            if DH_SPLIT not in ("1", str(_MAX_SPLITS)):
+                raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT!r}: choose auto, 1 or {_MAX_SPLITS}")
+            return int(DH_SPLIT)
+        cupy, s = self.cupy, self.capture_stream
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        times = {1: [], _MAX_SPLITS: []}
+        with s:
+            for rep in range(_TIMING_REPS + 2):
+                for splits in times:
+                    start.record(s)
+                    self._dh(self.act.data.ptr, splits)
+                    stop.record(s)
+                    stop.synchronize()
+                    if rep >= 2:  # two warm-ups
+                        times[splits].append(cupy.cuda.get_elapsed_time(start, stop))
+        one, parts = (float(np.median(t)) for t in times.values())
+        return _MAX_SPLITS if parts < one * (1 - _SPLIT_MARGIN) else 1
 
     def _event(self):
         event = self.cupy.cuda.Event(block=False, disable_timing=True)

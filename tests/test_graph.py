@@ -153,6 +153,19 @@ def test_captured_gpu_update_equals_eager(recipe, optimizer, n_units):
     assert res.passed, res
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_dh_split_over_k_equals_eager(monkeypatch, optimizer):
+    """The backward's dh product as two parts over K, summed by the step
+    kernel (chosen where it is faster: large batches), at 96 units."""
+    from sinelstm import graph_gemm
+
+    monkeypatch.setattr(graph_gemm.GemmGraphs, "_fastest_dh_split", lambda self: graph_gemm._MAX_SPLITS)
+    res = verify(parse_device_set("0"), "single-process", verify_config(
+        impl="graph", n_devices=1, recipe=RECIPES["article"], optimizer=optimizer, n_units=96))
+    assert res.passed, res
+
+
 @pytest.mark.multigpu
 @pytest.mark.mpi
 def test_captured_all_reduce_equals_eager_on_two_gpus():
