@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from sinelstm.cublas_capture import OP_N, OP_T, Blas
+from sinelstm.cublas_capture import _COMPUTE, OP_N, OP_T, Blas
 from sinelstm.graph import GpuGraphs
 from sinelstm.graph_cuda import HEADER
 
@@ -353,9 +353,13 @@ class GemmGraphs(GpuGraphs):
         batch 2048 / n_units 1024 it has about one 128x128 tile per SM of an
         H200 and two parts over K took 0.362 ms against 0.384 in FP32; at
         4096 (two tiles per SM) and in TF32 they were no faster
-        (scripts/gpu_probe_splitk.py). The parts' operands stay 16-byte
-        aligned, as the one product's are, only for n even."""
-        if (4 * self.up.n) % (_MAX_SPLITS * 4):
+        (scripts/gpu_probe_splitk.py), so TF32 keeps the one product: in
+        a TF32 sweep on 2 GPUs with the choice timed, updates were 8 % slower
+        than with it fixed at one, as if the timing had chosen the parts
+        there (the profiled run of the same configuration had not). The
+        parts' operands stay 16-byte aligned, as the one product's are, only
+        for n even."""
+        if (4 * self.up.n) % (_MAX_SPLITS * 4) or self.blas.compute != _COMPUTE["fp32"]:
             return 1
         if DH_SPLIT != "auto":
             if DH_SPLIT not in ("1", str(_MAX_SPLITS)):
