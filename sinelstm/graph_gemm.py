@@ -35,7 +35,8 @@ import os
 
 import numpy as np
 
-from sinelstm.cublas_capture import _COMPUTE, OP_N, OP_T, Blas
+from sinelstm import precision
+from sinelstm.cublas_capture import OP_N, OP_T, Blas
 from sinelstm.graph import GpuGraphs
 from sinelstm.graph_cuda import HEADER
 
@@ -359,7 +360,7 @@ class GemmGraphs(GpuGraphs):
         there (the profiled run of the same configuration had not). The
         parts' operands stay 16-byte aligned, as the one product's are, only
         for n even."""
-        if (4 * self.up.n) % (_MAX_SPLITS * 4) or self.blas.compute != _COMPUTE["fp32"]:
+        if (4 * self.up.n) % (_MAX_SPLITS * 4) or precision.process_precision() != "fp32":
             return 1
         if DH_SPLIT != "auto":
             if DH_SPLIT not in ("1", str(_MAX_SPLITS)):
