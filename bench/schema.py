@@ -152,7 +152,8 @@ class RunRow:
     transport: str = "default"  # NCCL's transport (bench.transports)
     scaling: str = "strong"  # strong: batchsize is global; weak: batchsize / n_devices was fixed
     # The host-speed gate (sinelstm.hostspeed): seconds the run waited for
-    # the host's full speed, outside every other time, and the share of its
+    # the host's full speed (its probes included, ~8 ms a check), outside
+    # every other time, and the share of its
     # checks that found the host slow (empty: gate off, or an older folder).
     host_wait_s: float | None = None
     host_slow: float | None = None

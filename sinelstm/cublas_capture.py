@@ -87,12 +87,14 @@ class Blas:
 
     def gemm_split_k(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, splits):
         """``splits`` partial products over equal parts of K, into ``splits``
-        (m x n) outputs at ``c``, ``c + m n``, ... (floats), to be summed by
+        (m x n) outputs at ``c``, ``c + ldc n``, ... (floats), to be summed by
         the reader: one strided-batched call. Where C alone has about one
         tile per SM, the parts give each SM more to overlap (the reader's sum
         is free in a memory-bound kernel). The operands' parts are at element
         offsets: along K, A's columns (not transposed) or rows (transposed),
         B's rows (not transposed) or columns (transposed)."""
+        if k % splits:
+            raise ValueError(f"K = {k} does not split into {splits} equal parts")
         part = k // splits
         stride_a = part * lda if transa == OP_N else part
         stride_b = part if transb == OP_N else part * ldb

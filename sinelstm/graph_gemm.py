@@ -357,14 +357,18 @@ class GemmGraphs(GpuGraphs):
         (scripts/gpu_probe_splitk.py), so TF32 keeps the one product: in
         a TF32 sweep on 2 GPUs with the choice timed, updates were 8 % slower
         than with it fixed at one, as if the timing had chosen the parts
-        there (the profiled run of the same configuration had not). The
-        parts' operands stay 16-byte aligned, as the one product's are, only
-        for n even."""
+        there (the profiled run of the same configuration had not). Each
+        timing brackets one product, its host launch included, which a
+        replayed graph does not have, and each updater (warm-up, timed,
+        profiled; each rank) times for itself: where the two are close the
+        choice can differ between them, which may be what happened there.
+        The parts' operands stay 16-byte aligned, as the one product's are,
+        only for n even."""
+        if DH_SPLIT not in ("auto", "1", str(_MAX_SPLITS)):
+            raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT!r}: choose auto, 1 or {_MAX_SPLITS}")
         if (4 * self.up.n) % (_MAX_SPLITS * 4) or precision.process_precision() != "fp32":
             return 1
         if DH_SPLIT != "auto":
-            if DH_SPLIT not in ("1", str(_MAX_SPLITS)):
-                raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT!r}: choose auto, 1 or {_MAX_SPLITS}")
             return int(DH_SPLIT)
         cupy, s = self.cupy, self.capture_stream
         start, stop = cupy.cuda.Event(), cupy.cuda.Event()

@@ -95,7 +95,11 @@ def _probe_updater():
     from sinelstm.recipes import RECIPES
     from sinelstm.strategy import make_strategy
     cfg = TrainConfig(n_units=5, batchsize=10, recipe=RECIPES["article"])
-    return make_strategy("single-process", parse_device_set("cpu"), "sinebench").make_updater(cfg)
+    state = np.random.get_state()  # Chainer's initializers draw from it before the model's own seed
+    try:
+        return make_strategy("single-process", parse_device_set("cpu"), "sinebench").make_updater(cfg)
+    finally:
+        np.random.set_state(state)
 
 
 class _Reference:
