@@ -1,22 +1,18 @@
 """Would splitting the backward's dh product over K help at small batches?
 Times ``sinelstm.graph_gemm``'s dh product (dg[t] W, m = n, n = B, k = 4n)
 as one cublasGemmEx against the same product as S partial products over K
-(one strided-batched call, S outputs the step kernel would sum), per batch
-and precision. At batch 2048 the one product leaves SMs idle (its output has
-about one tile per SM).
+(``Blas.gemm_split_k``: one strided-batched call, S outputs the step kernel
+would sum; S must divide 4n), per batch and precision. At batch 2048 the one
+product leaves SMs idle (its output has about one tile per SM).
 
     python scripts/gpu_probe_splitk.py [--n 1024] [--batches 4096,2048,1024] [--splits 1,2,4]
 """
 import argparse
-import ctypes
-import os
 
 import cupy
 import numpy as np
 
 from sinelstm.cublas_capture import _COMPUTE, OP_N, Blas
-
-R32F = 0
 
 
 def time_ms(fn, reps=50):
@@ -41,17 +37,10 @@ def main():
     args = ap.parse_args()
     n, G = args.n, 4 * args.n
     stream = cupy.cuda.Stream(non_blocking=True)
-    print(f"== {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()} n={n} precision={os.environ.get('SINEBENCH_PRECISION', 'fp32')}")
+    print(f"== {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()} n={n}")
     for prec in ("fp32", "tf32"):
         blas = Blas(stream)
         blas.compute = _COMPUTE[prec]
-        lib = blas.lib
-        lib.cublasGemmStridedBatchedEx.argtypes = [
-            ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_longlong,
-            ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_longlong,
-            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_longlong,
-            ctypes.c_int, ctypes.c_int, ctypes.c_int]
         W = cupy.random.standard_normal((G, n), dtype=cupy.float32)  # row-major (G, n): column-major (n, G)
         for B in map(int, args.batches.split(",")):
             act = cupy.random.standard_normal((B, G), dtype=cupy.float32)
@@ -59,19 +48,14 @@ def main():
             line = [f"{prec} B={B:5d}"]
             for S in map(int, args.splits.split(",")):
                 out = cupy.zeros((S, B, n), cupy.float32)
-                K = G // S
-                one, zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
 
                 def call():
                     with stream:
                         if S == 1:
                             blas.gemm(OP_N, OP_N, n, B, G, W.data.ptr, n, act.data.ptr, G, out.data.ptr, n)
                         else:
-                            status = lib.cublasGemmStridedBatchedEx(
-                                blas.handle, OP_N, OP_N, n, B, K, ctypes.addressof(one), W.data.ptr, R32F, n,
-                                n * K, act.data.ptr, R32F, G, K, ctypes.addressof(zero), out.data.ptr, R32F,
-                                n, B * n, S, blas.compute, -1)
-                            assert status == 0, status
+                            blas.gemm_split_k(OP_N, OP_N, n, B, G, W.data.ptr, n, act.data.ptr, G, out.data.ptr,
+                                              n, S)
                 with stream:
                     ms = time_ms(call)
                     got = out.sum(axis=0)
