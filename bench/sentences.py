@@ -146,6 +146,8 @@ def verdict(sw: facts.Sweep, models: dict, compare: tuple | None = None, ev=None
                 f"{len(s)} sizes both ran")
     elif g is None and compare is not None:
         tail = f"no GPU ran here, and no size ran both here and in {compare[2]} (the line below says how to)"
+    elif g is None and gpu:
+        tail = "the CPU did not run here, so no GPU is set against it" + _beat_one_gpu(sw)
     elif g is None:
         tail = ("no GPU ran here, so this is the CPU's side only: render it with --compare and a GPU machine's "
                 "results folder to set it beside one")
@@ -162,13 +164,19 @@ def verdict(sw: facts.Sweep, models: dict, compare: tuple | None = None, ev=None
             if t.judged:
                 tail += (f" (clearly, beyond the 95 % interval, in {t.other_wins}; too close to call in "
                          f"{t.unclear})")
-        eff = facts.efficiency(sw.main)
-        if not eff.empty:
-            best = eff.loc[eff["speedup"].idxmax()]
-            tail += f"; {best['label']} beat one GPU by at most {fmt_x(best['speedup'])}"
+        tail += _beat_one_gpu(sw)
     if not head:
         return tail[0].upper() + tail[1:] + "."
     return f"{head} — {tail}."
+
+
+def _beat_one_gpu(sw: facts.Sweep) -> str:
+    """The verdict's clause on several GPUs against one ('' if none ran)."""
+    eff = facts.efficiency(sw.main)
+    if eff.empty:
+        return ""
+    best = eff.loc[eff["speedup"].idxmax()]
+    return f"; {best['label']} beat one GPU by at most {fmt_x(best['speedup'])}"
 
 
 def crossover(c: analysis.Crossover) -> str:

@@ -117,6 +117,16 @@ def test_invocations_are_appended_and_the_first_record_stays_on_top(tmp_path):
     assert list(invocations.records(env, [""])) == ["t1@a", "t2@b"]
 
 
+def test_a_folder_of_gpu_runs_only_is_not_called_cpu_only():
+    """A sweep of 1 and 2 GPUs without the CPU (a published one) says so, and
+    still gives the GPUs' speedup."""
+    folder = __import__("pathlib").Path(__file__).parent.parent / "results" / "h200x2-splitk-2026-11-28" / "article-auto"
+    sw = facts.sweep(ResultStore(folder).load())
+    text = sentences.verdict(sw, {})
+    assert "no gpu ran here" not in text.lower() and text.startswith("The CPU did not run here")
+    assert text.endswith("2 GPUs (chainermn) beat one GPU by at most 1.9×.")
+
+
 def test_compare_sets_this_cpu_beside_another_machines_gpu(tmp_path):
     make_results(tmp_path / "gpu")
     make_results(tmp_path / "cpu", n_sets=1)
