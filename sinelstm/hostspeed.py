@@ -37,8 +37,9 @@ NumPy calls (~0.7 ms, the fastest of three) followed those ten-second
 phases but missed others: on a second 2x H200 host gated CPU runs slowed
 1.6x for minutes with that probe never slow. An update's work reaches what
 a tight loop does not (more code, more objects, more memory), and the
-median of several ~1.3 ms updates reads a core shared with another process
-as slow where the fastest of three short loops found a free time slice.
+median of several ~1.3 ms updates should read a core shared with another
+process as slow where the fastest of three short loops can find a free
+time slice (reasoned, not measured: no host since has shown that slowdown).
 ``scripts/host_noise.py`` times both probes beside the updates; on three
 more hosts they followed the updates alike (correlation 0.59-0.76), and the
 updates the gate would time spread a little less under the update probe.
