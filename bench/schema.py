@@ -153,8 +153,8 @@ class RunRow:
     scaling: str = "strong"  # strong: batchsize is global; weak: batchsize / n_devices was fixed
     # The host-speed gate (sinelstm.hostspeed): seconds the run waited for
     # the host's full speed (its probes included, ~8 ms a check), outside
-    # every other time, and the share of its
-    # checks that found the host slow (empty: gate off, or an older folder).
+    # every other time, and the share of its checks that found the host slow
+    # (empty: gate off, or an older folder).
     host_wait_s: float | None = None
     host_slow: float | None = None
 

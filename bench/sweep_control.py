@@ -2,9 +2,10 @@
 sweep does with them: how many repeats (a number, or ``auto``: until each
 median is known to ±``--target-ci``), the threads and core pinning of the
 workers (:mod:`bench.pinning`), the gate that times updates only at the
-host's full speed (:mod:`sinelstm.hostspeed`), what env.json records of both and of what
-could not be controlled (:mod:`bench.hostload`), and the warning at the end
-of a sweep whose repeats disagree more than the differences they measure.
+host's full speed (:mod:`sinelstm.hostspeed`), what env.json records of them
+and of what could not be controlled (:mod:`bench.hostload`), and the warning
+at the end of a sweep whose repeats disagree more than the differences they
+measure.
 Kept out of :mod:`bench.cli`, which only parses and checks."""
 from dataclasses import dataclass, replace
 from functools import wraps
@@ -61,9 +62,9 @@ def control_options(fn):
     @click.option("--pin/--no-pin", default=True, show_default=True,
                   help="Pin each run's process to --threads cores (a GPU's NUMA node where known).")
     @click.option("--host-gate", default=f"{hostspeed.DEFAULT_TOLERANCE:g}", show_default=True, metavar="FRACTION|off",
-                  help="Time updates only while a fixed probe of host speed is within this fraction of the fastest "
-                       f"probe seen; a run waits for it (not timed) up to {hostspeed.MAX_WAIT_S:g} s. 'off': time "
-                       "whatever the host's speed.")
+                  help="Time updates only while a probe of host speed (CPU updates of a fixed model) is within "
+                       f"this fraction of the fastest probe seen; a run waits for it (not timed) up to "
+                       f"{hostspeed.MAX_WAIT_S:g} s. 'off': time whatever the host's speed.")
     @wraps(fn)
     def wrapper(*args, repeats, target_ci, max_repeats, threads, pin, host_gate, **kwargs):
         return fn(*args, repetition=_repeats(repeats, target_ci, max_repeats),
@@ -79,7 +80,7 @@ def _gate(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        fail(f"--host-gate takes a fraction (e.g. 0.35) or 'off', got {text!r}")
+        fail(f"--host-gate takes a fraction (e.g. {hostspeed.DEFAULT_TOLERANCE:g}) or 'off', got {text!r}")
 
 
 def record(machine: dict, control: pinning.Control) -> dict:

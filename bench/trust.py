@@ -205,7 +205,6 @@ def stop_reasons(runs: pd.DataFrame) -> pd.Series:
     return decided.groupby(keys)["stop_reason"].last().value_counts()
 
 
-
 @dataclass(frozen=True)
 class HostWaits:
     runs: int  # finished runs the gate checked
