@@ -74,15 +74,17 @@ class Blas:
         self.compute = _COMPUTE[precision.process_precision()]
         self._one, self._zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
 
-    def gemm(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, exact=False):
+    def gemm(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, exact=False, accumulate=False):
         """C (m x n) = op(A) op(B), column-major; ``a``, ``b``, ``c`` are
         device pointers (ints). ``exact``: FP32 whatever the precision (for
-        products that are memory-bound, where TF32 saves nothing)."""
+        products that are memory-bound, where TF32 saves nothing).
+        ``accumulate``: C += op(A) op(B)."""
         # Host scalars: read when the call is made, so a captured product
         # keeps the values it was recorded with.
+        beta = self._one if accumulate else self._zero
         _check(self.lib.cublasGemmEx(
             self.handle, transa, transb, m, n, k, ctypes.addressof(self._one), a, _CUDA_R_32F, lda,
-            b, _CUDA_R_32F, ldb, ctypes.addressof(self._zero), c, _CUDA_R_32F, ldc,
+            b, _CUDA_R_32F, ldb, ctypes.addressof(beta), c, _CUDA_R_32F, ldc,
             _COMPUTE["fp32"] if exact else self.compute, _GEMM_DEFAULT), "cublasGemmEx")
 
     def gemm_split_k(self, transa, transb, m, n, k, a, lda, b, ldb, c, ldc, splits):

@@ -11,13 +11,16 @@ time step: one product and one fused elementwise kernel forward, one of each
 backward; the input projection's pre-activations are never stored (rank one:
 ``x * u + v``, computed in the step kernel), the backward kernel overwrites
 the saved activations with the gate gradients in place, and the recurrent
-weights' gradient is one product over all steps at the end. Only the three
+weights' gradient is a few products over several steps each, on a second
+stream as soon as backward has their steps' gate gradients, beside the
+chain of ``dh`` products and step kernels (``GRAD_CHUNK``). Only the three
 recurrent products (forward, ``dh``, the weights' gradient) take the run's
 precision; the rank-one and output products are memory-bound and stay FP32.
 
 With several GPUs (one process each) the all-reduce is captured too: the
-recurrent weights' gradient on a second stream, beside the memory-bound
-products that end backward, then one small all-reduce of the rest. The
+recurrent weights' gradient on the second stream after its last part,
+beside the memory-bound products that end backward, then one small
+all-reduce of the rest. The
 input projection's gradient is rank one, so the ranks sum its two vectors
 (``du``, ``dv``, 8n floats) rather than its (4n, n) matrix: half the bytes
 of the eager path's all-reduce.
@@ -52,6 +55,14 @@ _MAX_SPLITS = 2  # parts over K that the backward's dh product may be split into
 # "auto": timed (GemmGraphs._fastest_dh_split); "1" or "2" fixes it, for
 # measuring the choice (an A/B on one machine).
 DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
+# The recurrent weights' gradient (the sum over steps of dg[t]^T hs[t-1])
+# in parts of about this many rows (steps x batch, at least one step), each
+# computed on the side stream as soon as backward has written its steps'
+# gate gradients: beside the dh chain, whose step kernels are memory-bound
+# and whose products leave SMs idle at small batches, rather than after it.
+# 0: one product after the loop (the order before). SINEBENCH_GRAD_CHUNK
+# sets it, for measuring the choice (an A/B on one machine).
+GRAD_CHUNK = os.environ.get("SINEBENCH_GRAD_CHUNK", "4096")
 _TIMING_REPS = 7  # of each choice, before capture
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
 
@@ -215,6 +226,23 @@ def _blocks(n: int) -> tuple:
     return (max(1, -(-n // _BLOCK)),)
 
 
+def grad_parts(T: int, B: int, rows: int) -> list:
+    """The steps ``(t0, t1)`` of each part of the recurrent weights'
+    gradient, in the order backward completes them (latest steps first),
+    each of about ``rows`` rows (at least one step of ``B``), covering steps
+    1 to T - 1 (step 0 has no recurrent product). Empty: no parts (``rows``
+    0, one product after the loop; or T = 1, no recurrent product)."""
+    if T < 2 or rows <= 0:
+        return []
+    steps = max(1, -(-rows // B))
+    parts, t1 = [], T
+    while t1 > 1:
+        t0 = max(1, t1 - steps)
+        parts.append((t0, t1))
+        t1 = t0
+    return parts
+
+
 class GemmGraphs(GpuGraphs):
     """The captured update for n_units above the persistent kernels' limit."""
 
@@ -241,8 +269,16 @@ class GemmGraphs(GpuGraphs):
             raise ValueError("sinelstm.flat.LAYOUT must keep l1's and l3's W and b adjacent")
         self.events = []  # the capture's fork and join events, alive until it ends
         self.k = kernels(n)
+        try:
+            self.grad_rows = int(GRAD_CHUNK)
+        except ValueError:
+            raise ValueError(f"SINEBENCH_GRAD_CHUNK={GRAD_CHUNK!r}: rows per part of the recurrent weights' "
+                             "gradient, an integer (0: one product)") from None
         self.blas = Blas(self.capture_stream)
-        self.side = cupy.cuda.Stream(non_blocking=True)  # the all-reduce's, overlapping backward
+        # The side stream: the recurrent weights' gradient in parts, then
+        # their all-reduce, beside backward; its own handle and workspace.
+        self.side = cupy.cuda.Stream(non_blocking=True)
+        self.side_blas = Blas(self.side)
         self.act = cupy.empty((T, B, G), cupy.float32)  # pre-activations -> activations -> gate gradients
         self.cs = cupy.empty((T, B, n), cupy.float32)
         self.hs = cupy.empty((T, B, n), cupy.float32)
@@ -314,20 +350,23 @@ class GemmGraphs(GpuGraphs):
         up, blas = self.up, self.blas
         T, B, n = up.seqlen, up.batch, up.n
         G, R = 4 * n, T * B
+        parts = dict(grad_parts(T, B, self.grad_rows))  # t0 -> t1
         for t in reversed(range(T)):
             self.k["gemm_backward_step"](_blocks(B * n), (_BLOCK,), (
                 self.act[t], self.cs[t], self.cs[t - 1] if t else self.cs[t], self.dy[t * B:], up.flat.params,
                 self.dhn, self.dc, np.int32(B), np.int32(t == 0), np.int32(t == T - 1), np.int32(self.dh_splits)),
                 stream=s)
+            if t in parts:  # steps t to t1 - 1 have their gate gradients: their part, beside the chain
+                self._fork(s)
+                self._dw(self.side_blas, t, parts[t])
             if t:  # dh for step t-1 = dg[t] W_lat
                 self._dh(self._at(self.act, t * B * G), self.dh_splits)
-        # The recurrent weights: sum over steps of dg[t]^T hs[t-1], one product.
-        if T > 1:
-            blas.gemm(OP_N, OP_T, n, G, (T - 1) * B, self.hs.data.ptr, n, self._at(self.act, B * G), G,
-                      self._g("/l2/lateral/W"), n)
+        if T > 1 and not parts:  # the recurrent weights' gradient as one product
+            self._dw(blas, 1, T)
         if overlap:  # its all-reduce runs beside the memory-bound products below
-            self._fork(s)
-            self._allreduce_lat(self.side)
+            if not parts:
+                self._fork(s)
+            self._allreduce_lat(self.side)  # after the side stream's last part
         # The output layer's weights: hs^T dy. The rank-one input projection:
         # [du dv] = dg^T [x 1]. Both into the small buffer.
         blas.gemm(OP_N, OP_N, n, 1, R, self.hs.data.ptr, n, self.dy.data.ptr, R, self._at(self.small, 2 * G), n,
@@ -336,7 +375,17 @@ class GemmGraphs(GpuGraphs):
         if overlap:
             self._fork(s)
             self._allreduce_range(self.small, 0, self.small.size, self.side)
+        if overlap or parts:
             s.wait_event(self._join())
+
+    def _dw(self, blas, t0, t1):
+        """The recurrent weights' gradient from steps t0 to t1 - 1, the sum
+        of dg[t]^T hs[t-1], added to the parts of later steps (the part
+        that ends at the last step writes)."""
+        up = self.up
+        B, n, G = up.batch, up.n, 4 * up.n
+        blas.gemm(OP_N, OP_T, n, G, (t1 - t0) * B, self._at(self.hs, (t0 - 1) * B * n), n,
+                  self._at(self.act, t0 * B * G), G, self._g("/l2/lateral/W"), n, accumulate=t1 < up.seqlen)
 
     def _dh(self, dg, splits):
         """dh = dg W_lat, as ``splits`` parts over K that the step kernel sums."""

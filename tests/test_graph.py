@@ -166,11 +166,41 @@ def test_dh_split_over_k_equals_eager(monkeypatch, optimizer):
     assert res.passed, res
 
 
+def test_the_recurrent_gradient_parts_cover_each_step_once():
+    """Latest steps first (backward's order), steps 1 to T - 1 once each,
+    about the rows asked for and at least one step a part."""
+    from sinelstm.graph_gemm import grad_parts
+
+    for T, B, rows in ((10, 4096, 4096), (10, 2048, 4096), (10, 1000, 4096), (200, 10, 4096), (10, 8, 1), (2, 5, 9)):
+        parts = grad_parts(T, B, rows)
+        steps = [t for t0, t1 in parts for t in reversed(range(t0, t1))]
+        assert steps == list(reversed(range(1, T))), (T, B, rows)
+        assert all(t1 - t0 <= max(1, -(-rows // B)) for t0, t1 in parts)
+    assert [len(grad_parts(10, B, 4096)) for B in (4096, 2048, 1000)] == [9, 5, 2]
+    assert grad_parts(10, 4096, 0) == grad_parts(1, 4096, 4096) == []
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("rows", ["1", "0"])
+def test_recurrent_gradient_in_parts_or_one_product_equals_eager(monkeypatch, rows):
+    """In parts of one step each (beside the chain, accumulated) and as one
+    product after the loop, at 96 units with Adam."""
+    from sinelstm import graph_gemm
+
+    monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", rows)
+    res = verify(parse_device_set("0"), "single-process", verify_config(
+        impl="graph", n_devices=1, recipe=RECIPES["article"], optimizer="adam", n_units=96))
+    assert res.passed, res
+
+
 @pytest.mark.multigpu
 @pytest.mark.mpi
-def test_captured_all_reduce_equals_eager_on_two_gpus():
+@pytest.mark.parametrize("rows", ["4096", "1"])
+def test_captured_all_reduce_equals_eager_on_two_gpus(rows):
+    """The default parts (one at verify's batch) and one step a part, whose
+    all-reduce then follows the side stream's last part."""
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "verify", "--devices", "0+1", "--strategy",
                            "chainermn", "--impl", "graph", "--optimizer", "sgd,adam"], capture_output=True,
-                          text=True, env=cli_env(), cwd=PROJECT_ROOT, timeout=300)
+                          text=True, env={**cli_env(), "SINEBENCH_GRAD_CHUNK": rows}, cwd=PROJECT_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("PASS") == 4  # two optimizers, two widths
