@@ -63,6 +63,11 @@ DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
 # 0: one product after the loop (the order before). SINEBENCH_GRAD_CHUNK
 # sets it, for measuring the choice (an A/B on one machine).
 GRAD_CHUNK = os.environ.get("SINEBENCH_GRAD_CHUNK", "4096")
+# "low": the side stream's kernels at the least priority, the chain's at the
+# greatest, so that a block of the chain waiting for an SM gets the next
+# one free (sinelstm.captured); "same": one priority, as CuPy's graphs run.
+PRIORITY_CHOICES = ("low", "same")
+SIDE_PRIORITY = os.environ.get("SINEBENCH_SIDE_PRIORITY", PRIORITY_CHOICES[0])
 _TIMING_REPS = 7  # of each choice, before capture
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
 
@@ -250,6 +255,12 @@ class GemmGraphs(GpuGraphs):
            ("optimizer", "_step"))
 
     @property
+    def PRIORITIES(self):  # noqa: N802 (the base class's constant, here per instance)
+        if SIDE_PRIORITY not in PRIORITY_CHOICES:
+            raise ValueError(f"SINEBENCH_SIDE_PRIORITY={SIDE_PRIORITY!r}: choose from {', '.join(PRIORITY_CHOICES)}")
+        return SIDE_PRIORITY == "low"
+
+    @property
     def WHOLE(self):  # noqa: N802 (the base class's constant, here per instance)
         # With peers, the all-reduce runs inside backward, overlapped; the
         # phases' graphs (for the profile) keep it apart, after backward.
@@ -277,7 +288,7 @@ class GemmGraphs(GpuGraphs):
         self.blas = Blas(self.capture_stream)
         # The side stream: the recurrent weights' gradient in parts, then
         # their all-reduce, beside backward; its own handle and workspace.
-        self.side = cupy.cuda.Stream(non_blocking=True)
+        self.side = self._stream(high=False)
         self.side_blas = Blas(self.side)
         self.act = cupy.empty((T, B, G), cupy.float32)  # pre-activations -> activations -> gate gradients
         self.cs = cupy.empty((T, B, n), cupy.float32)
