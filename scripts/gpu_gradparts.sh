@@ -4,7 +4,6 @@
 # (chainermn), fp32 and tf32. Each variant is a set of environment
 # settings (sinelstm/graph_gemm.py):
 #   SINEBENCH_GRAD_CHUNK    rows a part, beside the chain; 0: one product after the loop
-#   SINEBENCH_SIDE_PRIORITY low: the chain's kernels first; same: one priority
 #   SINEBENCH_DH_SPLIT      auto, 1 or 2
 # Variants interleaved round by round, so that a drifting machine favours
 # none. First the captured path's GPU tests (TESTS=0 skips them).
@@ -12,8 +11,7 @@
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
 RES=${RES:-results/$(gpu_tag)-gradparts-$(date +%F)}
-VARIANTS=${VARIANTS:-"one:GRAD_CHUNK=0,SIDE_PRIORITY=same parts:GRAD_CHUNK=4096,SIDE_PRIORITY=same
-  prio:GRAD_CHUNK=4096,SIDE_PRIORITY=low"}
+VARIANTS=${VARIANTS:-"one:GRAD_CHUNK=0 parts:GRAD_CHUNK=4096"}
 ROUNDS=${ROUNDS:-2}
 start_log "RES=$RES scripts/gpu_gradparts.sh"
 N=$(nvidia-smi -L | wc -l)

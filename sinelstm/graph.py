@@ -183,7 +183,6 @@ class GpuGraphs:
 
     OPS: tuple = ()
     WHOLE: tuple | None = None
-    PRIORITIES = False  # the capture stream high, side streams low, kept by the graph (sinelstm.captured)
 
     def __init__(self, up: GraphUpdater, series):
         import cupy
@@ -203,7 +202,7 @@ class GpuGraphs:
             if up.comm is not None:
                 up.comm._init_comms()  # ChainerMN creates its NCCL communicator lazily
                 self.nccl = up.comm.nccl_comm
-            self.capture_stream = self._stream(high=True)
+            self.capture_stream = cupy.cuda.Stream(non_blocking=True)
             self.setup()
             if self.nccl is not None:
                 self._warm_nccl()
@@ -212,17 +211,6 @@ class GpuGraphs:
 
     def setup(self):
         """The path's kernels and buffers (on the updater's device)."""
-
-    def _stream(self, high: bool):
-        """A stream to capture on: with ``PRIORITIES``, at the device's
-        greatest priority (the capture stream: the update's critical path)
-        or its least (work beside it)."""
-        if not self.PRIORITIES:
-            return self.cupy.cuda.Stream(non_blocking=True)
-        from sinelstm.captured import priority_range
-
-        least, greatest = priority_range()
-        return self.cupy.cuda.Stream(non_blocking=True, priority=greatest if high else least)
 
     def _warm_nccl(self):
         """One real all-reduce of the gradient buffer's size and type before
@@ -244,12 +232,7 @@ class GpuGraphs:
                 for op in ops:
                     getattr(self, op)(s)
             finally:
-                if self.PRIORITIES:
-                    from sinelstm.captured import PriorityGraph
-
-                    graph = PriorityGraph(s)
-                else:
-                    graph = s.end_capture()
+                graph = s.end_capture()
         graph.upload(s)
         s.synchronize()
         return graph

@@ -13,7 +13,7 @@ backward; the input projection's pre-activations are never stored (rank one:
 the saved activations with the gate gradients in place, and the recurrent
 weights' gradient is a few products over several steps each, on a second
 stream as soon as backward has their steps' gate gradients, beside the
-chain of ``dh`` products and step kernels (``GRAD_CHUNK``). Only the three
+chain of ``dh`` products and step kernels (in FP32: ``GRAD_CHUNK``). Only the three
 recurrent products (forward, ``dh``, the weights' gradient) take the run's
 precision; the rank-one and output products are memory-bound and stay FP32.
 
@@ -59,15 +59,14 @@ DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
 # in parts of about this many rows (steps x batch, at least one step), each
 # computed on the side stream as soon as backward has written its steps'
 # gate gradients: beside the dh chain, whose step kernels are memory-bound
-# and whose products leave SMs idle at small batches, rather than after it.
-# 0: one product after the loop (the order before). SINEBENCH_GRAD_CHUNK
-# sets it, for measuring the choice (an A/B on one machine).
-GRAD_CHUNK = os.environ.get("SINEBENCH_GRAD_CHUNK", "4096")
-# "low": the side stream's kernels at the least priority, the chain's at the
-# greatest, so that a block of the chain waiting for an SM gets the next
-# one free (sinelstm.captured); "same": one priority, as CuPy's graphs run.
-PRIORITY_CHOICES = ("low", "same")
-SIDE_PRIORITY = os.environ.get("SINEBENCH_SIDE_PRIORITY", PRIORITY_CHOICES[0])
+# and whose products leave SMs idle, rather than after it. In FP32 at batch
+# 4096 / n_units 1024 on an H200 that took an update from 19.58 to 19.08 ms
+# (2 GPUs, batch 2048 each: 10.05 to 9.97); in TF32, whose products are four
+# times faster, it was 3 % slower, so TF32 keeps one product after the loop
+# (results/h200x2-gradparts-2026-11-28). SINEBENCH_GRAD_CHUNK sets the rows
+# (0: one product), for measuring the choice (an A/B on one machine).
+GRAD_CHUNK = os.environ.get("SINEBENCH_GRAD_CHUNK", "auto")
+_GRAD_ROWS = 4096  # "auto" in FP32
 _TIMING_REPS = 7  # of each choice, before capture
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
 
@@ -231,6 +230,17 @@ def _blocks(n: int) -> tuple:
     return (max(1, -(-n // _BLOCK)),)
 
 
+def _grad_rows() -> int:
+    """Rows per part of the recurrent weights' gradient (0: one product)."""
+    if GRAD_CHUNK == "auto":
+        return _GRAD_ROWS if precision.process_precision() == "fp32" else 0
+    try:
+        return int(GRAD_CHUNK)
+    except ValueError:
+        raise ValueError(f"SINEBENCH_GRAD_CHUNK={GRAD_CHUNK!r}: auto, or rows per part of the recurrent weights' "
+                         "gradient (0: one product)") from None
+
+
 def grad_parts(T: int, B: int, rows: int) -> list:
     """The steps ``(t0, t1)`` of each part of the recurrent weights'
     gradient, in the order backward completes them (latest steps first),
@@ -255,12 +265,6 @@ class GemmGraphs(GpuGraphs):
            ("optimizer", "_step"))
 
     @property
-    def PRIORITIES(self):  # noqa: N802 (the base class's constant, here per instance)
-        if SIDE_PRIORITY not in PRIORITY_CHOICES:
-            raise ValueError(f"SINEBENCH_SIDE_PRIORITY={SIDE_PRIORITY!r}: choose from {', '.join(PRIORITY_CHOICES)}")
-        return SIDE_PRIORITY == "low"
-
-    @property
     def WHOLE(self):  # noqa: N802 (the base class's constant, here per instance)
         # With peers, the all-reduce runs inside backward, overlapped; the
         # phases' graphs (for the profile) keep it apart, after backward.
@@ -280,15 +284,11 @@ class GemmGraphs(GpuGraphs):
             raise ValueError("sinelstm.flat.LAYOUT must keep l1's and l3's W and b adjacent")
         self.events = []  # the capture's fork and join events, alive until it ends
         self.k = kernels(n)
-        try:
-            self.grad_rows = int(GRAD_CHUNK)
-        except ValueError:
-            raise ValueError(f"SINEBENCH_GRAD_CHUNK={GRAD_CHUNK!r}: rows per part of the recurrent weights' "
-                             "gradient, an integer (0: one product)") from None
+        self.grad_rows = _grad_rows()
         self.blas = Blas(self.capture_stream)
         # The side stream: the recurrent weights' gradient in parts, then
         # their all-reduce, beside backward; its own handle and workspace.
-        self.side = self._stream(high=False)
+        self.side = cupy.cuda.Stream(non_blocking=True)
         self.side_blas = Blas(self.side)
         self.act = cupy.empty((T, B, G), cupy.float32)  # pre-activations -> activations -> gate gradients
         self.cs = cupy.empty((T, B, n), cupy.float32)
