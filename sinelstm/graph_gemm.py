@@ -11,19 +11,19 @@ time step: one product and one fused elementwise kernel forward, one of each
 backward; the input projection's pre-activations are never stored (rank one:
 ``x * u + v``, computed in the step kernel), the backward kernel overwrites
 the saved activations with the gate gradients in place, and the recurrent
-weights' gradient is a few products over several steps each, on a second
-stream as soon as backward has their steps' gate gradients, beside the
-chain of ``dh`` products and step kernels (in FP32: ``GRAD_CHUNK``). Only the three
-recurrent products (forward, ``dh``, the weights' gradient) take the run's
-precision; the rank-one and output products are memory-bound and stay FP32.
+weights' gradient is one product over all steps after the loop or (FP32,
+large batches: ``GRAD_CHUNK``) a few products of one or more steps each, on
+a second stream as soon as backward has their gate gradients, beside the
+chain of ``dh`` products and step kernels. Only the three recurrent
+products (forward, ``dh``, the weights' gradient) take the run's precision;
+the rank-one and output products are memory-bound and stay FP32.
 
 With several GPUs (one process each) the all-reduce is captured too: the
-recurrent weights' gradient on the second stream after its last part,
+recurrent weights' gradient on the second stream (after its last part),
 beside the memory-bound products that end backward, then one small
-all-reduce of the rest. The
-input projection's gradient is rank one, so the ranks sum its two vectors
-(``du``, ``dv``, 8n floats) rather than its (4n, n) matrix: half the bytes
-of the eager path's all-reduce.
+all-reduce of the rest. The input projection's gradient is rank one, so
+the ranks sum its two vectors (``du``, ``dv``, 8n floats) rather than its
+(4n, n) matrix: half the bytes of the eager path's all-reduce.
 
 Buffers are time-major, ``(T, B, ...)``, so that every product's operand is
 one contiguous matrix; products are written column-major (BLAS), so a
@@ -59,14 +59,15 @@ DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
 # in parts of about this many rows (steps x batch, at least one step), each
 # computed on the side stream as soon as backward has written its steps'
 # gate gradients: beside the dh chain, whose step kernels are memory-bound
-# and whose products leave SMs idle, rather than after it. In FP32 at batch
-# 4096 / n_units 1024 on an H200 that took an update from 19.58 to 19.08 ms
-# (2 GPUs, batch 2048 each: 10.05 to 9.97); in TF32, whose products are four
-# times faster, it was 3 % slower, so TF32 keeps one product after the loop
-# (results/h200x2-gradparts-2026-11-28). SINEBENCH_GRAD_CHUNK sets the rows
-# (0: one product), for measuring the choice (an A/B on one machine).
+# and whose products leave SMs idle, rather than after it. At n_units 1024
+# on an H200 in FP32 (results/h200x2-gradparts-2026-11-28) that took an
+# update from 19.58 to 19.08 ms at batch 4096, and from 9.99 to 9.91 ms at
+# 2048, but made batch 1024 0.5 % slower; in TF32, whose products are four
+# times faster, batch 4096 was 3 % slower. So "auto" makes parts in FP32
+# from batch 2048 (per GPU) and keeps one product after the loop otherwise.
+# SINEBENCH_GRAD_CHUNK=ROWS fixes the rows (0: one product), for an A/B.
 GRAD_CHUNK = os.environ.get("SINEBENCH_GRAD_CHUNK", "auto")
-_GRAD_ROWS = 4096  # "auto" in FP32
+_GRAD_ROWS, _GRAD_MIN_BATCH = 4096, 2048  # "auto" in FP32
 _TIMING_REPS = 7  # of each choice, before capture
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
 
@@ -230,10 +231,12 @@ def _blocks(n: int) -> tuple:
     return (max(1, -(-n // _BLOCK)),)
 
 
-def _grad_rows() -> int:
-    """Rows per part of the recurrent weights' gradient (0: one product)."""
+def _grad_rows(batch: int) -> int:
+    """Rows per part of the recurrent weights' gradient at this batch per
+    GPU (0: one product)."""
     if GRAD_CHUNK == "auto":
-        return _GRAD_ROWS if precision.process_precision() == "fp32" else 0
+        fp32 = precision.process_precision() == "fp32"
+        return _GRAD_ROWS if fp32 and batch >= _GRAD_MIN_BATCH else 0
     try:
         return int(GRAD_CHUNK)
     except ValueError:
@@ -284,7 +287,7 @@ class GemmGraphs(GpuGraphs):
             raise ValueError("sinelstm.flat.LAYOUT must keep l1's and l3's W and b adjacent")
         self.events = []  # the capture's fork and join events, alive until it ends
         self.k = kernels(n)
-        self.grad_rows = _grad_rows()
+        self.grad_rows = _grad_rows(B)
         self.blas = Blas(self.capture_stream)
         # The side stream: the recurrent weights' gradient in parts, then
         # their all-reduce, beside backward; its own handle and workspace.

@@ -180,19 +180,20 @@ def test_the_recurrent_gradient_parts_cover_each_step_once():
     assert grad_parts(10, 4096, 0) == grad_parts(1, 4096, 4096) == []
 
 
-def test_the_recurrent_gradient_is_in_parts_in_fp32_only(monkeypatch):
+def test_the_recurrent_gradient_is_in_parts_in_fp32_at_large_batches_only(monkeypatch):
     from sinelstm import graph_gemm
 
     monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", "auto")
     monkeypatch.setenv("CUPY_TF32", "0")
-    assert graph_gemm._grad_rows() == graph_gemm._GRAD_ROWS > 0
+    assert graph_gemm._grad_rows(4096) == graph_gemm._grad_rows(2048) == graph_gemm._GRAD_ROWS > 0
+    assert graph_gemm._grad_rows(1024) == 0  # slower there
     monkeypatch.setenv("CUPY_TF32", "1")
-    assert graph_gemm._grad_rows() == 0
+    assert graph_gemm._grad_rows(4096) == 0
     monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", "2048")
-    assert graph_gemm._grad_rows() == 2048
+    assert graph_gemm._grad_rows(10) == 2048
     monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", "many")
     with pytest.raises(ValueError, match="SINEBENCH_GRAD_CHUNK"):
-        graph_gemm._grad_rows()
+        graph_gemm._grad_rows(4096)
 
 
 @pytest.mark.gpu
