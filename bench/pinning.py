@@ -48,6 +48,7 @@ class Control:
     threads: int | None = None  # None: one NUMA node's cores when pinned, else the libraries' default
     host_gate: float | None = hostspeed.DEFAULT_TOLERANCE  # sinelstm.hostspeed; None: off
     probe_file: str | None = None  # the gate's shared reference (the results folder's), set by the sweep
+    warmup_rounds: int = 0  # runs of every configuration before the counted ones, not kept
 
     def resolved_threads(self) -> int | None:
         if self.threads is not None:
@@ -211,6 +212,8 @@ def describe(control: Control) -> dict:
                           if control.host_gate is not None else "off: updates timed whatever the host's speed"),
             "host_gate_tolerance": control.host_gate,
             "runs_at_a_time": 1,
+            "warmup_rounds": (f"{control.warmup_rounds}: each configuration ran that often first, results not kept"
+                              if control.warmup_rounds else "0"),
             "core_sets": ("each run's process pinned to 'threads' cores (a GPU's NUMA node where known; "
                           "disjoint per MPI rank where enough cores)" if control.pin else "not pinned")}
 

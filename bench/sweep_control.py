@@ -61,14 +61,19 @@ def control_options(fn):
                        "node when pinned, else the libraries' own].")
     @click.option("--pin/--no-pin", default=True, show_default=True,
                   help="Pin each run's process to --threads cores (a GPU's NUMA node where known).")
+    @click.option("--warmup-rounds", default=0, show_default=True, type=click.IntRange(min=0),
+                  help="Rounds of one run of every configuration with runs left, before the counted ones, "
+                       "results not kept (pyperf's warm-ups): on 2x H200 hosts a sweep's first runs were "
+                       "the slowest of their configuration more often than chance.")
     @click.option("--host-gate", default=f"{hostspeed.DEFAULT_TOLERANCE:g}", show_default=True, metavar="FRACTION|off",
                   help="Time updates only while a probe of host speed (CPU updates of a fixed model) is within "
                        f"this fraction of the fastest probe seen; a run waits for it (not timed) up to "
                        f"{hostspeed.MAX_WAIT_S:g} s. 'off': time whatever the host's speed.")
     @wraps(fn)
-    def wrapper(*args, repeats, target_ci, max_repeats, threads, pin, host_gate, **kwargs):
+    def wrapper(*args, repeats, target_ci, max_repeats, threads, pin, warmup_rounds, host_gate, **kwargs):
         return fn(*args, repetition=_repeats(repeats, target_ci, max_repeats),
-                  control=pinning.Control(pin=pin, threads=threads, host_gate=_gate(host_gate)), **kwargs)
+                  control=pinning.Control(pin=pin, threads=threads, host_gate=_gate(host_gate),
+                                          warmup_rounds=warmup_rounds), **kwargs)
     return wrapper
 
 
@@ -116,10 +121,38 @@ def run(specs: list, store, repetition: Repetition, control: pinning.Control, sa
     # The gate's reference lives in the folder: the fastest the host has been seen to run.
     control = replace(control, probe_file=str(store.folder / hostspeed.REFERENCE_FILE))
     progress = progress_of(store, specs, repetition)
+    warm_up(unfinished(specs, progress, repetition), store, control, sweep_kwargs.get("isolate", False))
     if not repetition.auto:
         return sweep(specs, store, say=say, control=control, decide=progress.decide, **sweep_kwargs)
     return adaptive.run_rounds(progress, lambda pending, decide: sweep(
         pending, store, say=say, control=control, decide=decide, **sweep_kwargs), say=click.echo)
+
+
+def unfinished(specs: list, progress: adaptive.Progress, repetition: Repetition) -> list:
+    """One spec per configuration that has runs left to run: its first."""
+    first = {}
+    for spec in sorted(specs, key=lambda s: s.repeat):
+        config = progress.key[spec.run_id]
+        if config in first or progress.status.get(spec.run_id) == "ok":
+            continue
+        if repetition.auto and progress.settled(config, spec.repeat):
+            continue
+        first[config] = spec
+    return list(first.values())
+
+
+def warm_up(specs: list, store, control: pinning.Control, isolate: bool = False):
+    """``--warmup-rounds``: run ``specs`` that many rounds first, as the
+    counted runs will run, and keep nothing of them but what they teach the
+    host gate (its reference, the fastest probe seen, is the folder's)."""
+    from bench.runner import run_all
+
+    if not control.warmup_rounds or not specs:
+        return
+    click.echo(f"warm-up: {control.warmup_rounds} round(s) of {len(specs)} configuration(s), not kept")
+    for _ in range(control.warmup_rounds):
+        for _run in run_all(specs, store.folder / ".work", isolate, control):
+            pass
 
 
 def total(counts: dict) -> int:

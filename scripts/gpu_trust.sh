@@ -19,7 +19,10 @@
 #
 # Results go to RES/ungated and RES/gated (default RES:
 # results/<gpu>x<count>-trust-<date>); the table is also in RES/spread.txt.
-# Rerunning resumes both sweeps where they stopped.
+# Rerunning resumes both sweeps where they stopped. VARIANTS names other
+# sweeps, in order, each FOLDER:OPTIONS with the options' words joined by
+# commas, e.g. VARIANTS="warm:--warmup-rounds,1 gated:" (the default:
+# "ungated:--host-gate,off gated:").
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
 RES=${RES:-results/$(gpu_tag)-trust-$(date +%F)}
@@ -32,12 +35,15 @@ if [ -n "${NOISE_S:-}" ]; then
   python3 scripts/host_noise.py --seconds "$NOISE_S" --cores 5 --devices cpu,0 --csv "$RES/host_noise.csv" |
     tee "$RES/host_noise.txt"
 fi
-for gate in off default; do
-  folder=$([ $gate = off ] && echo ungated || echo gated)
-  echo "== $folder: pinned, --repeats auto, --host-gate $gate $(date -u)"
-  $SB sweep "${COMMON[@]}" --repeats auto --target-ci 0.03 --max-repeats 8 \
-    $([ $gate = off ] && echo --host-gate off) --out "$RES/$folder"
+VARIANTS=${VARIANTS:-"ungated:--host-gate,off gated:"}
+folders=()
+for v in $VARIANTS; do
+  folder=${v%%:*}
+  IFS=, read -ra opts <<< "${v#*:}"
+  folders+=("$RES/$folder")
+  echo "== $folder: pinned, --repeats auto ${opts[*]} $(date -u)"
+  $SB sweep "${COMMON[@]}" --repeats auto --target-ci 0.03 --max-repeats 8 "${opts[@]}" --out "$RES/$folder"
 done
 echo "== spread of the repeat medians $(date -u)"
-python3 scripts/trust_spread.py "$RES/ungated" "$RES/gated" | tee "$RES/spread.txt"
+python3 scripts/trust_spread.py "${folders[@]}" | tee "$RES/spread.txt"
 echo "== done $(date -u)"

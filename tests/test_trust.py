@@ -141,6 +141,38 @@ def test_auto_repeats_resume_from_the_folder(tmp_path):
     assert "1 settled" in lines[0] and "at most 2 more runs" in lines[0]
 
 
+def test_a_warm_up_round_runs_each_unfinished_configuration_and_keeps_nothing(tmp_path, monkeypatch):
+    """Fixed repeats: a configuration with a run left is warmed once a
+    round; auto: not one already settled (three quiet repeats)."""
+    from bench import pinning, runner, sweep_control
+
+    all_specs = specs(4)
+    store = ResultStore(tmp_path)
+    store.open_for_writing()
+    for spec in all_specs:
+        if spec.train.n_units == 32 and spec.repeat == 0:
+            store.append_run(row(spec.run_id, 0, None, status="error"), {}, None)
+        elif spec.train.n_units == 5 and spec.repeat < 3:
+            rep = sample_sets(1.0, spec.repeat, repeats=1, run_noise=0.001)
+            store.append_run(row(spec.run_id, spec.repeat, rep.medians[0]), {}, rep.samples[0])
+    rows = store.load()["runs"]
+    fixed = sweep_control.Repetition(4, None)
+    auto = sweep_control.Repetition(4, 0.03)
+    left = sweep_control.unfinished(all_specs, adaptive.Progress(tmp_path, all_specs, rows, None, 4), fixed)
+    assert sorted((s.train.n_units, s.repeat) for s in left) == [(5, 3), (32, 0)]
+    left = sweep_control.unfinished(all_specs, adaptive.Progress(tmp_path, all_specs, rows, 0.03, 4), auto)
+    assert [(s.train.n_units, s.repeat) for s in left] == [(32, 0)]  # its failed run is run again
+
+    calls = []
+    monkeypatch.setattr(runner, "run_all", lambda specs, work, isolate, control: calls.append(specs) or iter(()))
+    one = [all_specs[0]]
+    sweep_control.warm_up(one, store, pinning.Control(warmup_rounds=2))
+    sweep_control.warm_up(one, store, pinning.Control(warmup_rounds=0))
+    assert calls == [one, one]
+    assert len(store.load()["runs"]) == len(rows)
+    store.close()
+
+
 def test_fixed_repeats_mark_their_rows_fixed(tmp_path):
     progress = adaptive.Progress(tmp_path, specs(2), frame([]), target=None, cap=2)
     spec = progress.next_round(0)[0]
@@ -254,6 +286,22 @@ def test_an_auto_sweep_records_its_control_samples_and_stop_reasons(tmp_path):
     assert {"load_before", "load_after", "frequency_scaling"} <= set(record["uncontrolled"])
     report = (out / "report.html").read_text()
     assert "per-update samples of every repeat" in report or "95 % bootstrap intervals" in report
+
+
+def test_a_sweep_warms_up_first_and_records_it(tmp_path):
+    out = tmp_path / "res"
+    done = sinebench("sweep", "--devices", "cpu", "--batchsize", "10", "--units", "5", "--recipe", "article",
+                     "--full-budget", "--updates", "20", "--max-seconds", "0.2", "--warmup", "1", "--eval-every",
+                     "10", "--repeats", "1", "--warmup-rounds", "1", "--threads", "1", "--no-progress",
+                     "--no-report", "--out", out, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "warm-up: 1 round(s) of 1 configuration(s), not kept" in done.stdout
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs["repeat"].tolist() == [0] and runs["attempt"].tolist() == [1]
+    record = list(json.loads((out / "env.json").read_text())["invocations"].values())[-1]
+    assert record["control"]["warmup_rounds"].startswith("1:")
+    bad = sinebench("sweep", "--devices", "cpu", "--warmup-rounds", "-1", "--out", tmp_path / "y", "--dry-run")
+    assert bad.returncode == 2 and not (tmp_path / "y").exists()
 
 
 def test_bad_repeat_options_are_refused_before_anything_is_written(tmp_path):
