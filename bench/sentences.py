@@ -176,6 +176,8 @@ def _beat_one_gpu(sw: facts.Sweep) -> str:
     if eff.empty:
         return ""
     best = eff.loc[eff["speedup"].idxmax()]
+    if best["speedup"] < 1:  # "beat ... by 0.88x" would read as a win
+        return f"; several GPUs were slower than one everywhere ({best['label']} at best {fmt_x(best['speedup'])})"
     return f"; {best['label']} beat one GPU by at most {fmt_x(best['speedup'])}"
 
 

@@ -127,6 +127,13 @@ def test_a_folder_of_gpu_runs_only_is_not_called_cpu_only():
     assert text.endswith("2 GPUs (chainermn) beat one GPU by at most 1.9×.")
 
 
+def test_several_gpus_slower_than_one_everywhere_are_not_said_to_beat_it():
+    folder = __import__("pathlib").Path(__file__).parent.parent / "results" / "h200x2-warmup-2026-11-28" / "gated"
+    text = sentences.verdict(facts.sweep(ResultStore(folder).load()), {})
+    assert "beat one GPU" not in text
+    assert text.endswith("several GPUs were slower than one everywhere (2 GPUs (chainermn) at best 0.88×).")
+
+
 def test_compare_sets_this_cpu_beside_another_machines_gpu(tmp_path):
     make_results(tmp_path / "gpu")
     make_results(tmp_path / "cpu", n_sets=1)
