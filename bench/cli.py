@@ -130,7 +130,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
             done = ResultStore(out).completed_ids() if out.is_dir() else set()
         except ResultsError as exc:
             fail(str(exc))
-        click.echo("\n".join(sweep_control.dry_run(specs, out, done, repetition)))
+        click.echo("\n".join(sweep_control.dry_run(specs, out, done, repetition, control)))
         return
     click.echo(plan.devices_line([ds.spec for ds in sets], asked=devices is not None))
     from bench.invocations import check_comparable

@@ -160,20 +160,25 @@ def total(counts: dict) -> int:
     return sum(n for status, n in counts.items() if status != "retried")
 
 
-def dry_run(specs: list, out, done: set, repetition: Repetition) -> list:
+def dry_run(specs: list, out, done: set, repetition: Repetition, control: pinning.Control | None = None) -> list:
     """``--dry-run``'s lines: every run of a fixed sweep; with auto, the runs
-    of the rounds every configuration gets, then what more may come."""
+    of the rounds every configuration gets, then what more may come; and the
+    warm-up runs before them."""
     from bench import plan
     from bench.store import ResultStore
 
-    if not repetition.auto:
-        return plan.dry_run(specs, done)
-    first = [s for s in specs if s.repeat < adaptive.MIN_REPEATS]
     if not out.is_dir():
         progress = adaptive.Progress(out, specs, _no_rows(), repetition.target, repetition.count)
     else:
         progress = progress_of(ResultStore(out), specs, repetition)
-    return plan.dry_run(first, done) + adaptive.plan_lines(progress)
+    rounds = control.warmup_rounds if control is not None else 0
+    warm = len(unfinished(specs, progress, repetition)) if rounds else 0
+    lines = ([f"warm-up first: {rounds} round(s) of {warm} configuration(s), {rounds * warm} run(s) not kept"]
+             if warm else [])
+    if not repetition.auto:
+        return lines + plan.dry_run(specs, done)
+    first = [s for s in specs if s.repeat < adaptive.MIN_REPEATS]
+    return lines + plan.dry_run(first, done) + adaptive.plan_lines(progress)
 
 
 def finish(out, invocation: str) -> list:

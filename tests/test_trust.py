@@ -300,6 +300,8 @@ def test_a_sweep_warms_up_first_and_records_it(tmp_path):
     assert runs["repeat"].tolist() == [0] and runs["attempt"].tolist() == [1]
     record = list(json.loads((out / "env.json").read_text())["invocations"].values())[-1]
     assert record["control"]["warmup_rounds"].startswith("1:")
+    dry = sinebench("sweep", "--devices", "cpu", "--warmup-rounds", "2", "--out", tmp_path / "y", "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.startswith("warm-up first: 2 round(s) of 4 configuration(s), 8 run(s)")
     bad = sinebench("sweep", "--devices", "cpu", "--warmup-rounds", "-1", "--out", tmp_path / "y", "--dry-run")
     assert bad.returncode == 2 and not (tmp_path / "y").exists()
 
