@@ -129,30 +129,44 @@ def run(specs: list, store, repetition: Repetition, control: pinning.Control, sa
 
 
 def unfinished(specs: list, progress: adaptive.Progress, repetition: Repetition) -> list:
-    """One spec per configuration that has runs left to run: its first."""
+    """One spec per configuration that has runs left to run and can run
+    here: its first, without the profile (which follows the timed loop and
+    warms nothing that is counted)."""
+    from bench.grid import why_not
+
     first = {}
     for spec in sorted(specs, key=lambda s: s.repeat):
         config = progress.key[spec.run_id]
-        if config in first or progress.status.get(spec.run_id) == "ok":
+        if config in first or progress.status.get(spec.run_id) == "ok" or why_not(spec):
             continue
         if repetition.auto and progress.settled(config, spec.repeat):
             continue
-        first[config] = spec
+        first[config] = replace(spec, profile=False)
     return list(first.values())
 
 
 def warm_up(specs: list, store, control: pinning.Control, isolate: bool = False):
     """``--warmup-rounds``: run ``specs`` that many rounds first, as the
     counted runs will run, and keep nothing of them but what they teach the
-    host gate (its reference, the fastest probe seen, is the folder's)."""
-    from bench.runner import run_all
+    host gate (its reference, the fastest probe seen, is the folder's). A
+    dead sweep's workers are ended first, as before counted runs."""
+    import shutil
+
+    from bench.runner import end_orphans, run_all
 
     if not control.warmup_rounds or not specs:
         return
+    work = store.folder / ".work"
+    ended = end_orphans(work)  # as the sweep does before its runs (whose own call then finds none)
+    if ended:
+        click.echo(f"ended {ended} leftover worker process(es) of an earlier sweep on {store.folder}")
     click.echo(f"warm-up: {control.warmup_rounds} round(s) of {len(specs)} configuration(s), not kept")
-    for _ in range(control.warmup_rounds):
-        for _run in run_all(specs, store.folder / ".work", isolate, control):
-            pass
+    try:
+        for _ in range(control.warmup_rounds):
+            for _run in run_all(specs, work, isolate, control):
+                pass
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def total(counts: dict) -> int:
@@ -167,11 +181,13 @@ def dry_run(specs: list, out, done: set, repetition: Repetition, control: pinnin
     from bench import plan
     from bench.store import ResultStore
 
-    if not out.is_dir():
-        progress = adaptive.Progress(out, specs, _no_rows(), repetition.target, repetition.count)
-    else:
-        progress = progress_of(ResultStore(out), specs, repetition)
     rounds = control.warmup_rounds if control is not None else 0
+    progress = None
+    if rounds or repetition.auto:  # reading the folder's samples takes a moment: only when needed
+        if not out.is_dir():
+            progress = adaptive.Progress(out, specs, _no_rows(), repetition.target, repetition.count)
+        else:
+            progress = progress_of(ResultStore(out), specs, repetition)
     warm = len(unfinished(specs, progress, repetition)) if rounds else 0
     lines = ([f"warm-up first: {rounds} round(s) of {warm} configuration(s), {rounds * warm} run(s) not kept"]
              if warm else [])

@@ -238,10 +238,13 @@ def _grad_rows(batch: int) -> int:
         fp32 = precision.process_precision() == "fp32"
         return _GRAD_ROWS if fp32 and batch >= _GRAD_MIN_BATCH else 0
     try:
-        return int(GRAD_CHUNK)
+        rows = int(GRAD_CHUNK)
     except ValueError:
+        rows = -1
+    if rows < 0:
         raise ValueError(f"SINEBENCH_GRAD_CHUNK={GRAD_CHUNK!r}: auto, or rows per part of the recurrent weights' "
-                         "gradient (0: one product)") from None
+                         "gradient (0: one product)")
+    return rows
 
 
 def grad_parts(T: int, B: int, rows: int) -> list:

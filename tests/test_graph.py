@@ -191,16 +191,18 @@ def test_the_recurrent_gradient_is_in_parts_in_fp32_at_large_batches_only(monkey
     assert graph_gemm._grad_rows(4096) == 0
     monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", "2048")
     assert graph_gemm._grad_rows(10) == 2048
-    monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", "many")
-    with pytest.raises(ValueError, match="SINEBENCH_GRAD_CHUNK"):
-        graph_gemm._grad_rows(4096)
+    for bad in ("many", "-5"):
+        monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", bad)
+        with pytest.raises(ValueError, match="SINEBENCH_GRAD_CHUNK"):
+            graph_gemm._grad_rows(4096)
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("rows", ["1", "0"])
+@pytest.mark.parametrize("rows", ["1", "25", "0"])
 def test_recurrent_gradient_in_parts_or_one_product_equals_eager(monkeypatch, rows):
-    """In parts of one step each (beside the chain, accumulated) and as one
-    product after the loop, at 96 units with Adam."""
+    """In parts of one step each (beside the chain, accumulated), of four
+    steps with a one-step remainder (verify's batch is 8: steps 6-9, 2-5,
+    1), and as one product after the loop, at 96 units with Adam."""
     from sinelstm import graph_gemm
 
     monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", rows)

@@ -160,6 +160,7 @@ def test_a_warm_up_round_runs_each_unfinished_configuration_and_keeps_nothing(tm
     auto = sweep_control.Repetition(4, 0.03)
     left = sweep_control.unfinished(all_specs, adaptive.Progress(tmp_path, all_specs, rows, None, 4), fixed)
     assert sorted((s.train.n_units, s.repeat) for s in left) == [(5, 3), (32, 0)]
+    assert not any(s.profile for s in left)  # the profile warms nothing that is counted
     left = sweep_control.unfinished(all_specs, adaptive.Progress(tmp_path, all_specs, rows, 0.03, 4), auto)
     assert [(s.train.n_units, s.repeat) for s in left] == [(32, 0)]  # its failed run is run again
 
