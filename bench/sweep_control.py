@@ -121,7 +121,8 @@ def run(specs: list, store, repetition: Repetition, control: pinning.Control, sa
     # The gate's reference lives in the folder: the fastest the host has been seen to run.
     control = replace(control, probe_file=str(store.folder / hostspeed.REFERENCE_FILE))
     progress = progress_of(store, specs, repetition)
-    warm_up(unfinished(specs, progress, repetition), store, control, sweep_kwargs.get("isolate", False))
+    if control.warmup_rounds:
+        warm_up(unfinished(specs, progress, repetition), store, control, sweep_kwargs.get("isolate", False))
     if not repetition.auto:
         return sweep(specs, store, say=say, control=control, decide=progress.decide, **sweep_kwargs)
     return adaptive.run_rounds(progress, lambda pending, decide: sweep(
