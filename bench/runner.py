@@ -14,6 +14,7 @@ Each worker's folder under ``.work/`` names its session (the worker's pid):
 a sweep that starts after one that was killed ends that sweep's orphaned
 workers and MPI ranks before it measures anything (:mod:`bench.procs`).
 """
+import contextlib
 import itertools
 import json
 import shutil
@@ -200,6 +201,21 @@ def run_all(specs: list, work: Path, isolate: bool = False, control=None):
             group = group[ended:]
 
 
+@contextlib.contextmanager
+def worker_folder(folder: Path, say=print):
+    """The results folder's ``.work/`` for the runs of one sweep (or of its
+    warm-up): a dead sweep's workers are ended first, and the folder is
+    cleared after, whatever happens."""
+    work = folder / ".work"
+    ended = end_orphans(work)
+    if ended:
+        say(f"ended {ended} leftover worker process(es) of an earlier sweep on {folder}")
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool = False, retries: int = 1,
           say=print, invocation: str = "", control=None, decide=None) -> dict:
     """Run every spec without an ok row in ``store`` (opened for writing);
@@ -208,15 +224,11 @@ def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool 
     :class:`bench.pinning.Control`) sets the workers' environment;
     ``decide(row, samples) -> row`` fills a row's stop_reason before it is
     committed (:mod:`bench.adaptive`)."""
-    work = store.folder / ".work"
-    ended = end_orphans(work)
-    if ended:
-        say(f"ended {ended} leftover worker process(es) of an earlier sweep on {store.folder}")
     done, attempts = store.completed_ids(), store.attempts()
     unique = list({s.run_id: s for s in specs}.values())
     pending = [s for s in unique if s.run_id not in done]
     counts, last, committed = {"skipped": len(unique) - len(pending)}, {}, 0
-    try:
+    with worker_folder(store.folder, say) as work:
         # No bar at all when nothing is left: an empty "0run" bar says nothing.
         with tqdm(total=len(pending), unit="run", disable=not (progress and pending), dynamic_ncols=True) as bar:
             for round_ in range(retries + 1):
@@ -236,8 +248,6 @@ def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool 
                         bar.write(f"{spec.label}: {row.status} (attempt {row.attempt}): {row.message}")
                     bar.set_postfix_str(spec.label, refresh=False)
                     bar.update()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     for status in last.values():
         counts[status] = counts.get(status, 0) + 1
     counts["retried"] = committed - len(last)

@@ -148,26 +148,18 @@ def unfinished(specs: list, progress: adaptive.Progress, repetition: Repetition)
 
 def warm_up(specs: list, store, control: pinning.Control, isolate: bool = False):
     """``--warmup-rounds``: run ``specs`` that many rounds first, as the
-    counted runs will run, and keep nothing of them but what they teach the
-    host gate (its reference, the fastest probe seen, is the folder's). A
-    dead sweep's workers are ended first, as before counted runs."""
-    import shutil
-
-    from bench.runner import end_orphans, run_all
+    counted runs will run (in the sweep's worker folder), and keep nothing
+    of them but what they teach the host gate (its reference, the fastest
+    probe seen, is the folder's)."""
+    from bench.runner import run_all, worker_folder
 
     if not control.warmup_rounds or not specs:
         return
-    work = store.folder / ".work"
-    ended = end_orphans(work)  # as the sweep does before its runs (whose own call then finds none)
-    if ended:
-        click.echo(f"ended {ended} leftover worker process(es) of an earlier sweep on {store.folder}")
-    click.echo(f"warm-up: {control.warmup_rounds} round(s) of {len(specs)} configuration(s), not kept")
-    try:
+    with worker_folder(store.folder, click.echo) as work:
+        click.echo(f"warm-up: {control.warmup_rounds} round(s) of {len(specs)} configuration(s), not kept")
         for _ in range(control.warmup_rounds):
             for _run in run_all(specs, work, isolate, control):
                 pass
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def total(counts: dict) -> int:

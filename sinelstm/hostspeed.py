@@ -18,11 +18,11 @@ each point where the processes of a run agree (every ``eval_every``
 updates): the probe runs, outside the timed updates, and while it is slower
 than the fastest probe seen by more than the tolerance, under any of the
 run's processes (rank 1 on a slow core slows rank 0 too: an all-reduce
-waits for it), the loop waits and asks again until every process reads fast twice in a
-row (hosts flap: one fast reading inside a slow phase ended waits whose
-next updates were still slow), up to a cap per run. Waiting
-is not training: it is counted apart (``wait_s``), as evaluations are, and
-the row says how long and how often the host was slow.
+waits for it), the loop waits and asks again until every process reads
+fast twice in a row (hosts flap: one fast reading inside a slow phase ended
+waits whose next updates were still slow), up to a cap per run. Waiting is
+not training: it is counted apart (``wait_s``), as evaluations are, and the
+row says how long and how often the host was slow.
 The reference is the fastest probe seen: by this process, and, in a sweep,
 by every run of its results folder (the file named by
 ``SINEBENCH_HOST_PROBE_FILE``), because a worker that starts in a slow phase
@@ -71,8 +71,8 @@ TOLERANCE_RANGE = (0.01, 10.0)  # tighter reads noise as slowness; looser never 
 REFERENCE_ENV = "SINEBENCH_HOST_PROBE_FILE"  # where a sweep's runs share the fastest probe
 PROBE = "cpu-update-b10-n5"  # what probe_ms times; a reference of another probe means nothing to it
 REFERENCE_FILE = f"host_probe_{PROBE}.txt"  # its name in a results folder
-POLICY = ("updates are timed only while a probe of host speed (CPU updates of a fixed model) is within {tol:.0%} of the fastest "
-          "probe seen (waits between agreement points, up to {cap:g} s a run, not timed)")
+POLICY = ("updates are timed only while a probe of host speed (CPU updates of a fixed model) is within {tol:.0%} "
+          "of the fastest probe seen (waits between agreement points, up to {cap:g} s a run, not timed)")
 
 
 def probe_ms() -> float:

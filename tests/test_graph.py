@@ -153,6 +153,12 @@ def test_captured_gpu_update_equals_eager(recipe, optimizer, n_units):
     assert res.passed, res
 
 
+def _verify_cublas_path(optimizer: str):
+    """verify on GPU 0 at 96 units (the captured cuBLAS path), the article's recipe."""
+    return verify(parse_device_set("0"), "single-process", verify_config(
+        impl="graph", n_devices=1, recipe=RECIPES["article"], optimizer=optimizer, n_units=96))
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_dh_split_over_k_equals_eager(monkeypatch, optimizer):
@@ -161,8 +167,7 @@ def test_dh_split_over_k_equals_eager(monkeypatch, optimizer):
     from sinelstm import graph_gemm
 
     monkeypatch.setattr(graph_gemm.GemmGraphs, "_fastest_dh_split", lambda self: graph_gemm._MAX_SPLITS)
-    res = verify(parse_device_set("0"), "single-process", verify_config(
-        impl="graph", n_devices=1, recipe=RECIPES["article"], optimizer=optimizer, n_units=96))
+    res = _verify_cublas_path(optimizer)
     assert res.passed, res
 
 
@@ -206,8 +211,7 @@ def test_recurrent_gradient_in_parts_or_one_product_equals_eager(monkeypatch, ro
     from sinelstm import graph_gemm
 
     monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", rows)
-    res = verify(parse_device_set("0"), "single-process", verify_config(
-        impl="graph", n_devices=1, recipe=RECIPES["article"], optimizer="adam", n_units=96))
+    res = _verify_cublas_path("adam")
     assert res.passed, res
 
 
