@@ -7,11 +7,15 @@ neighbour's job) spreads over all of them instead of landing on one. After
 each run the configuration's median ms/update gets its 95 % interval
 (:mod:`bench.intervals`, from the per-update samples of every repeat): once
 at least :data:`MIN_REPEATS` repeats have it within ±target of the median,
-the configuration is ``stable``; at ``max_repeats`` rounds it stops at the
-``cap``; a round whose run failed (after its retries) ends it too, as
-``failed``. The decision is written on the row that settles it
-(``stop_reason``, with ``ci_halfwidth``), so the report can say which
-configurations are known to ±3 % and which only got the cap.
+the configuration is ``stable``; at ``max_repeats`` counted repeats it
+stops at the ``cap``; a round whose run failed (after its retries) ends it
+too, as ``failed``. A run the host kept slow past the gate's wait (status
+``slow-host``, :mod:`sinelstm.hostspeed`) is not a failure of the
+configuration and not a repeat: a later round replaces it, up to
+:data:`ROUNDS_PER_REPEAT` rounds per counted repeat in all, because slow
+phases of the lent hosts last minutes. The decision is written on the row
+that settles it (``stop_reason``, with ``ci_halfwidth``), so the report can
+say which configurations are known to ±3 % and which only got the cap.
 
 Repeat r trains from seed r, and runs that stop at the quality target have
 different lengths: the interval is about the time per update, which
@@ -27,11 +31,12 @@ from collections import defaultdict
 from dataclasses import replace
 
 from bench import intervals, samples as per_update
-from bench.schema import RunRow
+from bench.schema import SLOW_HOST, RunRow
 
 MIN_REPEATS = 3  # fewer cannot show a spread
 DEFAULT_TARGET = 0.03
 DEFAULT_CAP = 10
+ROUNDS_PER_REPEAT = 2  # rounds a sweep lays out per counted repeat: room to replace slow-host runs
 FIXED, STABLE, CAP, FAILED = "fixed", "stable", "cap", "failed"
 
 
@@ -48,11 +53,12 @@ class Progress:
 
     def __init__(self, folder, specs: list, rows, target: float | None = DEFAULT_TARGET,
                  cap: int | None = None):
-        self.target, self.cap = target, cap
+        self.target, self.cap = target, cap  # cap: counted (ok) repeats
         self.key = {s.run_id: config_key(s) for s in specs}
         self.by_round = defaultdict(dict)  # round -> {config: spec}
         for s in specs:
             self.by_round[s.repeat][self.key[s.run_id]] = s
+        self.rounds = max(self.by_round, default=-1) + 1  # laid out: cap, or more to replace slow-host runs
         ok = rows[(rows["status"] == "ok") & rows["run_id"].isin(self.key)] if len(rows) else rows
         got = per_update.read_all(folder, list(ok["run_id"])) if len(ok) else {}
         self.data = defaultdict(dict)  # config -> {run_id: (median, samples or None)}
@@ -75,12 +81,16 @@ class Progress:
         ci = self.interval(config)
         return ci is not None and ci.complete and ci.rel_halfwidth <= self.target
 
+    def capped(self, config: str, upto: int) -> bool:
+        """As many counted repeats as the cap, or every round laid out used."""
+        return (self.cap is not None and len(self.data[config]) >= self.cap) or upto >= self.rounds
+
     def settled(self, config: str, upto: int) -> bool:
         """No round from ``upto`` on is needed: stable, capped, or a round
-        before it ended without an ok run."""
-        if self.stable(config) or (self.cap is not None and upto >= self.cap):
+        before it failed (a slow-host round is replaced, not a failure)."""
+        if self.stable(config) or self.capped(config, upto):
             return True
-        return any(self.status.get(self.by_round[r][config].run_id, "ok") != "ok"
+        return any(self.status.get(self.by_round[r][config].run_id, "ok") not in ("ok", SLOW_HOST)
                    for r in range(upto) if config in self.by_round[r])
 
     def next_round(self, r: int) -> list:
@@ -99,11 +109,11 @@ class Progress:
         half = round(ci.rel_halfwidth, 5) if ci is not None else None
         if self.target is None:
             reason = FIXED
-        elif row.status != "ok":
+        elif row.status not in ("ok", SLOW_HOST):
             reason = FAILED
         elif self.stable(config):
             reason = STABLE
-        elif self.cap is not None and row.repeat + 1 >= self.cap:
+        elif self.capped(config, row.repeat + 1):
             reason = CAP
         else:
             reason = ""
@@ -115,7 +125,7 @@ def run_rounds(progress: Progress, sweep_round, say=print) -> dict:
     decide)`` runs one round (:func:`bench.runner.sweep`) and returns its
     status counts. Returns the counts summed over rounds."""
     total = defaultdict(int)
-    for r in range(progress.cap):
+    for r in range(progress.rounds):
         pending = progress.next_round(r)
         if not pending:
             break
@@ -134,11 +144,12 @@ def plan_lines(progress: Progress) -> list:
     rounds_left = 0
     unsettled = 0
     for config in configs:
-        done = sum(1 for r in range(progress.cap) if progress.by_round[r][config].run_id in progress.status)
+        done = sum(1 for r in range(progress.rounds) if progress.by_round[r][config].run_id in progress.status)
         if not progress.settled(config, done):
             unsettled += 1
-            rounds_left += progress.cap - done
+            rounds_left += min(progress.cap - len(progress.data[config]), progress.rounds - done)
     return [f"--repeats auto: {len(configs)} configurations, {len(configs) - unsettled} settled; each of the "
             f"{unsettled} others gets rounds until its median's 95 % interval is within "
             f"±{progress.target:.0%} (at least {MIN_REPEATS} repeats) or {progress.cap} repeats: "
-            f"at most {rounds_left} more runs"]
+            f"at most {rounds_left} more runs, and a run again for each the host keeps slow "
+            f"(up to {progress.rounds} rounds in all)"]

@@ -110,7 +110,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         check_mpi(strategies, impls)
     chosen = recipes(recipe, seqlen)
     axis = dict(precisions=precs, transports=links, batch_per_device=per_device, impls=impls, device_sets=sets,
-                strategies=strategies, batchsizes=batches, units=widths, repeats=repetition.count, recipes=chosen)
+                strategies=strategies, batchsizes=batches, units=widths, repeats=repetition.rounds, recipes=chosen)
     check_grid_size(grid_size(**axis))
     base = config(chosen[0], updates, warmup, max_seconds, eval_every=eval_every, target_mse=target_mse,
                   quality_target=quality_target, until_quality=until_quality, host_gate=control.host_gate)

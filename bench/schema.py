@@ -189,9 +189,11 @@ STATUSES = {
     "killed": "the worker died of a signal",
     "error": "an exception",
     "unavailable": "the device set or a library is missing",
+    "slow-host": "the host stayed slow past the wait a run may take (sinelstm.hostspeed): stopped, not timed",
 }
 # Failures worth another try in the same sweep: their cause may pass.
-TRANSIENT = ("error", "timeout", "oom", "killed")
+TRANSIENT = ("error", "timeout", "oom", "killed", "slow-host")
+SLOW_HOST = "slow-host"  # with --repeats auto, such a round is replaced by another (bench.adaptive)
 
 # A results folder written before a column existed is read (and, by a sweep,
 # rewritten) with that column filled by its entry here, or left empty.

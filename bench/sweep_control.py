@@ -28,6 +28,12 @@ class Repetition:
     def auto(self) -> bool:
         return self.target is not None
 
+    @property
+    def rounds(self) -> int:
+        """Repeats to lay out: with auto, room for rounds that replace runs
+        the host kept slow (:mod:`bench.adaptive`)."""
+        return self.count * adaptive.ROUNDS_PER_REPEAT if self.auto else self.count
+
 
 def _repeats(text: str | None, target: float | None, cap: int) -> Repetition:
     if text is not None and text.strip().lower() == "auto" or (text is None and target is not None):

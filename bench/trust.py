@@ -15,6 +15,7 @@ import pandas as pd
 from bench import intervals, samples as per_update
 from bench.analysis import KEYS
 from bench.facts import SINEBENCH, Sweep, multi_sets, one_gpu
+from bench.schema import SLOW_HOST
 from sinelstm import hostspeed
 from sinelstm.devices import parse_device_set
 from sinelstm.names import ARTICLE_IMPL, SINGLE_DEVICE, device_label
@@ -211,19 +212,21 @@ class HostWaits:
     slow_runs: int  # of which it found the host slow at least once
     wait_s: float
     max_wait_s: float
-    capped: int  # runs that waited as long as a run may
+    capped: int  # finished runs that waited as long as a run may (timed on: folders before slow-host)
     cap: float
+    stopped: int = 0  # runs the host kept slow past the cap: stopped untimed (status slow-host)
 
 
 def host_waits(runs: pd.DataFrame) -> HostWaits | None:
-    """The host-speed gate's record over a sweep's finished runs (None:
-    gate off, or a folder from before it)."""
+    """The host-speed gate's record over a sweep's finished runs, and the
+    runs it stopped (None: gate off, or a folder from before it)."""
     if "host_slow" not in runs or runs.empty:
         return None
     gated = runs[(runs["status"] == "ok") & runs["host_slow"].notna()]
-    if gated.empty:
+    stopped = int((runs["status"] == SLOW_HOST).sum())
+    if gated.empty and not stopped:
         return None
     wait = gated["host_wait_s"].fillna(0.0)
     slow = gated[gated["host_slow"] > 0]
-    return HostWaits(len(gated), len(slow), float(wait[slow.index].sum()), float(wait.max()),
-                     int((wait >= hostspeed.MAX_WAIT_S).sum()), hostspeed.MAX_WAIT_S)
+    return HostWaits(len(gated), len(slow), float(wait[slow.index].sum()), float(wait.max()) if len(wait) else 0.0,
+                     int((wait >= hostspeed.MAX_WAIT_S).sum()), hostspeed.MAX_WAIT_S, stopped)

@@ -120,9 +120,13 @@ def host_waits(w) -> str | None:
     """What the host-speed gate did (:func:`bench.trust.host_waits`)."""
     if w is None:
         return None
+    stopped = (f" {w.stopped} run{'s' if w.stopped != 1 else ''} met a host still slow after the {w.cap:g} s a run "
+               f"may wait: {'they' if w.stopped != 1 else 'it'} stopped untimed and {'are' if w.stopped != 1 else 'is'} "
+               f"not counted (status slow-host)." if w.stopped else "")
     if not w.slow_runs:
-        return f"The host-speed gate never found the host slow ({w.runs} run{'s' if w.runs != 1 else ''} checked)."
+        return (f"The host-speed gate never found the host slow in the {w.runs} finished "
+                f"run{'s' if w.runs != 1 else ''} it checked.{stopped}")
     capped = (f"; {w.capped} reached the {w.cap:g} s cap, so their timings include slow phases" if w.capped
               else "")
-    return (f"The host-speed gate found the host slow in {w.slow_runs} of {w.runs} runs: they waited "
-            f"{w.wait_s:.1f} s in all (at most {w.max_wait_s:.1f} s in one run){capped}.")
+    return (f"The host-speed gate found the host slow in {w.slow_runs} of {w.runs} finished runs: they waited "
+            f"{w.wait_s:.1f} s in all (at most {w.max_wait_s:.1f} s in one run){capped}.{stopped}")

@@ -30,6 +30,7 @@ from sinelstm.precision import PrecisionError
 from sinelstm.profile import profile_phases
 from sinelstm.strategy import make_strategy
 from sinelstm.timing import summarize_ms
+from sinelstm.hostspeed import HostSlow
 from sinelstm.train import Diverged, train
 
 from bench import samples, transports
@@ -54,6 +55,8 @@ ORPHANED = 3  # exit code of a worker whose sweep is gone
 def classify(exc: BaseException) -> str:
     if isinstance(exc, Diverged):
         return "diverged"
+    if isinstance(exc, HostSlow):
+        return "slow-host"
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return "oom"
     if isinstance(exc, (DeviceSpecError, ImportError, PrecisionError, transports.TransportError)):

@@ -20,6 +20,8 @@ def rows(folder: Path) -> dict:
     ok = runs[runs["status"] == "ok"]
     got = samples.read_all(folder, list(ok["run_id"]))
     out = {}
+    stopped = runs[runs["status"] == "slow-host"].groupby(["impl", "devices", "strategy", "batchsize", "n_units"])
+    stopped = stopped.size().to_dict()
     for (im, d, s, b, n), g in ok.groupby(["impl", "devices", "strategy", "batchsize", "n_units"]):
         ms = g["ms_per_update_median"]
         rep = intervals.Repeats.of(ms.tolist(), [got.get(r) for r in g["run_id"]])
@@ -32,7 +34,8 @@ def rows(folder: Path) -> dict:
             + f"  {','.join(reasons) or '-':<8} {','.join(map(str, threads)) or '-':<4} "
             + (str(g['cpus'].dropna().iloc[0]) if g["cpus"].notna().any() else "-")
             + (f"  waited {g['host_wait_s'].sum():.1f} s, slow at {g['host_slow'].mean():.0%} of checks"
-               if "host_slow" in g and g["host_slow"].notna().any() else ""))
+               if "host_slow" in g and g["host_slow"].notna().any() else "")
+            + (f"; {stopped[(im, d, s, b, n)]} stopped slow-host" if (im, d, s, b, n) in stopped else ""))
     return out
 
 

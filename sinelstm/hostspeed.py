@@ -22,7 +22,12 @@ waits for it), the loop waits and asks again until every process reads
 fast twice in a row (hosts flap: one fast reading inside a slow phase ended
 waits whose next updates were still slow), up to a cap per run. Waiting is
 not training: it is counted apart (``wait_s``), as evaluations are, and the
-row says how long and how often the host was slow.
+row says how long and how often the host was slow. A run whose waiting is
+used up while the host is still slow stops there (:class:`HostSlow`, the
+row's status ``slow-host``) and is run again later by the sweep: a cap of
+seconds cannot wait out a slow phase of minutes, and runs that timed on
+through one read 1.15-2.05x slower than their configuration's fastest (a
+2x H200 host, results/h200x2-warmup-2026-11-28).
 The reference is the fastest probe seen: by this process, and, in a sweep,
 by every run of its results folder (the file named by
 ``SINEBENCH_HOST_PROBE_FILE``), because a worker that starts in a slow phase
@@ -72,7 +77,8 @@ REFERENCE_ENV = "SINEBENCH_HOST_PROBE_FILE"  # where a sweep's runs share the fa
 PROBE = "cpu-update-b10-n5"  # what probe_ms times; a reference of another probe means nothing to it
 REFERENCE_FILE = f"host_probe_{PROBE}.txt"  # its name in a results folder
 POLICY = ("updates are timed only while a probe of host speed (CPU updates of a fixed model) is within {tol:.0%} "
-          "of the fastest probe seen (waits between agreement points, up to {cap:g} s a run, not timed)")
+          "of the fastest probe seen (waits between agreement points, up to {cap:g} s a run, not timed; a run "
+          "still on a slow host after that stops untimed, status slow-host, and is run again)")
 
 
 def probe_ms() -> float:
@@ -138,12 +144,23 @@ def _record_shared(ms: float):
             os.unlink(tmp)
 
 
+class HostSlow(RuntimeError):
+    """The host stayed slower than its full speed for longer than a run may
+    wait: the run stops untimed (status ``slow-host``), and the sweep tries
+    it again later instead of counting a timing of the slow phase."""
+
+    def __init__(self, waited_s: float, best_ms: float, tolerance: float):
+        super().__init__(f"the host stayed more than {tolerance:.0%} slower than its fastest probe "
+                         f"({best_ms:.3f} ms) past the {waited_s:g} s a run may wait; not timed")
+
+
 class HostGate:
     """Asked at the loop's agreement points: :meth:`wait` returns once the
     host is at full speed (or the run's waiting is used up)."""
 
-    def __init__(self, tolerance: float | None = DEFAULT_TOLERANCE, max_wait_s: float = MAX_WAIT_S):
-        self.tolerance, self.max_wait_s = tolerance, max_wait_s
+    def __init__(self, tolerance: float | None = DEFAULT_TOLERANCE, max_wait_s: float | None = None):
+        self.tolerance = tolerance
+        self.max_wait_s = MAX_WAIT_S if max_wait_s is None else max_wait_s
         self.wait_s, self.checks, self.slow_checks = 0.0, 0, 0
         self._shared = _shared_ms() if self.on else None  # weighed at the first probe
 
@@ -184,6 +201,11 @@ class HostGate:
             fast_in_a_row = 0 if self.slow() else fast_in_a_row + 1
         waited = time.perf_counter() - t0
         self.wait_s += waited
+        # The cap is used up and the host is not yet back under some
+        # process: the updates after this would be timed on a slow host.
+        # Every process reaches this point together and raises together.
+        if any_rank(fast_in_a_row < _SETTLE):
+            raise HostSlow(self.max_wait_s, _Reference.best_ms, self.tolerance)
         return waited
 
     def save(self):

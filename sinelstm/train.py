@@ -12,7 +12,8 @@ quality counts training only, as MLPerf's time-to-train excludes its
 evaluations; a non-finite loss stops the run as diverged. There, and before
 the first timed update, the host-speed gate (:mod:`sinelstm.hostspeed`) may
 hold the loop until the host runs at full speed again; those waits are
-outside every time reported.
+outside every time reported; a run the host keeps slow past the gate's cap
+stops there (:class:`sinelstm.hostspeed.HostSlow`).
 """
 import math
 import time

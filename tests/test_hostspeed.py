@@ -50,14 +50,35 @@ def test_a_quiet_host_never_waits(host):
     assert host["slept"] == 0 and gate.slow_share == 0.0
 
 
-def test_waiting_stops_at_the_runs_cap(host):
+def test_a_host_still_slow_at_the_runs_cap_stops_the_run(host):
     host["probes"] = [1.0, 5.0]  # slow for ever
     gate = HostGate(0.35, max_wait_s=1.0)
     gate.wait()
-    gate.wait()
-    gate.wait()  # the cap is used up: one probe, no more waiting
+    with pytest.raises(hostspeed.HostSlow, match="35% slower than its fastest probe"):
+        gate.wait()
     assert gate.wait_s == pytest.approx(1.0, abs=hostspeed._PAUSE_S)
-    assert gate.slow_checks == 2  # the first probe set the reference; the third was slow, no time left to wait
+    with pytest.raises(hostspeed.HostSlow):
+        gate.wait()  # the cap is used up: one probe, no waiting, and a slow host still stops the run
+    assert gate.slow_checks == 2 and gate.wait_s == pytest.approx(1.0, abs=hostspeed._PAUSE_S)
+
+
+def test_a_wait_that_ends_fast_at_the_cap_goes_on(host):
+    host["probes"] = [1.0, 5.0, 5.0, 1.0, 1.0, 5.0]  # fast twice in a row just in time
+    gate = HostGate(0.35, max_wait_s=3 * hostspeed._PAUSE_S)
+    gate.wait()
+    gate.wait()
+    assert host["slept"] == 3
+
+
+def test_a_slow_host_under_another_rank_stops_every_rank(host):
+    host["probes"] = [1.0]  # quiet here
+    gate = HostGate(0.35, max_wait_s=1.0)
+    gate.wait()
+    # Another rank: slow at the check, waits three rounds, out of time, still slow.
+    answers = iter([True, True, True, True, False, True])
+    with pytest.raises(hostspeed.HostSlow):
+        gate.wait(any_rank=lambda mine: next(answers))
+    assert host["slept"] == 3
 
 
 def test_the_gate_off_probes_nothing(host):
@@ -152,6 +173,28 @@ def test_training_keeps_waits_out_of_its_times(monkeypatch):
     assert result.host_wait_s >= 0.4  # four pauses of 0.1 s
     assert result.host_slow == pytest.approx(1 / 4)  # four checks (before update 1, after 5, 10, 15), one slow
     assert result.wall_s < result.host_wait_s  # 20 tiny updates and four evaluations take less than the wait
+
+
+def test_a_run_the_host_keeps_slow_ends_as_slow_host(monkeypatch, tmp_path):
+    """The worker's row for a run the gate stops: status slow-host, its
+    message says why, nothing timed."""
+    from bench import worker
+    from bench.schema import RunSpec
+
+    monkeypatch.setattr(hostspeed._Reference, "best_ms", float("inf"))
+    monkeypatch.delenv(hostspeed.REFERENCE_ENV, raising=False)
+    probes = iter([1.0] + [3.0] * 10_000)
+    monkeypatch.setattr(hostspeed, "probe_ms", lambda: next(probes))
+    monkeypatch.setattr(hostspeed, "MAX_WAIT_S", 0.2)
+    cfg = TrainConfig(n_units=5, batchsize=4, eval_every=5, budget=Budget(updates=20, warmup=0))
+    spec = RunSpec(devices="cpu", strategy="single-device", train=cfg)
+    with pytest.raises(SystemExit):
+        worker.run_or_fail(spec, tmp_path, 0)
+    import json
+
+    row = json.loads((tmp_path / "error-rank0.json").read_text())
+    assert row["status"] == "slow-host" and "past the 0.2 s a run may wait" in row["message"]
+    assert row["ms_per_update_median"] is None
 
 
 def test_gate_off_in_training_records_nothing():

@@ -118,6 +118,28 @@ def test_auto_repeats_stop_a_quiet_configuration_at_three_and_a_noisy_one_at_the
     assert reasons[32] == ["", "", "", "", adaptive.CAP]
 
 
+def test_a_round_the_host_kept_slow_is_replaced_not_counted(tmp_path):
+    """A slow-host run neither counts as a repeat nor ends its configuration:
+    the next round runs in its place, up to the rounds laid out."""
+    all_specs = specs(6, units=(5,))  # a cap of 3 counted repeats, 6 rounds laid out
+    progress = adaptive.Progress(tmp_path, all_specs, frame([]), target=0.03, cap=3)
+    assert progress.rounds == 6
+    reasons = []
+    for r in range(progress.rounds):
+        for spec in progress.next_round(r):
+            slow = r in (1, 2)
+            rep = sample_sets(1.0, r, repeats=1, n=5000, run_noise=0.3)
+            decided = progress.decide(row(spec.run_id, r, None if slow else rep.medians[0],
+                                          status="slow-host" if slow else "ok"), None if slow else rep.samples[0])
+            reasons.append(decided.stop_reason)
+    assert reasons == ["", "", "", "", adaptive.CAP]  # rounds 0, 3, 4 counted; the third is the cap
+    always_slow = adaptive.Progress(tmp_path, specs(4, units=(5,)), frame([]), target=0.03, cap=2)
+    for r in range(4):
+        for spec in always_slow.next_round(r):
+            last = always_slow.decide(row(spec.run_id, r, None, status="slow-host"), None)
+    assert r == 3 and last.stop_reason == adaptive.CAP and not always_slow.next_round(4)
+
+
 def test_auto_repeats_resume_from_the_folder(tmp_path):
     """A sweep killed after two rounds goes on with round 3 for both
     configurations; a configuration whose round failed gets no more."""
@@ -390,8 +412,13 @@ def test_the_gates_record_is_summed_and_said():
     assert (w.runs, w.slow_runs, w.capped) == (3, 2, 1)
     assert w.wait_s == pytest.approx(2.0 + MAX_WAIT_S)
     line = trust_sentences.host_waits(w)
-    assert "slow in 2 of 3 runs" in line and "1 reached the" in line and "include slow phases" in line
+    assert "slow in 2 of 3 finished runs" in line and "1 reached the" in line and "include slow phases" in line
     quiet = trust.host_waits(runs.assign(host_slow=0.0))
-    assert trust_sentences.host_waits(quiet) == "The host-speed gate never found the host slow (3 runs checked)."
+    assert trust_sentences.host_waits(quiet) == ("The host-speed gate never found the host slow in the 3 finished "
+                                                 "runs it checked.")
+    stopped = trust.host_waits(pd.concat([runs, runs.assign(status="slow-host")]))
+    assert (stopped.runs, stopped.stopped) == (3, 4)
+    assert "4 runs met a host still slow after the" in trust_sentences.host_waits(stopped)
+    assert "not counted (status slow-host)" in trust_sentences.host_waits(stopped)
     assert trust.host_waits(runs.drop(columns=["host_slow"])) is None
     assert trust.host_waits(runs.assign(host_slow=np.nan)) is None  # gate off
