@@ -22,7 +22,8 @@
 # Rerunning resumes both sweeps where they stopped. VARIANTS names other
 # sweeps, in order, each FOLDER:OPTIONS with the options' words joined by
 # commas, e.g. VARIANTS="warm:--warmup-rounds,1 gated:" (the default:
-# "ungated:--host-gate,off gated:").
+# "ungated:--host-gate,off gated:"). SWEEP_TIMEOUT=S ends each sweep after S
+# seconds (resumable; the table reads what it wrote).
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
 RES=${RES:-results/$(gpu_tag)-trust-$(date +%F)}
@@ -42,7 +43,7 @@ for v in $VARIANTS; do
   IFS=, read -ra opts <<< "${v#*:}"
   folders+=("$RES/$folder")
   echo "== $folder: pinned, --repeats auto ${opts[*]-} $(date -u)"
-  $SB sweep "${COMMON[@]}" --repeats auto --target-ci 0.03 --max-repeats 8 ${opts[@]+"${opts[@]}"} --out "$RES/$folder"
+  ${SWEEP_TIMEOUT:+timeout "$SWEEP_TIMEOUT"} $SB sweep "${COMMON[@]}" --repeats auto --target-ci 0.03 --max-repeats 8 ${opts[@]+"${opts[@]}"} --out "$RES/$folder"
 done
 echo "== spread of the repeat medians $(date -u)"
 python3 scripts/trust_spread.py "${folders[@]}" | tee "$RES/spread.txt"
