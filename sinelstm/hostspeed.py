@@ -32,7 +32,12 @@ The reference is the fastest probe seen: by this process, and, in a sweep,
 by every run of its results folder (the file named by
 ``SINEBENCH_HOST_PROBE_FILE``), because a worker that starts in a slow phase
 would otherwise take the slow speed for full speed and gate nothing (slow
-phases of minutes did that on a 2x H200 host). On a quiet machine the probe
+phases of minutes did that on a 2x H200 host). It is kept per kind of run
+(the implementation, strategy and device set: ``kind``), because the same probe reads
+slower in some processes than in others at the same host speed: in the
+ranks of a ChainerMN job it read slow at half the checks against the CPU
+runs' reference, and with a 10 % tolerance every such run was stopped (2x
+H200, results/h200x2-slowhost-2026-11-28). On a quiet machine the probe
 varies by a few per cent and the gate never waits.
 
 The probe is the host-bound work itself: a few CPU updates of a private
@@ -109,28 +114,37 @@ def _probe_updater():
         np.random.set_state(state)
 
 
-class _Reference:
-    """The fastest probe this process has seen: kept across the runs of a
-    shared worker, so later runs start with what earlier ones learned."""
-
-    best_ms = float("inf")
+# kind -> the fastest probe this process has seen: kept across the runs of a
+# shared worker, so later runs start with what earlier ones learned.
+_BEST = {}
 
 
-def _shared_ms() -> float:
+def reference_path(kind: str = "") -> str | None:
+    """The shared file of ``kind``'s reference: the sweep's file, with the
+    kind in its name (None: no sweep named one)."""
+    path = os.environ.get(REFERENCE_ENV)
+    if not path or not kind:
+        return path
+    stem, dot, ext = path.rpartition(".")
+    safe = "".join(ch if ch.isalnum() or ch in "+-_" else "_" for ch in kind)
+    return f"{stem}.{safe}.{ext}" if dot and "/" not in ext else f"{path}.{safe}"
+
+
+def _shared_ms(kind: str = "") -> float:
     """The fastest probe recorded in the shared file (inf: none, or unreadable)."""
     try:
-        with open(os.environ[REFERENCE_ENV]) as f:
+        with open(reference_path(kind)) as f:
             value = float(f.read())
-    except (KeyError, OSError, ValueError):
+    except (TypeError, OSError, ValueError):
         return float("inf")
     return value if value > 0 else float("inf")
 
 
-def _record_shared(ms: float):
+def _record_shared(ms: float, kind: str = ""):
     """Record ``ms`` in the shared file if it is faster than what is there:
     written whole (a temporary file renamed), so a reader never sees half."""
-    path = os.environ.get(REFERENCE_ENV)
-    if not path or not ms < _shared_ms():
+    path = reference_path(kind)
+    if not path or not ms < _shared_ms(kind):
         return
     tmp = None
     try:
@@ -158,11 +172,16 @@ class HostGate:
     """Asked at the loop's agreement points: :meth:`wait` returns once the
     host is at full speed (or the run's waiting is used up)."""
 
-    def __init__(self, tolerance: float | None = DEFAULT_TOLERANCE, max_wait_s: float | None = None):
-        self.tolerance = tolerance
+    def __init__(self, tolerance: float | None = DEFAULT_TOLERANCE, max_wait_s: float | None = None,
+                 kind: str = ""):
+        self.tolerance, self.kind = tolerance, kind
         self.max_wait_s = MAX_WAIT_S if max_wait_s is None else max_wait_s
         self.wait_s, self.checks, self.slow_checks = 0.0, 0, 0
-        self._shared = _shared_ms() if self.on else None  # weighed at the first probe
+        self._shared = _shared_ms(kind) if self.on else None  # weighed at the first probe
+
+    @property
+    def best_ms(self) -> float:
+        return _BEST.get(self.kind, float("inf"))
 
     @property
     def on(self) -> bool:
@@ -173,10 +192,10 @@ class HostGate:
         p = probe_ms()
         if self._shared is not None:  # the folder's reference, unless implausibly fast (damaged, foreign)
             if self._shared >= p / _IMPLAUSIBLE:
-                _Reference.best_ms = min(_Reference.best_ms, self._shared)
+                _BEST[self.kind] = min(self.best_ms, self._shared)
             self._shared = None
-        _Reference.best_ms = min(_Reference.best_ms, p)
-        return p > _Reference.best_ms * (1 + self.tolerance)
+        _BEST[self.kind] = min(self.best_ms, p)
+        return p > self.best_ms * (1 + self.tolerance)
 
     def wait(self, any_rank=lambda slow: slow) -> float:
         """Wait while the host is slow under any process of the run
@@ -205,13 +224,13 @@ class HostGate:
         # process: the updates after this would be timed on a slow host.
         # Every process reaches this point together and raises together.
         if any_rank(fast_in_a_row < _SETTLE):
-            raise HostSlow(self.max_wait_s, _Reference.best_ms, self.tolerance)
+            raise HostSlow(self.max_wait_s, self.best_ms, self.tolerance)
         return waited
 
     def save(self):
         """At the end of a run: the fastest probe seen, for later runs."""
-        if self.on and _Reference.best_ms < float("inf"):
-            _record_shared(_Reference.best_ms)
+        if self.on and self.best_ms < float("inf"):
+            _record_shared(self.best_ms, self.kind)
 
     @property
     def slow_share(self) -> float | None:

@@ -126,7 +126,7 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
     budget = cfg.budget
     curve, time_to_target, quality = [], None, None
     status = NOT_REACHED
-    gate = HostGate(budget.host_gate)
+    gate = HostGate(budget.host_gate, kind=f"{cfg.impl}-{strategy.name}-{strategy.device_set.spec}")
     updater.synchronize()
     gate.wait(strategy.any_rank)  # the first timed update, too, at full speed
     clock = _Clock()

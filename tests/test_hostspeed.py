@@ -16,7 +16,7 @@ from sinelstm.hostspeed import HostGate
 def host(monkeypatch):
     """A scripted host: probe times from a list (then its last value), sleeps
     that only count, and a fresh reference."""
-    monkeypatch.setattr(hostspeed._Reference, "best_ms", float("inf"))
+    monkeypatch.setattr(hostspeed, "_BEST", {})
     monkeypatch.delenv(hostspeed.REFERENCE_ENV, raising=False)
     state = {"probes": [], "slept": 0, "now": 0.0}
 
@@ -124,6 +124,24 @@ def test_a_run_that_starts_in_a_slow_phase_knows_the_folders_reference(host, tmp
     assert float(shared.read_text()) == 0.3
 
 
+def test_each_kind_of_run_keeps_its_own_reference(host, tmp_path, monkeypatch):
+    """A ChainerMN rank's probe reads slower than a CPU run's at the same host
+    speed: against the CPU runs' reference it would wait, or stop, for ever."""
+    monkeypatch.setenv(hostspeed.REFERENCE_ENV, str(tmp_path / hostspeed.REFERENCE_FILE))
+    host["probes"] = [1.0]
+    cpu = HostGate(0.1, kind="sinebench-single-device-cpu")
+    cpu.wait()
+    cpu.save()
+    host["probes"] = [1.3]
+    rank = HostGate(0.1, kind="sinebench-chainermn-0+1")
+    assert rank.wait() == 0.0 and host["slept"] == 0
+    rank.save()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["host_probe_cpu-update-b10-n5.sinebench-chainermn-0+1.txt",
+                     "host_probe_cpu-update-b10-n5.sinebench-single-device-cpu.txt"]
+    assert HostGate(0.1, kind="sinebench-single-device-cpu")._shared == 1.0
+
+
 def test_an_implausibly_fast_reference_is_not_believed(host, tmp_path, monkeypatch):
     """A reference far faster than anything this run sees (another machine's,
     a damaged file) would make every run wait its whole cap."""
@@ -161,7 +179,7 @@ def test_training_keeps_waits_out_of_its_times(monkeypatch):
     from sinelstm.strategy import make_strategy
     from sinelstm.train import train
 
-    monkeypatch.setattr(hostspeed._Reference, "best_ms", float("inf"))
+    monkeypatch.setattr(hostspeed, "_BEST", {})
     monkeypatch.delenv(hostspeed.REFERENCE_ENV, raising=False)
     probes = iter([1.0] + [3.0] * 4 + [1.0] * 10_000)
     monkeypatch.setattr(hostspeed, "probe_ms", lambda: next(probes))
@@ -181,7 +199,7 @@ def test_a_run_the_host_keeps_slow_ends_as_slow_host(monkeypatch, tmp_path):
     from bench import worker
     from bench.schema import RunSpec
 
-    monkeypatch.setattr(hostspeed._Reference, "best_ms", float("inf"))
+    monkeypatch.setattr(hostspeed, "_BEST", {})
     monkeypatch.delenv(hostspeed.REFERENCE_ENV, raising=False)
     probes = iter([1.0] + [3.0] * 10_000)
     monkeypatch.setattr(hostspeed, "probe_ms", lambda: next(probes))
@@ -217,7 +235,7 @@ def test_the_real_probe_leaves_the_gated_run_as_it_was(monkeypatch):
     from sinelstm.strategy import make_strategy
     from sinelstm.train import train
 
-    monkeypatch.setattr(hostspeed._Reference, "best_ms", float("inf"))
+    monkeypatch.setattr(hostspeed, "_BEST", {})
     monkeypatch.delenv(hostspeed.REFERENCE_ENV, raising=False)
     hostspeed._probe_updater.cache_clear()
     np.random.seed(3)
@@ -251,7 +269,7 @@ def test_a_folder_keeps_one_gate_setting(tmp_path):
     assert first.returncode == 0, first.stderr
     env = json.loads((out / "env.json").read_text())
     assert [r["control"]["host_gate_tolerance"] for r in env["invocations"].values()] == [hostspeed.DEFAULT_TOLERANCE]
-    assert (out / hostspeed.REFERENCE_FILE).is_file()
+    assert (out / hostspeed.REFERENCE_FILE.replace(".txt", ".sinebench-single-device-cpu.txt")).is_file()
     before = (out / "runs.csv").read_text()
     refused = sinebench(*common, "--host-gate", "off", "--repeats", "2")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
