@@ -120,9 +120,10 @@ def host_waits(w) -> str | None:
     """What the host-speed gate did (:func:`bench.trust.host_waits`)."""
     if w is None:
         return None
-    stopped = (f" {w.stopped} run{'s' if w.stopped != 1 else ''} met a host still slow after the {w.cap:g} s a run "
-               f"may wait: {'they' if w.stopped != 1 else 'it'} stopped untimed and {'are' if w.stopped != 1 else 'is'} "
-               f"not counted (status slow-host)." if w.stopped else "")
+    many = w.stopped != 1
+    stopped = (f" {w.stopped} run{'s' if many else ''} met a host still slow after the {w.cap:g} s a run may wait: "
+               f"{'they' if many else 'it'} stopped untimed and {'are' if many else 'is'} not counted "
+               f"(status slow-host)." if w.stopped else "")
     if not w.slow_runs:
         return (f"The host-speed gate never found the host slow in the {w.runs} finished "
                 f"run{'s' if w.runs != 1 else ''} it checked.{stopped}")
