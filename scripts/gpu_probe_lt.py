@@ -86,6 +86,8 @@ def main():
                 if ms < best[0]:
                     best = (ms, f"algo {i}")
             print(f"  best: {best[1]} {best[0]:.4f} ms ({best[0] / base - 1:+.1%})")
+            chose = blas.tune(ta, tb, m, nn, k, A.data.ptr, lda, Bm.data.ptr, ldb, out.data.ptr, ldc)
+            print(f"  Blas.tune chose: {chose}")
 
 
 if __name__ == "__main__":
