@@ -5,7 +5,6 @@
 # settings (sinelstm/graph_gemm.py):
 #   SINEBENCH_GRAD_CHUNK    rows a part, beside the chain; 0: one product after the loop
 #   SINEBENCH_DH_SPLIT      auto, 1 or 2
-#   SINEBENCH_LT            auto, off or force (cuBLASLt algorithms for the per-step products)
 # PRECISION=fp32 leaves tf32 out.
 # Variants interleaved round by round, so that a drifting machine favours
 # none. First the captured path's GPU tests (TESTS=0 skips them).
@@ -21,7 +20,7 @@ DEVICES=0,$(seq -s+ 0 $((N - 1)))
 if [ "${TESTS:-1}" = 1 ]; then
   echo "== tests $(date -u)"
   timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_graph.py -m "gpu or multigpu" \
-    -k "parts or two_gpus or dh_split or cublaslt" 2>&1 | tail -3
+    -k "parts or two_gpus or dh_split" 2>&1 | tail -3
 fi
 COMMON=(--impl graph --strategy chainermn --precision "${PRECISION:-fp32,tf32}" --units 1024 --batchsize 4096
         --recipe article --full-budget --updates 150 --max-seconds 1.5 --warmup 5 --eval-every 1000 --repeats 1 --host-gate off

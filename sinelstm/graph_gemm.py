@@ -68,13 +68,6 @@ DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
 # SINEBENCH_GRAD_CHUNK=ROWS fixes the rows (0: one product), for an A/B.
 GRAD_CHUNK = os.environ.get("SINEBENCH_GRAD_CHUNK", "auto")
 _GRAD_ROWS, _GRAD_MIN_BATCH = 4096, 2048  # "auto" in FP32
-# The forward's and dh's per-step products with an algorithm of cuBLASLt's
-# where one is faster here (Blas.tune, timed before capture): at batch 2048
-# per GPU one took the forward product from 0.421 to 0.391 ms on an H200 in
-# FP32 (results/h200x2-slowhost2-2026-11-28). "auto": tuned in FP32 (TF32 is
-# untried); "off": cublasGemmEx's own choice; "force": the fastest cuBLASLt
-# algorithm even where the default is faster (tests, A/Bs).
-LT_TUNE = os.environ.get("SINEBENCH_LT", "auto")
 _TIMING_REPS = 7  # of each choice, before capture
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
 
@@ -315,7 +308,6 @@ class GemmGraphs(GpuGraphs):
         # copied into the flat gradients before the step.
         self.small = cupy.empty(2 * G + n + 1, cupy.float32)
         self.dhn = cupy.zeros((_MAX_SPLITS, B, n), cupy.float32)  # dh's parts over K (see _dh)
-        self.tuned = self._tune_products()
         self.dh_splits = self._fastest_dh_split()
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
@@ -421,24 +413,6 @@ class GemmGraphs(GpuGraphs):
         else:
             self.blas.gemm_split_k(OP_N, OP_N, n, up.batch, G, self._p("/l2/lateral/W"), n, dg, G,
                                    self.dhn.data.ptr, n, splits)
-
-    def _tune_products(self) -> dict:
-        """The per-step products' algorithms (:data:`LT_TUNE`): product ->
-        what :meth:`Blas.tune` chose. The dh product is tuned as one
-        product, before the choice of splitting it (which then times the
-        tuned one)."""
-        if LT_TUNE not in ("auto", "off", "force"):
-            raise ValueError(f"SINEBENCH_LT={LT_TUNE!r}: choose auto, off or force")
-        up = self.up
-        if LT_TUNE == "off" or up.seqlen < 2 or (LT_TUNE == "auto" and precision.process_precision() != "fp32"):
-            return {}
-        B, n, G = up.batch, up.n, 4 * up.n
-        margin = -float("inf") if LT_TUNE == "force" else _SPLIT_MARGIN
-        W = self._p("/l2/lateral/W")
-        return {"forward": self.blas.tune(OP_T, OP_N, G, B, n, W, n, self.hs.data.ptr, n, self._at(self.act, B * G),
-                                          G, reps=_TIMING_REPS, margin=margin),
-                "dh": self.blas.tune(OP_N, OP_N, n, B, G, W, n, self.act.data.ptr, G, self.dhn.data.ptr, n,
-                                     reps=_TIMING_REPS, margin=margin)}
 
     def _fastest_dh_split(self) -> int:
         """1 or 2: whichever computes the backward's dh product faster here,

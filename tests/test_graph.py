@@ -171,22 +171,6 @@ def test_dh_split_over_k_equals_eager(monkeypatch, optimizer):
     assert res.passed, res
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_products_with_cublaslt_algorithms_equal_eager(monkeypatch, optimizer):
-    """The per-step products through cuBLASLt (its fastest algorithm, chosen
-    whether or not it beats cublasGemmEx), at 96 units."""
-    from sinelstm import graph_gemm
-
-    monkeypatch.setattr(graph_gemm, "LT_TUNE", "force")
-    chosen = []
-    tune = graph_gemm.GemmGraphs._tune_products
-    monkeypatch.setattr(graph_gemm.GemmGraphs, "_tune_products", lambda self: chosen.append(tune(self)) or chosen[-1])
-    res = _verify_cublas_path(optimizer)
-    assert res.passed, res
-    assert chosen and all(c["forward"].startswith("cuBLASLt algorithm") for c in chosen), chosen
-
-
 def test_the_recurrent_gradient_parts_cover_each_step_once():
     """Latest steps first (backward's order), steps 1 to T - 1 once each,
     about the rows asked for and at least one step a part."""
