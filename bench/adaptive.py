@@ -13,7 +13,10 @@ too, as ``failed``. A run the host kept slow past the gate's wait (status
 ``slow-host``, :mod:`sinelstm.hostspeed`) is not a failure of the
 configuration and not a repeat: a later round replaces it, up to
 :data:`ROUNDS_PER_REPEAT` rounds per counted repeat in all, because slow
-phases of the lent hosts last minutes. The decision is written on the row
+phases of the lent hosts last minutes. Nor does a finished run timed while
+the host was slower than at the configuration's fastest run by more than
+the gate's tolerance (:meth:`Progress.counted`): the gate could not know
+full speed before it had seen it. The decision is written on the row
 that settles it (``stop_reason``, with ``ci_halfwidth``), so the report can
 say which configurations are known to ±3 % and which only got the cap.
 
@@ -32,6 +35,7 @@ from dataclasses import replace
 
 from bench import intervals, samples as per_update
 from bench.schema import SLOW_HOST, RunRow
+from sinelstm import hostspeed
 
 MIN_REPEATS = 3  # fewer cannot show a spread
 DEFAULT_TARGET = 0.03
@@ -61,29 +65,40 @@ class Progress:
         self.rounds = max(self.by_round, default=-1) + 1  # laid out: cap, or more to replace slow-host runs
         ok = rows[(rows["status"] == "ok") & rows["run_id"].isin(self.key)] if len(rows) else rows
         got = per_update.read_all(folder, list(ok["run_id"])) if len(ok) else {}
-        self.data = defaultdict(dict)  # config -> {run_id: (median, samples or None)}
-        for rid, median in (zip(ok["run_id"], ok["ms_per_update_median"]) if len(ok) else ()):
-            self.data[self.key[rid]][rid] = (float(median), got.get(rid))
+        self.tolerance = {self.key[s.run_id]: s.train.budget.host_gate for s in specs}
+        self.data = defaultdict(dict)  # config -> {run_id: (median, samples or None, host probe or None)}
+        probes = ok["host_probe_ms"] if "host_probe_ms" in ok else [None] * len(ok)
+        for rid, median, probe in (zip(ok["run_id"], ok["ms_per_update_median"], probes) if len(ok) else ()):
+            self.data[self.key[rid]][rid] = (float(median), got.get(rid), probe)
         self.status = {}  # run_id -> status of its latest row
         for rid, status in (zip(rows["run_id"], rows["status"]) if len(rows) else ()):
             self.status[rid] = status
 
-    def repeats(self, config: str) -> intervals.Repeats:
+    def counted(self, config: str) -> list:
+        """The configuration's finished runs that count: not those timed
+        while the host was slower than at its fastest run by more than the
+        gate's tolerance (:func:`sinelstm.hostspeed.counted`), judged again
+        as each run comes."""
         values = list(self.data[config].values())
-        return intervals.Repeats.of([m for m, _ in values], [s for _, s in values])
+        keep = hostspeed.counted([p for _, _, p in values], self.tolerance.get(config))
+        return [v for v, k in zip(values, keep) if k]
+
+    def repeats(self, config: str) -> intervals.Repeats:
+        values = self.counted(config)
+        return intervals.Repeats.of([m for m, _, _ in values], [s for _, s, _ in values])
 
     def interval(self, config: str):
         return intervals.median_interval(self.repeats(config), config)
 
     def stable(self, config: str) -> bool:
-        if self.target is None or len(self.data[config]) < MIN_REPEATS:
+        if self.target is None or len(self.counted(config)) < MIN_REPEATS:
             return False
         ci = self.interval(config)
         return ci is not None and ci.complete and ci.rel_halfwidth <= self.target
 
     def capped(self, config: str, upto: int) -> bool:
         """As many counted repeats as the cap, or every round laid out used."""
-        return (self.cap is not None and len(self.data[config]) >= self.cap) or upto >= self.rounds
+        return (self.cap is not None and len(self.counted(config)) >= self.cap) or upto >= self.rounds
 
     def settled(self, config: str, upto: int) -> bool:
         """No round from ``upto`` on is needed: stable, capped, or a round
@@ -104,7 +119,7 @@ class Progress:
             return row
         self.status[row.run_id] = row.status
         if row.status == "ok":
-            self.data[config][row.run_id] = (row.ms_per_update_median, ms)
+            self.data[config][row.run_id] = (row.ms_per_update_median, ms, row.host_probe_ms)
         ci = self.interval(config)
         half = round(ci.rel_halfwidth, 5) if ci is not None else None
         if self.target is None:
@@ -147,7 +162,7 @@ def plan_lines(progress: Progress) -> list:
         done = sum(1 for r in range(progress.rounds) if progress.by_round[r][config].run_id in progress.status)
         if not progress.settled(config, done):
             unsettled += 1
-            rounds_left += min(progress.cap - len(progress.data[config]), progress.rounds - done)
+            rounds_left += min(progress.cap - len(progress.counted(config)), progress.rounds - done)
     return [f"--repeats auto: {len(configs)} configurations, {len(configs) - unsettled} settled; each of the "
             f"{unsettled} others gets rounds until its median's 95 % interval is within "
             f"±{progress.target:.0%} (at least {MIN_REPEATS} repeats) or {progress.cap} repeats: "

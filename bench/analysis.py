@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bench.schema import LEGACY_DEFAULTS
+from sinelstm import hostspeed
 from sinelstm.flops import count_flops
 from sinelstm.names import SINGLE_DEVICE, device_label
 
@@ -23,8 +24,25 @@ AXES = ["precision", "transport", "scaling"]
 
 
 def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Finished runs (the store has parsed their numbers)."""
-    return runs[runs["status"] == "ok"].copy()
+    """Finished runs that count (the store has parsed their numbers): not
+    those timed while the host was slower than at its configuration's
+    fastest run by more than the gate's tolerance (:func:`counted`)."""
+    ok = runs[runs["status"] == "ok"]
+    return ok[counted(ok)].copy()
+
+
+def counted(ok: pd.DataFrame) -> pd.Series:
+    """Per finished run, whether it counts (:func:`sinelstm.hostspeed.counted`,
+    within each configuration); every run of a folder without the gate's
+    record does."""
+    out = pd.Series(True, index=ok.index)
+    if "host_probe_ms" not in ok or not ok["host_probe_ms"].notna().any():
+        return out
+    keys = [k for k in KEYS + AXES if k in ok]
+    for _, g in ok.groupby(keys, dropna=False):
+        gates = g["host_gate"].dropna() if "host_gate" in g else pd.Series(dtype=float)
+        out[g.index] = hostspeed.counted(g["host_probe_ms"].tolist(), float(gates.iloc[0]) if len(gates) else None)
+    return out
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

@@ -157,6 +157,8 @@ class RunRow:
     # (empty: gate off, or an older folder).
     host_wait_s: float | None = None
     host_slow: float | None = None
+    host_probe_ms: float | None = None  # the host's speed while timed (sinelstm.hostspeed.HostGate.probe_ms)
+    host_gate: float | None = None  # the gate's tolerance (None: off); with host_probe_ms, whether the run counts
 
     @classmethod
     def columns(cls) -> list:
@@ -219,7 +221,8 @@ def _settings(spec: RunSpec | None) -> dict:
     """The columns a run's spec decides (keys only when ``spec`` is None)."""
     keys = ("run_id", "impl", "devices", "n_devices", "strategy", "batchsize", "n_units", "seqlen", "repeat",
             "target_mse", "flops_per_update", "optimizer", "update_budget", "max_seconds", "warmup", "host",
-            "started_at", "attempt", "recipe", "seed", "quality_target", "precision", "transport", "scaling")
+            "started_at", "attempt", "recipe", "seed", "quality_target", "precision", "transport", "scaling",
+            "host_gate")
     if spec is None:
         return dict.fromkeys(keys)
     c = spec.train
@@ -231,7 +234,7 @@ def _settings(spec: RunSpec | None) -> dict:
         host=platform.node(), started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         attempt=1,  # the sweep numbers a retry when it commits the row
         recipe=c.recipe.name, seed=c.seed, quality_target=c.quality_target,
-        precision=c.precision, transport=spec.transport, scaling=spec.scaling,
+        precision=c.precision, transport=spec.transport, scaling=spec.scaling, host_gate=c.budget.host_gate,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench import intervals, samples as per_update
-from bench.analysis import KEYS
+from bench.analysis import KEYS, counted
 from bench.facts import SINEBENCH, Sweep, multi_sets, one_gpu
 from bench.schema import SLOW_HOST
 from sinelstm import hostspeed
@@ -215,6 +215,8 @@ class HostWaits:
     capped: int  # finished runs that waited as long as a run may (timed on: folders before slow-host)
     cap: float
     stopped: int = 0  # runs the host kept slow past the cap: stopped untimed (status slow-host)
+    uncounted: int = 0  # finished runs timed while the host was slower than at their configuration's fastest
+    tolerance: float | None = None
 
 
 def host_waits(runs: pd.DataFrame) -> HostWaits | None:
@@ -228,5 +230,7 @@ def host_waits(runs: pd.DataFrame) -> HostWaits | None:
         return None
     wait = gated["host_wait_s"].fillna(0.0)
     slow = gated[gated["host_slow"] > 0]
+    gates = gated["host_gate"].dropna() if "host_gate" in gated else pd.Series(dtype=float)
     return HostWaits(len(gated), len(slow), float(wait[slow.index].sum()), float(wait.max()) if len(wait) else 0.0,
-                     int((wait >= hostspeed.MAX_WAIT_S).sum()), hostspeed.MAX_WAIT_S, stopped)
+                     int((wait >= hostspeed.MAX_WAIT_S).sum()), hostspeed.MAX_WAIT_S, stopped,
+                     int((~counted(gated)).sum()), float(gates.max()) if len(gates) else None)

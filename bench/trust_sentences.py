@@ -124,6 +124,11 @@ def host_waits(w) -> str | None:
     stopped = (f" {w.stopped} run{'s' if many else ''} met a host still slow after the {w.cap:g} s a run may wait: "
                f"{'they' if many else 'it'} stopped untimed and {'are' if many else 'is'} not counted "
                f"(status slow-host)." if w.stopped else "")
+    if w.uncounted:
+        many = w.uncounted != 1
+        stopped += (f" {w.uncounted} finished run{'s' if many else ''} {'were' if many else 'was'} timed while the "
+                    f"host was more than {w.tolerance:.0%} slower than at {'their' if many else 'its'} "
+                    f"configuration's fastest run, which the gate learned only later: not counted.")
     if not w.slow_runs:
         return (f"The host-speed gate never found the host slow in the {w.runs} finished "
                 f"run{'s' if w.runs != 1 else ''} it checked.{stopped}")

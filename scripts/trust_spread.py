@@ -10,19 +10,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import intervals, samples  # noqa: E402
+from bench import analysis, intervals, samples  # noqa: E402
 from bench.store import ResultStore  # noqa: E402
 from sinelstm.names import series_label  # noqa: E402
+
+KEYS = ["impl", "devices", "strategy", "batchsize", "n_units"]
 
 
 def rows(folder: Path) -> dict:
     runs = ResultStore(folder).load()["runs"]
-    ok = runs[runs["status"] == "ok"]
+    finished = runs[runs["status"] == "ok"]
+    ok = analysis.ok_runs(runs)  # those that count
+    uncounted = finished[~analysis.counted(finished)].groupby(KEYS).size().to_dict()
     got = samples.read_all(folder, list(ok["run_id"]))
     out = {}
-    stopped = runs[runs["status"] == "slow-host"].groupby(["impl", "devices", "strategy", "batchsize", "n_units"])
-    stopped = stopped.size().to_dict()
-    for (im, d, s, b, n), g in ok.groupby(["impl", "devices", "strategy", "batchsize", "n_units"]):
+    stopped = runs[runs["status"] == "slow-host"].groupby(KEYS).size().to_dict()
+    for (im, d, s, b, n), g in ok.groupby(KEYS):
         ms = g["ms_per_update_median"]
         rep = intervals.Repeats.of(ms.tolist(), [got.get(r) for r in g["run_id"]])
         ci = intervals.median_interval(rep, f"{im}|{d}|{s}|{b}|{n}")
@@ -35,7 +38,8 @@ def rows(folder: Path) -> dict:
             + (str(g['cpus'].dropna().iloc[0]) if g["cpus"].notna().any() else "-")
             + (f"  waited {g['host_wait_s'].sum():.1f} s, slow at {g['host_slow'].mean():.0%} of checks"
                if "host_slow" in g and g["host_slow"].notna().any() else "")
-            + (f"; {stopped[(im, d, s, b, n)]} stopped slow-host" if (im, d, s, b, n) in stopped else ""))
+            + (f"; {stopped[(im, d, s, b, n)]} stopped slow-host" if (im, d, s, b, n) in stopped else "")
+            + (f"; {uncounted[(im, d, s, b, n)]} not counted" if (im, d, s, b, n) in uncounted else ""))
     return out
 
 

@@ -177,6 +177,7 @@ class HostGate:
         self.tolerance, self.kind = tolerance, kind
         self.max_wait_s = MAX_WAIT_S if max_wait_s is None else max_wait_s
         self.wait_s, self.checks, self.slow_checks = 0.0, 0, 0
+        self.last_ms, self.passed_ms = None, []  # the latest probe; those at which timing went on
         self._shared = _shared_ms(kind) if self.on else None  # weighed at the first probe
 
     @property
@@ -189,7 +190,7 @@ class HostGate:
 
     def slow(self) -> bool:
         """One probe: is the host slower than its best by more than the tolerance?"""
-        p = probe_ms()
+        p = self.last_ms = probe_ms()
         if self._shared is not None:  # the folder's reference, unless implausibly fast (damaged, foreign)
             if self._shared >= p / _IMPLAUSIBLE:
                 _BEST[self.kind] = min(self.best_ms, self._shared)
@@ -225,6 +226,7 @@ class HostGate:
         # Every process reaches this point together and raises together.
         if any_rank(fast_in_a_row < _SETTLE):
             raise HostSlow(self.max_wait_s, self.best_ms, self.tolerance)
+        self.passed_ms.append(self.last_ms)
         return waited
 
     def save(self):
@@ -233,7 +235,29 @@ class HostGate:
             _record_shared(self.best_ms, self.kind)
 
     @property
+    def probe_ms(self) -> float | None:
+        """The host's speed while this run was timed: the median of the
+        probes at which timing went on (None: gate off, or never asked)."""
+        return float(np.median(self.passed_ms)) if self.on and self.passed_ms else None
+
+    @property
     def slow_share(self) -> float | None:
         """The share of checks that found the host slow, here or (the run
         waited) under another rank; None: gate off."""
         return self.slow_checks / self.checks if self.on and self.checks else None
+
+
+def counted(probes_ms, tolerance: float | None) -> list:
+    """Which runs of one configuration count: those whose host speed while
+    timed (:attr:`HostGate.probe_ms`) was within ``tolerance`` of the
+    fastest of them. The gate judges each run against the fastest probe
+    seen so far; a sweep that starts in a slow phase learns full speed only
+    later, and its first runs, timed on a slow host, would count (2x H200:
+    CPU runs at 1.7x their later time, results/h200x2-slowhost2-2026-11-28).
+    Judged again against what the whole folder saw, they do not. A run
+    without a probe (gate off, older folders) counts."""
+    known = [p for p in probes_ms if p is not None and p == p]
+    if tolerance is None or not known:
+        return [True] * len(probes_ms)
+    best = min(known)
+    return [p is None or p != p or p <= best * (1 + tolerance) for p in probes_ms]

@@ -52,6 +52,7 @@ class TrainResult:
     path: str = "eager"  # how the updater ran the update (sinelstm.graph)
     host_wait_s: float = 0.0  # waited for the host's full speed (sinelstm.hostspeed), outside every other time
     host_slow: float | None = None  # share of the gate's checks that found the host slow (None: gate off)
+    host_probe_ms: float | None = None  # the host's speed while timed (HostGate.probe_ms; None: gate off)
 
 
 class Diverged(ArithmeticError):
@@ -184,4 +185,5 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
         path=updater.path,
         host_wait_s=gate.wait_s,
         host_slow=gate.slow_share,
+        host_probe_ms=gate.probe_ms,
     )

@@ -43,6 +43,16 @@ def test_a_slow_host_is_waited_for_until_it_is_fast_again(host):
     assert gate.checks == 2 and gate.slow_checks == 1 and gate.slow_share == 0.5
 
 
+def test_the_runs_host_speed_is_the_median_probe_at_which_timing_went_on(host):
+    host["probes"] = [1.0, 2.0, 1.1, 1.05, 1.2]
+    gate = HostGate(0.35)
+    gate.wait()  # 1.0
+    gate.wait()  # 2.0 slow, 1.1, 1.05: goes on at 1.05
+    gate.wait()  # 1.2
+    assert gate.passed_ms == [1.0, 1.05, 1.2] and gate.probe_ms == 1.05
+    assert HostGate(None).probe_ms is None
+
+
 def test_a_quiet_host_never_waits(host):
     host["probes"] = [1.0, 1.1, 1.2, 1.3]
     gate = HostGate(0.35)

@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adaptive, intervals, pinning, plots_maps, samples, trust, trust_sentences
+from bench import adaptive, analysis, intervals, pinning, plots_maps, samples, trust, trust_sentences
 from bench.grid import expand_grid
 from bench.run_options import DEFAULT
 from bench.schema import RunRow
 from bench.store import ResultStore
+from sinelstm import hostspeed
 from sinelstm.names import SINGLE_DEVICE
 from tests.helpers import PROJECT_ROOT, cli_env, sinebench
 from tests.test_facts import runs as fact_runs, sweep as fact_sweep
@@ -138,6 +139,30 @@ def test_a_round_the_host_kept_slow_is_replaced_not_counted(tmp_path):
         for spec in always_slow.next_round(r):
             last = always_slow.decide(row(spec.run_id, r, None, status="slow-host"), None)
     assert r == 3 and last.stop_reason == adaptive.CAP and not always_slow.next_round(4)
+
+
+def test_a_run_timed_on_a_host_slower_than_its_configurations_fastest_does_not_count(tmp_path):
+    """Judged again as runs come: the first run looked fast to the gate, but
+    a later one shows the host can be 30 % faster; the first stops counting
+    (a round more), in the sweep's rounds and in the report alike."""
+    all_specs = specs(6, units=(5,))  # cap 3, six rounds laid out
+    progress = adaptive.Progress(tmp_path, all_specs, frame([]), target=0.5, cap=3)
+    config = adaptive.config_key(all_specs[0])
+    rows = []
+    for r, probe in enumerate([1.3, 1.0, 1.02, 1.05]):
+        (spec,) = progress.next_round(r)
+        rep = sample_sets(1.0, r, repeats=1, n=500, run_noise=0.001)
+        rows.append(progress.decide(row(spec.run_id, r, rep.medians[0], host_probe_ms=probe, host_gate=0.2),
+                                    rep.samples[0]))
+    assert [r.stop_reason for r in rows] == ["", "", "", adaptive.STABLE]  # round 0 stopped counting at round 1
+    assert len(progress.counted(config)) == 3 and not progress.next_round(4)
+    runs = frame(rows)
+    assert analysis.ok_runs(runs)["host_probe_ms"].tolist() == [1.0, 1.02, 1.05]
+    w = trust.host_waits(runs.assign(host_slow=0.0, host_wait_s=0.0))
+    assert w.uncounted == 1 and "1 finished run was timed while the host was more than 20% slower" in \
+        trust_sentences.host_waits(w)
+    assert hostspeed.counted([1.0, None, 1.5, float("nan")], 0.2) == [True, True, False, True]
+    assert hostspeed.counted([1.0, 9.0], None) == [True, True]
 
 
 def test_auto_repeats_resume_from_the_folder(tmp_path):
@@ -299,10 +324,12 @@ def test_an_auto_sweep_records_its_control_samples_and_stop_reasons(tmp_path):
     done = sinebench(*args, timeout=300)
     assert done.returncode == 0, done.stderr
     runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == 3 and set(runs["threads"]) == {1} and runs["cpus"].notna().all()
+    # three rounds, or more where the host was slow during one (not counted, replaced)
+    assert 3 <= len(runs) <= 6 and set(runs["threads"]) == {1} and runs["cpus"].notna().all()
     assert runs["stop_reason"].fillna("").tolist()[:2] == ["", ""]
     assert runs["stop_reason"].iloc[-1] in (adaptive.STABLE, adaptive.CAP)
-    assert len(samples.read_all(out, runs["run_id"])) == 3
+    assert len(samples.read_all(out, runs["run_id"])) == len(runs)
+    assert runs["host_probe_ms"].gt(0).all() and (runs["host_gate"] == hostspeed.DEFAULT_TOLERANCE).all()
     env = json.loads((out / "env.json").read_text())
     record = list(env["invocations"].values())[-1]
     assert record["control"]["pinned"] and record["control"]["threads"] == 1
