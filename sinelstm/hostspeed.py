@@ -33,12 +33,16 @@ by every run of its results folder (the file named by
 ``SINEBENCH_HOST_PROBE_FILE``), because a worker that starts in a slow phase
 would otherwise take the slow speed for full speed and gate nothing (slow
 phases of minutes did that on a 2x H200 host). It is kept per kind of run
-(the implementation, strategy and device set: ``kind``), because the same probe reads
-slower in some processes than in others at the same host speed: in the
-ranks of a ChainerMN job it read slow at half the checks against the CPU
-runs' reference, and with a 10 % tolerance every such run was stopped (2x
-H200, results/h200x2-slowhost-2026-11-28). On a quiet machine the probe
-varies by a few per cent and the gate never waits.
+(implementation, strategy and device set: ``kind``), because the probe reads
+slower in some processes than in others at the same host speed: against
+the CPU runs' reference, a ChainerMN job's ranks read slow at half the
+checks, and with a 10 % tolerance every such run was stopped. With their
+own reference they still read slow at about 40 % of checks (both ranks
+probe at once, and either one slow is slow) and a few runs stopped (2x
+H200, results/h200x2-hostgate-2026-11-28). On a quiet machine the probe
+varies by a few per cent and the gate never waits. After the run, its
+probes where timing went on (:attr:`HostGate.probe_ms`) say whether it
+counts at all (:func:`counted`).
 
 The probe is the host-bound work itself: a few CPU updates of a private
 model at the article's size (batch 10, n_units 5; sinebench's eager path,
@@ -253,7 +257,7 @@ def counted(probes_ms, tolerance: float | None) -> list:
     fastest of them. The gate judges each run against the fastest probe
     seen so far; a sweep that starts in a slow phase learns full speed only
     later, and its first runs, timed on a slow host, would count (2x H200:
-    CPU runs at 1.7x their later time, results/h200x2-slowhost2-2026-11-28).
+    CPU runs at 1.7x their later time, results/h200x2-hostgate-2026-11-28).
     Judged again against what the whole folder saw, they do not. A run
     without a probe (gate off, older folders) counts."""
     known = [p for p in probes_ms if p is not None and p == p]
