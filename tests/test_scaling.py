@@ -152,9 +152,10 @@ def test_new_columns_and_legacy_folders(tmp_path):
     row = RunRow.failure(RunSpec(replace(BASE, precision="tf32"), "0+1", "chainermn", transport="shm",
                                  scaling="weak"), "error", "x")
     assert (row.precision, row.transport, row.scaling) == ("tf32", "shm", "weak")
-    assert RunRow.columns()[-5:] == ["precision", "transport", "scaling", "host_wait_s", "host_slow"]
+    new = ["precision", "transport", "scaling", "host_wait_s", "host_slow", "host_probe_ms", "host_gate"]
+    assert RunRow.columns()[-len(new):] == new
     # a folder written before the columns existed reads as fp32 / default / strong
-    old = [c for c in RunRow.columns() if c not in ("precision", "transport", "scaling", "host_wait_s", "host_slow")]
+    old = [c for c in RunRow.columns() if c not in new]
     values = {**asdict(RunRow.failure(RunSpec(BASE, "cpu", "single-device"), "error", "old"))}
     (tmp_path / "runs.csv").write_text(",".join(old) + "\n" + ",".join(
         "" if values[c] is None else str(values[c]) for c in old) + "\n")
@@ -162,6 +163,7 @@ def test_new_columns_and_legacy_folders(tmp_path):
     assert (runs["precision"].tolist(), runs["transport"].tolist(), runs["scaling"].tolist()) == (
         ["fp32"], ["default"], ["strong"])
     assert runs["host_slow"].isna().all()  # no gate then: nothing to say about it
+    assert runs["host_probe_ms"].isna().all() and runs["host_gate"].isna().all()
 
 
 # -- facts on synthetic rows ------------------------------------------------------------
