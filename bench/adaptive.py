@@ -52,8 +52,9 @@ def config_key(spec) -> str:
 
 class Progress:
     """What the folder knows about each configuration of ``specs`` (every
-    repeat of every configuration, as :func:`bench.grid.expand_grid` makes
-    them for the cap), kept up to date as rows are committed."""
+    round laid out for every configuration, as :func:`bench.grid.expand_grid`
+    makes them: :data:`ROUNDS_PER_REPEAT` per counted repeat of the cap),
+    kept up to date as rows are committed."""
 
     def __init__(self, folder, specs: list, rows, target: float | None = DEFAULT_TARGET,
                  cap: int | None = None):

@@ -28,21 +28,23 @@ def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
     those timed while the host was slower than at its configuration's
     fastest run by more than the gate's tolerance (:func:`counted`)."""
     ok = runs[runs["status"] == "ok"]
-    return ok[counted(ok)].copy()
+    return ok[counted(ok).to_numpy()].copy()
 
 
 def counted(ok: pd.DataFrame) -> pd.Series:
     """Per finished run, whether it counts (:func:`sinelstm.hostspeed.counted`,
     within each configuration); every run of a folder without the gate's
     record does."""
-    out = pd.Series(True, index=ok.index)
+    keep = np.ones(len(ok), dtype=bool)
     if "host_probe_ms" not in ok or not ok["host_probe_ms"].notna().any():
-        return out
+        return pd.Series(keep, index=ok.index)
     keys = [k for k in KEYS + AXES if k in ok]
-    for _, g in ok.groupby(keys, dropna=False):
+    groups = ok.reset_index(drop=True).groupby(keys, dropna=False).indices.values() if keys else [range(len(ok))]
+    for rows in groups:
+        g = ok.iloc[list(rows)]
         gates = g["host_gate"].dropna() if "host_gate" in g else pd.Series(dtype=float)
-        out[g.index] = hostspeed.counted(g["host_probe_ms"].tolist(), float(gates.iloc[0]) if len(gates) else None)
-    return out
+        keep[list(rows)] = hostspeed.counted(g["host_probe_ms"].tolist(), float(gates.iloc[0]) if len(gates) else None)
+    return pd.Series(keep, index=ok.index)
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

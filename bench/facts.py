@@ -83,10 +83,14 @@ class Counts:
     runs: int
     main_runs: int  # finished runs of the summary's implementation
     main_configs: int
+    uncounted: int = 0  # finished, but timed on a host slower than at its configuration's fastest run
 
 
 def counts(runs: pd.DataFrame, ok: pd.DataFrame, main: pd.DataFrame) -> Counts:
-    return Counts(len(ok), len(runs), int(main["repeats"].sum()) if len(main) else 0, len(main))
+    """``ok``: the runs that count (:func:`bench.analysis.ok_runs`)."""
+    finished = int((runs["status"] == "ok").sum())
+    return Counts(finished, len(runs), int(main["repeats"].sum()) if len(main) else 0, len(main),
+                  finished - len(ok))
 
 
 def failed_runs(runs: pd.DataFrame) -> pd.DataFrame:

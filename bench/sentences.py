@@ -43,7 +43,8 @@ def at(batch, units) -> str:
 
 
 def counts(c: facts.Counts, impl: str) -> str:
-    return (f"{c.finished} of {c.runs} runs finished ({c.main_runs} with the {impl} implementation, over "
+    uncounted = (f", {c.uncounted} of them not counted (timed on a slow host, below)" if c.uncounted else "")
+    return (f"{c.finished} of {c.runs} runs finished{uncounted} ({c.main_runs} with the {impl} implementation, over "
             f"{c.main_configs} configurations); times are medians of per-update times, then the median over repeats.")
 
 

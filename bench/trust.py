@@ -231,6 +231,8 @@ def host_waits(runs: pd.DataFrame) -> HostWaits | None:
     wait = gated["host_wait_s"].fillna(0.0)
     slow = gated[gated["host_slow"] > 0]
     gates = gated["host_gate"].dropna() if "host_gate" in gated else pd.Series(dtype=float)
+    # Only runs from before slow-host timed on after their cap (a later run stops instead).
+    before = gated["host_probe_ms"].isna() if "host_probe_ms" in gated else True
     return HostWaits(len(gated), len(slow), float(wait[slow.index].sum()), float(wait.max()) if len(wait) else 0.0,
-                     int((wait >= hostspeed.MAX_WAIT_S).sum()), hostspeed.MAX_WAIT_S, stopped,
+                     int(((wait >= hostspeed.MAX_WAIT_S) & before).sum()), hostspeed.MAX_WAIT_S, stopped,
                      int((~counted(gated)).sum()), float(gates.max()) if len(gates) else None)

@@ -121,8 +121,8 @@ def host_waits(w) -> str | None:
     if w is None:
         return None
     many = w.stopped != 1
-    stopped = (f" {w.stopped} run{'s' if many else ''} met a host still slow after the {w.cap:g} s a run may wait: "
-               f"{'they' if many else 'it'} stopped untimed and {'are' if many else 'is'} not counted "
+    stopped = (f" {w.stopped} other run{'s' if many else ''} met a host still slow after the {w.cap:g} s a run may "
+               f"wait: {'they' if many else 'it'} stopped untimed and {'are' if many else 'is'} not counted "
                f"(status slow-host)." if w.stopped else "")
     if w.uncounted:
         many = w.uncounted != 1

@@ -23,8 +23,8 @@ if [ "${TESTS:-1}" = 1 ]; then
     -k "parts or two_gpus or dh_split" 2>&1 | tail -3
 fi
 COMMON=(--impl graph --strategy chainermn --precision "${PRECISION:-fp32,tf32}" --units 1024 --batchsize 4096
-        --recipe article --full-budget --updates 150 --max-seconds 1.5 --warmup 5 --eval-every 1000 --repeats 1 --host-gate off
-        --no-report --no-progress)
+        --recipe article --full-budget --updates 150 --max-seconds 1.5 --warmup 5 --eval-every 1000 --repeats 1
+        --host-gate off --no-report --no-progress)
 for round in $(seq "$ROUNDS"); do
   for v in $VARIANTS; do
     name=${v%%:*}

@@ -43,7 +43,8 @@ for v in $VARIANTS; do
   IFS=, read -ra opts <<< "${v#*:}"
   folders+=("$RES/$folder")
   echo "== $folder: pinned, --repeats auto ${opts[*]-} $(date -u)"
-  ${SWEEP_TIMEOUT:+timeout "$SWEEP_TIMEOUT"} $SB sweep "${COMMON[@]}" --repeats auto --target-ci 0.03 --max-repeats 8 ${opts[@]+"${opts[@]}"} --out "$RES/$folder"
+  ${SWEEP_TIMEOUT:+timeout "$SWEEP_TIMEOUT"} $SB sweep "${COMMON[@]}" --repeats auto --target-ci 0.03 \
+    --max-repeats 8 ${opts[@]+"${opts[@]}"} --out "$RES/$folder"
 done
 echo "== spread of the repeat medians $(date -u)"
 python3 scripts/trust_spread.py "${folders[@]}" | tee "$RES/spread.txt"

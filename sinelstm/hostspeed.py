@@ -33,13 +33,14 @@ by every run of its results folder (the file named by
 ``SINEBENCH_HOST_PROBE_FILE``), because a worker that starts in a slow phase
 would otherwise take the slow speed for full speed and gate nothing (slow
 phases of minutes did that on a 2x H200 host). It is kept per kind of run
-(implementation, strategy and device set: ``kind``), because the probe reads
+(implementation, strategy, device set, rank: ``kind``), as the probe reads
 slower in some processes than in others at the same host speed: against
 the CPU runs' reference, a ChainerMN job's ranks read slow at half the
-checks, and with a 10 % tolerance every such run was stopped. With their
-own reference they still read slow at about 40 % of checks (both ranks
-probe at once, and either one slow is slow) and a few runs stopped (2x
-H200, results/h200x2-hostgate-2026-11-28). On a quiet machine the probe
+checks, and with a 10 % tolerance every such run was stopped. With one
+reference for the job they still read slow at about 40 % of checks (both
+ranks probe at once, and either one slow is slow) and a few runs stopped
+(2x H200, results/h200x2-hostgate-2026-11-28); a reference per rank came
+after, not yet measured. On a quiet machine the probe
 varies by a few per cent and the gate never waits. After the run, its
 probes where timing went on (:attr:`HostGate.probe_ms`) say whether it
 counts at all (:func:`counted`).
@@ -174,13 +175,17 @@ class HostSlow(RuntimeError):
 
 class HostGate:
     """Asked at the loop's agreement points: :meth:`wait` returns once the
-    host is at full speed (or the run's waiting is used up)."""
+    host is at full speed, or raises :class:`HostSlow` where the run's
+    waiting is used up first. The checks' own probes count in ``wait_s``
+    (outside every reported time) but not against the cap: only the waiting
+    after a slow reading does."""
 
     def __init__(self, tolerance: float | None = DEFAULT_TOLERANCE, max_wait_s: float | None = None,
                  kind: str = ""):
         self.tolerance, self.kind = tolerance, kind
         self.max_wait_s = MAX_WAIT_S if max_wait_s is None else max_wait_s
         self.wait_s, self.checks, self.slow_checks = 0.0, 0, 0
+        self.paused_s = 0.0  # of wait_s, the waiting after a slow reading: what the cap limits (not the probes)
         self.last_ms, self.passed_ms = None, []  # the latest probe; those at which timing went on
         self._shared = _shared_ms(kind) if self.on else None  # weighed at the first probe
 
@@ -220,9 +225,11 @@ class HostGate:
         # slow phase would end it while the next updates are still slow.
         self.slow_checks += any_rank(slow)
         fast_in_a_row = 0 if slow else _SETTLE
-        while any_rank(fast_in_a_row < _SETTLE and self.wait_s + (time.perf_counter() - t0) < self.max_wait_s):
+        t1 = time.perf_counter()
+        while any_rank(fast_in_a_row < _SETTLE and self.paused_s + (time.perf_counter() - t1) < self.max_wait_s):
             time.sleep(_PAUSE_S)
             fast_in_a_row = 0 if self.slow() else fast_in_a_row + 1
+        self.paused_s += time.perf_counter() - t1
         waited = time.perf_counter() - t0
         self.wait_s += waited
         # The cap is used up and the host is not yet back under some
@@ -260,8 +267,19 @@ def counted(probes_ms, tolerance: float | None) -> list:
     CPU runs at 1.7x their later time, results/h200x2-hostgate-2026-11-28).
     Judged again against what the whole folder saw, they do not. A run
     without a probe (gate off, older folders) counts."""
-    known = [p for p in probes_ms if p is not None and p == p]
-    if tolerance is None or not known:
-        return [True] * len(probes_ms)
+    values = [_number(p) for p in probes_ms]
+    known = [p for p in values if p is not None]
+    tol = _number(tolerance)
+    if tol is None or not known:
+        return [True] * len(values)
     best = min(known)
-    return [p is None or p != p or p <= best * (1 + tolerance) for p in probes_ms]
+    return [p is None or p <= best * (1 + tol) for p in values]
+
+
+def _number(value) -> float | None:
+    """A positive finite float, or None (missing, NaN, pandas' NA, text)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if 0 < x < float("inf") else None

@@ -48,6 +48,7 @@ class SingleProcess:
 
     reports = True  # this process writes the results
     collective = False  # no other process to agree with
+    rank = 0  # this process's rank in its job
 
     def __init__(self, device_set):
         self.device_set = device_set
@@ -84,7 +85,8 @@ class OneProcessPerDevice:
         self.comm = mn.create_communicator(device_set)
         mn.check_world(self.comm, device_set)
         self.device = chainer.get_device(device_set.rank_device(self.comm.intra_rank))
-        self.reports = self.comm.rank == 0
+        self.rank = self.comm.rank
+        self.reports = self.rank == 0
         self.hosts = mn.hosts(self.comm)
 
     def make_updater(self, cfg, scale_losses: bool = True):

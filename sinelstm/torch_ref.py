@@ -405,6 +405,7 @@ class TorchSingle:
     reports = True
     collective = False
     name = SINGLE_DEVICE
+    rank = 0
 
     def __init__(self, device_set, updater_cls):
         self.device_set = device_set

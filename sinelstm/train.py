@@ -116,18 +116,23 @@ class _Clock:
 
 
 def _timed_loop(cfg, updater, strategy) -> TrainResult:
-    with gcpause.timing():
-        return _timed_updates(cfg, updater, strategy)
+    # Each rank of a job keeps its own reference: its probes may read apart.
+    gate = HostGate(cfg.budget.host_gate,
+                    kind=f"{cfg.impl}-{strategy.name}-{strategy.device_set.spec}-rank{strategy.rank}")
+    try:
+        with gcpause.timing():
+            return _timed_updates(cfg, updater, strategy, gate)
+    finally:  # a run the host kept slow too: the fastest probe it saw is for later runs
+        gate.save()
 
 
-def _timed_updates(cfg, updater, strategy) -> TrainResult:
+def _timed_updates(cfg, updater, strategy, gate) -> TrainResult:
     model = updater.model
     series = model.device.send(cfg.data.series())
     timer = make_update_timer(updater.device)
     budget = cfg.budget
     curve, time_to_target, quality = [], None, None
     status = NOT_REACHED
-    gate = HostGate(budget.host_gate, kind=f"{cfg.impl}-{strategy.name}-{strategy.device_set.spec}")
     updater.synchronize()
     gate.wait(strategy.any_rank)  # the first timed update, too, at full speed
     clock = _Clock()
@@ -167,7 +172,6 @@ def _timed_updates(cfg, updater, strategy) -> TrainResult:
             gate.wait(strategy.any_rank)
             clock.end_wait()
     updater.synchronize()
-    gate.save()
     return TrainResult(
         updates=k,
         step_ms=timer.durations_ms(),

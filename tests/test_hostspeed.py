@@ -72,6 +72,22 @@ def test_a_host_still_slow_at_the_runs_cap_stops_the_run(host):
     assert gate.slow_checks == 2 and gate.wait_s == pytest.approx(1.0, abs=hostspeed._PAUSE_S)
 
 
+def test_the_checks_own_probes_do_not_use_up_the_cap(host, monkeypatch):
+    """Thousands of quiet checks (each probe takes time) leave the whole cap
+    for waiting: a first slow reading later is waited out, not a stop."""
+    def probe():
+        host["now"] += 0.01  # a probe's own time
+        return host["probes"].pop(0) if len(host["probes"]) > 1 else host["probes"][0]
+    monkeypatch.setattr(hostspeed, "probe_ms", probe)
+    gate = HostGate(0.35, max_wait_s=1.0)
+    host["probes"] = [1.0]
+    for _ in range(200):  # 2 s of probes, more than the cap
+        gate.wait()
+    host["probes"] = [2.0, 1.0, 1.0]
+    gate.wait()
+    assert gate.wait_s > 2.0 and gate.paused_s < 1.0
+
+
 def test_a_wait_that_ends_fast_at_the_cap_goes_on(host):
     host["probes"] = [1.0, 5.0, 5.0, 1.0, 1.0, 5.0]  # fast twice in a row just in time
     gate = HostGate(0.35, max_wait_s=3 * hostspeed._PAUSE_S)
@@ -279,7 +295,7 @@ def test_a_folder_keeps_one_gate_setting(tmp_path):
     assert first.returncode == 0, first.stderr
     env = json.loads((out / "env.json").read_text())
     assert [r["control"]["host_gate_tolerance"] for r in env["invocations"].values()] == [hostspeed.DEFAULT_TOLERANCE]
-    assert (out / hostspeed.REFERENCE_FILE.replace(".txt", ".sinebench-single-device-cpu.txt")).is_file()
+    assert (out / hostspeed.REFERENCE_FILE.replace(".txt", ".sinebench-single-device-cpu-rank0.txt")).is_file()
     before = (out / "runs.csv").read_text()
     refused = sinebench(*common, "--host-gate", "off", "--repeats", "2")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1

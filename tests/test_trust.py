@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adaptive, analysis, intervals, pinning, plots_maps, samples, trust, trust_sentences
+from bench import adaptive, analysis, facts, intervals, pinning, plots_maps, samples, trust, trust_sentences
 from bench.grid import expand_grid
 from bench.run_options import DEFAULT
 from bench.schema import RunRow
@@ -162,7 +162,13 @@ def test_a_run_timed_on_a_host_slower_than_its_configurations_fastest_does_not_c
     assert w.uncounted == 1 and "1 finished run was timed while the host was more than 20% slower" in \
         trust_sentences.host_waits(w)
     assert hostspeed.counted([1.0, None, 1.5, float("nan")], 0.2) == [True, True, False, True]
-    assert hostspeed.counted([1.0, 9.0], None) == [True, True]
+    assert hostspeed.counted([1.0, 9.0], None) == hostspeed.counted([1.0, 9.0], float("nan")) == [True, True]
+    assert hostspeed.counted([pd.NA, "x", 1.0, 1.3], 0.2) == [True, True, True, False]
+    twice = pd.concat([runs, runs])  # a repeated index, as a concatenation leaves it
+    assert len(analysis.ok_runs(twice)) == 6
+    assert analysis.counted(runs[["host_probe_ms", "host_gate"]]).tolist() == [False, True, True, True]
+    sw = facts.counts(runs, analysis.ok_runs(runs), pd.DataFrame())
+    assert (sw.finished, sw.uncounted) == (4, 1)
 
 
 def test_auto_repeats_resume_from_the_folder(tmp_path):
@@ -445,7 +451,9 @@ def test_the_gates_record_is_summed_and_said():
                                                  "runs it checked.")
     stopped = trust.host_waits(pd.concat([runs, runs.assign(status="slow-host")]))
     assert (stopped.runs, stopped.stopped) == (3, 4)
-    assert "4 runs met a host still slow after the" in trust_sentences.host_waits(stopped)
+    assert "4 other runs met a host still slow after the" in trust_sentences.host_waits(stopped)
+    # since slow-host, a finished run that used its cap was fast where it went on: not "timed slow"
+    assert trust.host_waits(runs.assign(host_probe_ms=1.0, host_gate=0.2)).capped == 0
     assert "not counted (status slow-host)" in trust_sentences.host_waits(stopped)
     assert trust.host_waits(runs.drop(columns=["host_slow"])) is None
     assert trust.host_waits(runs.assign(host_slow=np.nan)) is None  # gate off
