@@ -23,6 +23,7 @@ import ctypes
 import cupy
 import numpy as np
 
+from gpu_probe_splitk import time_ms  # scripts/: beside this one
 from sinelstm.cublas_capture import OP_N, OP_T, WORKSPACE_BYTES, Blas, _check, library
 
 _R32F, _COMPUTE_32F = 0, 68
@@ -33,21 +34,6 @@ _PREF_MAX_WORKSPACE = 1
 class HeuristicResult(ctypes.Structure):
     _fields_ = [("algo", ctypes.c_uint64 * 8), ("workspace", ctypes.c_size_t), ("state", ctypes.c_int),
                 ("waves", ctypes.c_float), ("reserved", ctypes.c_int * 4)]
-
-
-def time_ms(fn, stream, reps):
-    with stream:
-        for _ in range(5):
-            fn()
-        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-        times = []
-        for _ in range(reps):
-            start.record()
-            fn()
-            stop.record()
-            stop.synchronize()
-            times.append(cupy.cuda.get_elapsed_time(start, stop))
-    return float(np.median(times))
 
 
 class Lt:
@@ -126,7 +112,8 @@ def main():
 
             def default():
                 blas.gemm(ta, tb, m, nn, k, A.data.ptr, lda, Bm.data.ptr, ldb, ref.data.ptr, ldc)
-            base = time_ms(default, stream, args.reps)
+            with stream:
+                base = time_ms(default, args.reps)
             desc, la, lb, lc, algos = lt.plan(ta, tb, m, nn, k, lda, ldb, ldc, args.algos)
             print(f"B={B:5d} {name:<18} GemmEx default {base:.4f} ms {flops / base / 1e9:5.1f} TF/s; "
                   f"{len(algos)} Lt algorithms")
@@ -135,7 +122,8 @@ def main():
                 def call(res=res):
                     lt.matmul(desc, la, lb, lc, A.data.ptr, Bm.data.ptr, out.data.ptr, res)
                 try:
-                    ms = time_ms(call, stream, args.reps)
+                    with stream:
+                        ms = time_ms(call, args.reps)
                 except Exception as exc:  # noqa: BLE001 - a probe: report and go on
                     print(f"    algo {i}: {exc}")
                     continue
