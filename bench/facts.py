@@ -10,6 +10,7 @@ report runs where Chainer and CuPy are not installed.
 """
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from bench.analysis import AXES, aggregate, ok_runs, speedups
@@ -321,7 +322,8 @@ def breakdown_bars(breakdown: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
     b = breakdown.merge(ok[["run_id", "impl", "devices", "strategy", "batchsize", "n_units"]], on="run_id")
     corners = {(b_, n_) for b_ in (b["batchsize"].min(), b["batchsize"].max())
                for n_ in (b["n_units"].min(), b["n_units"].max())} | {ARTICLE}
-    b = b[[(x, y) in corners for x, y in zip(b["batchsize"], b["n_units"])]]
+    # A boolean array, not a list: an empty list would select no columns (no rows: the profiled run not counted).
+    b = b[np.array([(x, y) in corners for x, y in zip(b["batchsize"], b["n_units"])], dtype=bool)]
     sets = {d: parse_device_set(d, check=False) for d in b["devices"].unique()}
     b = b.assign(order=b["devices"].map(lambda d: sets[d].n_devices if sets[d].is_gpu else 0))
     b = b.sort_values(["batchsize", "n_units", "impl", "order", "strategy"],

@@ -169,6 +169,10 @@ def test_a_run_timed_on_a_host_slower_than_its_configurations_fastest_does_not_c
     assert analysis.counted(runs[["host_probe_ms", "host_gate"]]).tolist() == [False, True, True, True]
     sw = facts.counts(runs, analysis.ok_runs(runs), pd.DataFrame())
     assert (sw.finished, sw.uncounted) == (4, 1)
+    # the profiled run (repeat 0) not counted: its phases leave the report, which still renders
+    phases = pd.DataFrame({"run_id": [rows[0].run_id], "phase": ["forward"], "ms": [1.0]})
+    bars = facts.breakdown_bars(phases, analysis.ok_runs(runs))
+    assert bars.empty and "devices" in bars
 
 
 def test_auto_repeats_resume_from_the_folder(tmp_path):
