@@ -141,9 +141,10 @@ def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None
                      "Measured ms per update against FLOPs per update; lines: fits whose median error is at "
                      "most 25 %.", "cost model")], table=tables.cost(models)))
     secs += ladder_section(sw, peak, figs)
-    if not sw.breakdown.empty:
+    bars = facts.breakdown_bars(sw.breakdown, sw.base_ok) if not sw.breakdown.empty else None
+    if bars is not None and not bars.empty:  # empty too where the profiled runs do not count
         secs.append(_section("breakdown", "Where the time goes", [
-            figs.add("breakdown", plots_compare.breakdown(facts.breakdown_bars(sw.breakdown, sw.base_ok)),
+            figs.add("breakdown", plots_compare.breakdown(bars),
                      "Each phase's share of an update, one panel per size; total ms per update beside each bar.",
                      "breakdown")]))
     eff = facts.efficiency(sw.main)

@@ -348,6 +348,23 @@ def test_an_auto_sweep_records_its_control_samples_and_stop_reasons(tmp_path):
     assert "per-update samples of every repeat" in report or "95 % bootstrap intervals" in report
 
 
+def test_a_report_whose_profiled_run_does_not_count_renders_and_says_so(tmp_path):
+    """Repeat 0 carries the phase profile; judged slow afterwards, it leaves
+    the report's figures, and the report still renders (it did not)."""
+    out = tmp_path / "res"
+    done = sinebench("sweep", "--devices", "cpu", "--batchsize", "10", "--units", "5", "--recipe", "article",
+                     "--full-budget", "--updates", "20", "--max-seconds", "0.2", "--warmup", "1", "--repeats", "2",
+                     "--threads", "1", "--no-report", "--no-progress", "--out", out, timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs = pd.read_csv(out / "runs.csv")
+    runs.loc[runs["repeat"] == 0, "host_probe_ms"] = runs["host_probe_ms"].max() * 2
+    runs.to_csv(out / "runs.csv", index=False)
+    shown = sinebench("report", out)
+    assert shown.returncode == 0, shown.stderr
+    html = (out / "report.html").read_text()
+    assert "1 not counted: timed on a slow host" in html and "1 finished run was timed while the host" in html
+
+
 def test_a_sweep_warms_up_first_and_records_it(tmp_path):
     out = tmp_path / "res"
     done = sinebench("sweep", "--devices", "cpu", "--batchsize", "10", "--units", "5", "--recipe", "article",
