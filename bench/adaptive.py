@@ -8,7 +8,8 @@ each run the configuration's median ms/update gets its 95 % interval
 (:mod:`bench.intervals`, from the per-update samples of every repeat): once
 at least :data:`MIN_REPEATS` repeats have it within ±target of the median,
 the configuration is ``stable``; at ``max_repeats`` counted repeats it
-stops at the ``cap``; a round whose run failed (after its retries) ends it
+stops at the ``cap`` (or at ``rounds``, where the rounds laid out ran out
+first); a round whose run failed (after its retries) ends it
 too, as ``failed``. A run the host kept slow past the gate's wait (status
 ``slow-host``, :mod:`sinelstm.hostspeed`) is not a failure of the
 configuration and not a repeat: a later round replaces it, up to
@@ -42,6 +43,7 @@ DEFAULT_TARGET = 0.03
 DEFAULT_CAP = 10
 ROUNDS_PER_REPEAT = 2  # rounds a sweep lays out per counted repeat: room to replace slow-host runs
 FIXED, STABLE, CAP, FAILED = "fixed", "stable", "cap", "failed"
+ROUNDS = "rounds"  # the rounds laid out ran out before the cap's counted repeats (a host slow for long)
 
 
 def config_key(spec) -> str:
@@ -129,8 +131,10 @@ class Progress:
             reason = FAILED
         elif self.stable(config):
             reason = STABLE
-        elif self.capped(config, row.repeat + 1):
+        elif self.cap is not None and len(self.counted(config)) >= self.cap:
             reason = CAP
+        elif row.repeat + 1 >= self.rounds:
+            reason = ROUNDS
         else:
             reason = ""
         return replace(row, stop_reason=reason, ci_halfwidth=half)

@@ -217,13 +217,14 @@ def worker_folder(folder: Path, say=print):
 
 
 def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool = False, retries: int = 1,
-          say=print, invocation: str = "", control=None, decide=None) -> dict:
+          say=print, invocation: str = "", control=None, decide=None, transient=TRANSIENT) -> dict:
     """Run every spec without an ok row in ``store`` (opened for writing);
     returns status counts of the last attempt of each run run now. Each row
     names ``invocation`` (see :mod:`bench.invocations`). ``control`` (a
     :class:`bench.pinning.Control`) sets the workers' environment;
     ``decide(row, samples) -> row`` fills a row's stop_reason before it is
-    committed (:mod:`bench.adaptive`)."""
+    committed (:mod:`bench.adaptive`). ``transient``: the statuses tried
+    again within this sweep."""
     done, attempts = store.completed_ids(), store.attempts()
     unique = list({s.run_id: s for s in specs}.values())
     pending = [s for s in unique if s.run_id not in done]
@@ -233,7 +234,7 @@ def sweep(specs: list, store: ResultStore, progress: bool = True, isolate: bool 
         with tqdm(total=len(pending), unit="run", disable=not (progress and pending), dynamic_ncols=True) as bar:
             for round_ in range(retries + 1):
                 if round_:
-                    pending = [s for s in pending if last[s.run_id] in TRANSIENT]
+                    pending = [s for s in pending if last[s.run_id] in transient]
                     bar.total += len(pending)
                 for spec, row, side in run_all(pending, work, isolate, control):
                     attempts[spec.run_id] += 1

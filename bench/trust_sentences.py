@@ -73,6 +73,7 @@ def stop_reasons(counts) -> str | None:
     if counts is None or counts.empty or set(counts.index) <= {"fixed"}:
         return None
     words = {"stable": "stable within the target interval", "cap": "stopped at the repeat cap",
+             "rounds": "out of rounds before the repeat cap (runs the host kept slow, or not counted)",
              "failed": "ended by a failed run", "fixed": "run a fixed number of times"}
     return "Repeats (--repeats auto): " + ", ".join(f"{n} configurations {words.get(k, k)}"
                                                     for k, n in counts.items()) + "."

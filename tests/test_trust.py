@@ -138,7 +138,22 @@ def test_a_round_the_host_kept_slow_is_replaced_not_counted(tmp_path):
     for r in range(4):
         for spec in always_slow.next_round(r):
             last = always_slow.decide(row(spec.run_id, r, None, status="slow-host"), None)
-    assert r == 3 and last.stop_reason == adaptive.CAP and not always_slow.next_round(4)
+    assert r == 3 and last.stop_reason == adaptive.ROUNDS and not always_slow.next_round(4)
+    line = trust_sentences.stop_reasons(pd.Series({adaptive.ROUNDS: 1}))
+    assert "1 configurations out of rounds before the repeat cap" in line
+
+
+def test_auto_rounds_do_not_retry_a_slow_host_run_within_the_round(tmp_path, monkeypatch):
+    """A later round replaces it; failures that may pass are still retried."""
+    from bench import runner, sweep_control
+    from bench.schema import TRANSIENT
+
+    seen = []
+    monkeypatch.setattr(runner, "sweep", lambda pending, store, **kw: seen.append(kw["transient"]) or {})
+    store = ResultStore(tmp_path)
+    sweep_control.run(specs(2, units=(5,)), store, sweep_control.Repetition(1, 0.03), pinning.Control(),
+                      say=print)
+    assert seen and "slow-host" not in seen[0] and set(seen[0]) == set(TRANSIENT) - {"slow-host"}
 
 
 def test_a_run_timed_on_a_host_slower_than_its_configurations_fastest_does_not_count(tmp_path):
