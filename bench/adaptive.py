@@ -99,9 +99,13 @@ class Progress:
         ci = self.interval(config)
         return ci is not None and ci.complete and ci.rel_halfwidth <= self.target
 
+    def full(self, config: str) -> bool:
+        """As many counted repeats as the cap."""
+        return self.cap is not None and len(self.counted(config)) >= self.cap
+
     def capped(self, config: str, upto: int) -> bool:
         """As many counted repeats as the cap, or every round laid out used."""
-        return (self.cap is not None and len(self.counted(config)) >= self.cap) or upto >= self.rounds
+        return self.full(config) or upto >= self.rounds
 
     def settled(self, config: str, upto: int) -> bool:
         """No round from ``upto`` on is needed: stable, capped, or a round
@@ -131,7 +135,7 @@ class Progress:
             reason = FAILED
         elif self.stable(config):
             reason = STABLE
-        elif self.cap is not None and len(self.counted(config)) >= self.cap:
+        elif self.full(config):
             reason = CAP
         elif row.repeat + 1 >= self.rounds:
             reason = ROUNDS

@@ -39,12 +39,18 @@ def counted(ok: pd.DataFrame) -> pd.Series:
     if "host_probe_ms" not in ok or not ok["host_probe_ms"].notna().any():
         return pd.Series(keep, index=ok.index)
     keys = [k for k in KEYS + AXES if k in ok]
-    groups = ok.reset_index(drop=True).groupby(keys, dropna=False).indices.values() if keys else [range(len(ok))]
+    groups = ok.groupby(keys, dropna=False).indices.values() if keys else [range(len(ok))]  # positions
     for rows in groups:
         g = ok.iloc[list(rows)]
-        gates = g["host_gate"].dropna() if "host_gate" in g else pd.Series(dtype=float)
-        keep[list(rows)] = hostspeed.counted(g["host_probe_ms"].tolist(), float(gates.iloc[0]) if len(gates) else None)
+        keep[list(rows)] = hostspeed.counted(g["host_probe_ms"].tolist(), gate_tolerance(g))
     return pd.Series(keep, index=ok.index)
+
+
+def gate_tolerance(rows: pd.DataFrame) -> float | None:
+    """The host gate's tolerance these rows ran with (the largest, should
+    they differ; None: off, or a folder from before the column)."""
+    gates = rows["host_gate"].dropna() if "host_gate" in rows else ()
+    return float(max(gates)) if len(gates) else None
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

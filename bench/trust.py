@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench import intervals, samples as per_update
-from bench.analysis import KEYS, counted
+from bench.analysis import KEYS, counted, gate_tolerance
 from bench.facts import SINEBENCH, Sweep, multi_sets, one_gpu
 from bench.schema import SLOW_HOST
 from sinelstm import hostspeed
@@ -230,9 +230,8 @@ def host_waits(runs: pd.DataFrame) -> HostWaits | None:
         return None
     wait = gated["host_wait_s"].fillna(0.0)
     slow = gated[gated["host_slow"] > 0]
-    gates = gated["host_gate"].dropna() if "host_gate" in gated else pd.Series(dtype=float)
     # Only runs from before slow-host timed on after their cap (a later run stops instead).
     before = gated["host_probe_ms"].isna() if "host_probe_ms" in gated else True
     return HostWaits(len(gated), len(slow), float(wait[slow.index].sum()), float(wait.max()) if len(wait) else 0.0,
                      int(((wait >= hostspeed.MAX_WAIT_S) & before).sum()), hostspeed.MAX_WAIT_S, stopped,
-                     int((~counted(gated)).sum()), float(gates.max()) if len(gates) else None)
+                     int((~counted(gated)).sum()), gate_tolerance(gated))

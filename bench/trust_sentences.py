@@ -122,18 +122,18 @@ def host_waits(w) -> str | None:
     if w is None:
         return None
     many = w.stopped != 1
-    stopped = (f" {w.stopped} other run{'s' if many else ''} met a host still slow after the {w.cap:g} s a run may "
-               f"wait: {'they' if many else 'it'} stopped untimed and {'are' if many else 'is'} not counted "
-               f"(status slow-host)." if w.stopped else "")
+    after = (f" {w.stopped} other run{'s' if many else ''} met a host still slow after the {w.cap:g} s a run may "
+             f"wait: {'they' if many else 'it'} stopped untimed and {'are' if many else 'is'} not counted "
+             f"(status slow-host)." if w.stopped else "")
     if w.uncounted:
         many = w.uncounted != 1
-        stopped += (f" {w.uncounted} finished run{'s' if many else ''} {'were' if many else 'was'} timed while the "
-                    f"host was more than {w.tolerance:.0%} slower than at {'their' if many else 'its'} "
-                    f"configuration's fastest run, which the gate learned only later: not counted.")
+        after += (f" {w.uncounted} finished run{'s' if many else ''} {'were' if many else 'was'} timed while the "
+                  f"host was more than {w.tolerance:.0%} slower than at {'their' if many else 'its'} "
+                  f"configuration's fastest run, which the gate learned only later: not counted.")
     if not w.slow_runs:
         return (f"The host-speed gate never found the host slow in the {w.runs} finished "
-                f"run{'s' if w.runs != 1 else ''} it checked.{stopped}")
+                f"run{'s' if w.runs != 1 else ''} it checked.{after}")
     capped = (f"; {w.capped} reached the {w.cap:g} s cap, so their timings include slow phases" if w.capped
               else "")
     return (f"The host-speed gate found the host slow in {w.slow_runs} of {w.runs} finished runs: they waited "
-            f"{w.wait_s:.1f} s in all (at most {w.max_wait_s:.1f} s in one run){capped}.{stopped}")
+            f"{w.wait_s:.1f} s in all (at most {w.max_wait_s:.1f} s in one run){capped}.{after}")

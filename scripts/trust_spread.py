@@ -20,8 +20,9 @@ KEYS = ["impl", "devices", "strategy", "batchsize", "n_units"]
 def rows(folder: Path) -> dict:
     runs = ResultStore(folder).load()["runs"]
     finished = runs[runs["status"] == "ok"]
-    ok = analysis.ok_runs(runs)  # those that count
-    uncounted = finished[~analysis.counted(finished)].groupby(KEYS).size().to_dict()
+    counts = analysis.counted(finished).to_numpy()  # analysis.ok_runs's rule, once for both
+    ok = finished[counts]
+    uncounted = finished[~counts].groupby(KEYS).size().to_dict()
     got = samples.read_all(folder, list(ok["run_id"]))
     out = {}
     stopped = runs[runs["status"] == "slow-host"].groupby(KEYS).size().to_dict()
