@@ -122,15 +122,15 @@ def collect(argv: list | None = None) -> dict:
     import sinelstm  # noqa: F401
     import chainer
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = peaks.usable_cpus()
     return {
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         # A wrapper script (scripts/gpu_run.sh) names itself here.
         "command": os.environ.get("SINEBENCH_COMMAND") or shlex.join(argv if argv is not None else sys.argv),
         "host": platform.node(),
         "os": platform.platform(),
-        "cpu": {"model": _cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": cores,
-                "blas_threads": _blas_threads(), **peaks.cpu_peak(cores)},
+        "cpu": {"model": _cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": len(cpus),
+                "blas_threads": _blas_threads(), **peaks.cpu_peak(cpus)},
         "ram_gib": _ram_gib(),
         "gpu": _gpus(),
         "versions": {"python": platform.python_version(), "numpy": numpy.__version__,

@@ -71,7 +71,8 @@ def rows(env: dict) -> list:
     out = [("recorded", f"{env.get('recorded_at', '?')} on {env.get('host', '?')}"),
            ("command", env.get("command", "unknown")),
            ("CPU", f"{cpu.get('model', '?')}, {cpu.get('logical_cores', '?')} logical cores, "
-                   f"{cpu.get('usable_cores', '?')} usable"),
+                   f"{cpu.get('usable_cores', '?')} usable"
+                   + (f" on {cpu['physical_cores']} physical" if cpu.get("physical_cores") else "")),
            ("CPU peak, FP32 (estimate)", flops(cpu.get("peak_fp32_flops"))
             + (f" ({cpu['basis']})" if cpu.get("basis") else "")),
            ("BLAS threads", _blas(cpu.get("blas_threads"))),

@@ -4,11 +4,18 @@ cost-model rate may exceed.
 A GPU's peak is its SM count x FP32 lanes per SM x 2 (an FMA is two FLOPs)
 x its boost clock, from the device's properties at sweep time. A folder
 recorded before peaks were is given one from the card's name and SM count
-(KNOWN_CLOCK_MHZ). The CPU's is an estimate: usable cores x clock x FP32
-FLOPs per cycle and core that its widest FMA unit allows (two FMA ports
-assumed, as on server cores); it is an upper bound, not a promise.
+(KNOWN_CLOCK_MHZ). The CPU's is an estimate: usable physical cores x clock
+x FP32 FLOPs per cycle and core that its widest FMA unit allows (two FMA
+ports assumed, as on server cores); it is an upper bound, not a promise.
+Physical, because the hyperthreads of one core share its FMA units: on a
+machine with two threads a core, counting logical cores doubled the peak.
+Where the kernel does not say which logical cores share a physical one,
+each counts as one.
 """
+import os
 from pathlib import Path
+
+CPU_SYS = Path("/sys/devices/system/cpu")
 
 # FP32 lanes per SM by compute capability (CUDA C Programming Guide,
 # "Arithmetic instructions" throughput table).
@@ -60,11 +67,34 @@ def cpu_info() -> tuple:
     return flags, mhz
 
 
-def cpu_peak(cores: int | None) -> dict:
+def physical_cores(cpus, root: Path = CPU_SYS) -> int | None:
+    """How many physical cores the logical CPUs ``cpus`` are on (their
+    distinct socket and core ids in sysfs); None where the kernel does not say."""
+    cores = set()
+    for cpu in cpus:
+        top = root / f"cpu{cpu}" / "topology"
+        try:
+            cores.add((int((top / "physical_package_id").read_text()), int((top / "core_id").read_text())))
+        except (OSError, ValueError):
+            return None
+    return len(cores) or None
+
+
+def usable_cpus() -> list:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 0))
+
+
+def cpu_peak(cpus: list) -> dict:
+    """The FP32 peak of the logical CPUs ``cpus``, with its basis and how
+    many physical cores they are."""
     flags, mhz = cpu_info()
     per = cpu_flops_per_cycle(flags)
+    physical = physical_cores(cpus)
+    cores = physical or len(cpus)
     peak = cores * mhz * 1e6 * per if cores and mhz else None
-    return {"peak_fp32_flops": peak, "basis": f"{cores} cores x {mhz or 0:.0f} MHz x {per} FP32 FLOPs/cycle"}
+    kind = "physical cores" if physical else "cores"
+    return {"physical_cores": physical, "peak_fp32_flops": peak,
+            "basis": f"{cores} {kind} x {mhz or 0:.0f} MHz x {per} FP32 FLOPs/cycle"}
 
 
 def peaks(env: dict) -> dict:
