@@ -59,6 +59,15 @@ time slice (reasoned, not measured: no host since has shown that slowdown).
 more hosts they followed the updates alike (correlation 0.59-0.76), and the
 updates the gate would time spread a little less under the update probe.
 
+On some hosts the slowness is not the machine's but its cores': on two 2x
+H200 guests (results/h200x2-corenoise-2026-11-28) some cores read slow at
+every moment and none at all, 56 % of readings over all; a core fast now
+was no faster than the rest two seconds later; processes probing at the
+same moment on disjoint cores read 1.9 and 2.8 ms. There waiting buys
+little, and a job of N ranks, slow while any rank is, waits most: on a
+4x H200 host the gate stopped 12 ChainerMN runs, device-bound ones among
+them (scripts/gpu_scale.sh runs with the gate off since).
+
 What it still cannot see: a slowdown that only the run's own device work
 feels (a GPU's clocks, a busy link), and the fast state drifting by less
 than the tolerance (5-8 % over a minute on one host). Gated sweeps on three
