@@ -12,6 +12,16 @@ compared with its first device alone, at the same precision:
   where ms(1) is one device at the per-device batch;
 
 efficiency = speedup / N in both, 1 being ideal.
+
+Where one device also ran the strong-scaling batch's share, B / N, a
+strong-scaling shortfall splits in two (:func:`strong_losses`): each
+device of the set works on B / N, and one device alone at B / N is
+already less efficient per sample than at B (a GEMM with fewer rows fills
+fewer tiles), so ms(1, B) / ms(1, B / N) is the speedup the set would
+have with free communication; what remains, ms(1, B / N) / ms(N, B), is
+the all-reduce, the synchronization and the slowest rank. The first is the
+arithmetic's, no interconnect can win it back; the second is the link's
+and the framework's.
 """
 from dataclasses import dataclass
 
@@ -110,6 +120,39 @@ def curves(agg: pd.DataFrame, transport: str = DEFAULT_TRANSPORT) -> pd.DataFram
     return out.drop_duplicates(["kind", "strategy", "precision", "scaling", "size", "n_devices"]).sort_values(
         ["kind", "scaling", "n_units", "per_device", "batchsize", "strategy", "precision", "n_devices"],
         ignore_index=True)
+
+
+LOSS_COLUMNS = ["impl", "kind", "devices", "n_devices", "strategy", "precision", "batchsize", "n_units", "ms",
+                "base_ms", "share_ms", "speedup", "bound", "batch_efficiency", "parallel_efficiency"]
+
+
+def strong_losses(agg: pd.DataFrame) -> pd.DataFrame:
+    """Each strong-scaling multi-device run (default transport) whose first
+    device also ran alone at the whole batch B and at its share B / N:
+    ``bound`` = ms(1, B) / ms(1, B / N), the speedup free communication
+    would give; ``batch_efficiency`` = bound / N; ``parallel_efficiency`` =
+    ms(1, B / N) / ms(N, B), what communication and synchronization leave;
+    speedup = N x batch_efficiency x parallel_efficiency."""
+    rows = []
+    multi = agg[(agg["n_devices"] > 1) & (agg["scaling"] == STRONG)
+                & ((agg["transport"] == DEFAULT_TRANSPORT) | (agg["strategy"] != "chainermn"))]
+    for _, r in multi.iterrows():
+        ds = parse_device_set(r["devices"], check=False)
+        n, batch, mine = ds.n_devices, int(r["batchsize"]), agg[agg["impl"] == r["impl"]]
+        if batch % n:
+            continue
+        base = _single_ms(mine, ds.first_spec, r["precision"], STRONG, batch, r["n_units"])
+        share = _single_ms(mine, ds.first_spec, r["precision"], STRONG, batch // n, r["n_units"])
+        if base is None or share is None:
+            continue
+        ms, bound = float(r["ms"]), base / share
+        rows.append({"impl": r["impl"], "kind": _kind(r["devices"]), "devices": r["devices"], "n_devices": n,
+                     "strategy": r["strategy"], "precision": r["precision"], "batchsize": batch,
+                     "n_units": int(r["n_units"]), "ms": ms, "base_ms": base, "share_ms": share,
+                     "speedup": base / ms, "bound": bound, "batch_efficiency": bound / n,
+                     "parallel_efficiency": share / ms})
+    return pd.DataFrame(rows, columns=LOSS_COLUMNS).sort_values(
+        ["impl", "kind", "n_units", "batchsize", "precision", "strategy", "n_devices"], ignore_index=True)
 
 
 def curves_by_impl(agg: pd.DataFrame, impls: list) -> pd.DataFrame:

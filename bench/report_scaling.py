@@ -9,6 +9,7 @@ from markupsafe import Markup
 from bench import facts_scaling as fs
 from bench import plots_scaling, sentences_scaling
 from bench.tables import html_table, num
+from sinelstm.names import device_label
 
 
 def _section(id_, title, figures, text=(), table=None) -> dict:
@@ -32,8 +33,22 @@ def devices_section(agg, impls, figs) -> list:
             f"{scaling} scaling"))
     if not figures:
         return []
+    ls = fs.strong_losses(agg[agg["impl"].isin(impls)])
     return [_section("devices", "Scaling with the number of devices", figures,
-                     [sentences_scaling.best(b) for b in fs.best_at_most_devices(c)])]
+                     [sentences_scaling.best(b) for b in fs.best_at_most_devices(c)] + sentences_scaling.losses(ls),
+                     table=losses_table(ls) if len(ls) else None)]
+
+
+def losses_table(ls) -> Markup:
+    """Where each strong-scaling speedup goes: the batch share's cap and
+    what communication leaves of it (facts_scaling.strong_losses)."""
+    rows = [[r["impl"], device_label(r["devices"], r["strategy"]), r["precision"],
+             f"b{r['batchsize']}, n{r['n_units']}", num(r["base_ms"]), num(r["share_ms"]), num(r["ms"]),
+             f"{num(r['speedup'])}×", f"{num(r['bound'])}×", f"{r['batch_efficiency']:.1%}",
+             f"{r['parallel_efficiency']:.1%}"] for _, r in ls.iterrows()]
+    return html_table(["<implementation", "<device set", "<precision", "<size", "1 device, ms",
+                       "1 device at the share, ms", "set, ms", "speedup", "cap from the share",
+                       "share's efficiency", "left by communication"], rows)
 
 
 def cost_table(crossovers) -> Markup:

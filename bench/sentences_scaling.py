@@ -1,6 +1,7 @@
 """The scaling section's sentences: the numbers of :mod:`bench.facts_scaling`
 in English, nothing computed here."""
 from bench.tables import num
+from sinelstm.names import device_label
 
 UNIT = {"GPU": ("GPU", "GPUs"), "CPU": ("CPU replica", "CPU replicas")}
 
@@ -18,6 +19,33 @@ def best(b) -> str:
     return (f"{b.scaling.capitalize()} scaling ({what}){whose}: {b.n_devices} {many} with {b.strategy} in "
             f"{b.precision} are {num(b.speedup)}× one {one} at {b.size} ({_pct(b.efficiency)} efficiency), their "
             "best size.")
+
+
+def losses(ls) -> list:
+    """Per implementation and precision, its largest set's best strong
+    speedup split in two: 'Why graph's 4 GPUs (chainermn) (fp32, b4096,
+    n1024) are 3.74× one GPU and not 4×: one GPU at each one's share of the
+    batch (1024) is 95 % as efficient as at 4096, which caps the speedup at
+    3.8×; communication and synchronization cost the remaining 1 %.'"""
+    out = []
+    for (impl, precision), g in ls.groupby(["impl", "precision"], sort=False):
+        top = g[g["n_devices"] == g["n_devices"].max()]
+        r = top.loc[top["speedup"].idxmax()]
+        label = device_label(r["devices"], r["strategy"])
+        one = UNIT[r["kind"]][0]
+        out.append(f"Why {impl}'s {label} ({precision}, b{r['batchsize']}, n{r['n_units']}) are "
+                   f"{num(r['speedup'])}× one {one} and not {r['n_devices']}×: one {one} at each one's share of the "
+                   f"batch ({r['batchsize'] // r['n_devices']}) is {_pct(r['batch_efficiency'])} as efficient as "
+                   f"at {r['batchsize']}, which caps the speedup at {num(r['bound'])}×; communication and "
+                   f"synchronization {_rest(r['parallel_efficiency'])}.")
+    return out
+
+
+def _rest(parallel_efficiency: float) -> str:
+    lost = 1 - parallel_efficiency
+    if lost < 0:
+        return f"cost nothing: the set beat that cap by {_pct(-lost)}"
+    return f"cost the remaining {_pct(lost)}"
 
 
 def precision(ps, crossovers) -> list:

@@ -6,9 +6,12 @@
 #      one (graph, one process per GPU); fp32 and tf32;
 #   2. NCCL's transports (shm, socket; default is step 1's) for the
 #      chainermn sets of both implementations, at batch 16 and 4096, fp32;
-#   3. weak scaling, 1024 windows per GPU, fp32;
-#   4. the latency-bound end: batch 16 / n_units 1024 on every set, fp32;
-#   5. the CPU at batch 16 (n_units 32 and 1024).
+#   3. one GPU at each set's share of step 1's batch (2048 and 1024 of 4096),
+#      fp32 and tf32: what the share's smaller products cost, apart from
+#      communication (the report's split of each speedup's shortfall);
+#   4. weak scaling, 1024 windows per GPU, fp32;
+#   5. the latency-bound end: batch 16 / n_units 1024 on every set, fp32;
+#   6. the CPU at batch 16 (n_units 32 and 1024).
 # The article's 10-step windows; every run its whole budget (--full-budget:
 # no stop at a quality target, so that ms per update is comparable); NCCL's
 # bus bandwidth per transport into env.json. The report is rendered where
@@ -52,9 +55,13 @@ MAX_SECONDS=${MAX_SECONDS:-1.5}
 RUN=(--recipe article --full-budget --updates "$UPDATES" --max-seconds "$MAX_SECONDS" --warmup 5
      --eval-every 1000 --repeats 1 --host-gate "${HOST_GATE:-off}" --no-report --no-progress --out "$RES" --units "$UNITS")
 BOTH=(--impl sinebench,graph --strategy single-process,chainermn)
+FIRST=${SETS%%,*}  # the one-device set
+SHARES=$(for set in ${MULTI//,/ }; do n=$(($(tr -cd + <<< "$set" | wc -c) + 1)); echo $((BATCH / n)); done |
+         sort -nru | paste -sd,)
 STEPS=(
   "strong|--devices $SETS ${BOTH[*]} --precision $PRECISIONS --batchsize $BATCH"
   "transports|--devices $MULTI --strategy chainermn --impl sinebench,graph --transport $TRANSPORTS --batchsize $SMALL,$BATCH"
+  "shares|--devices $FIRST --impl sinebench,graph --precision $PRECISIONS --batchsize $SHARES"
   "weak|--devices $SETS ${BOTH[*]} --batch-per-device $PER_DEVICE"
   "small|--devices $SETS ${BOTH[*]} --batchsize $SMALL"
 )

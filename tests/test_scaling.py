@@ -8,7 +8,7 @@ from dataclasses import asdict, replace
 import pandas as pd
 import pytest
 
-from bench import busbw, facts, facts_scaling as fs, transports
+from bench import busbw, facts, facts_scaling as fs, sentences_scaling, transports
 from bench.analysis import aggregate
 from bench.grid import expand_grid, grid_size, skipped, why_not
 from bench.launch import worker_env
@@ -234,6 +234,24 @@ def test_strong_and_weak_curves():
     assert best[("weak", "fp32")].efficiency == pytest.approx(0.5)
 
 
+def test_a_strong_speedup_splits_into_the_batch_share_and_communication():
+    ls = fs.strong_losses(agg())
+    # Only 4 GPUs in fp32 have one GPU at their share (1024) too; 2 GPUs (2048) and tf32 do not.
+    assert list(zip(ls["devices"], ls["precision"])) == [("0+1+2+3", "fp32")]
+    r = ls.iloc[0]
+    assert r["bound"] == pytest.approx(20 / 8)  # one GPU at 4096 against at 1024: 2.5x at most
+    assert r["batch_efficiency"] == pytest.approx(2.5 / 4)
+    assert r["parallel_efficiency"] == pytest.approx(8 / 6.25)  # faster than the share alone: > 1
+    assert r["speedup"] == pytest.approx(4 * r["batch_efficiency"] * r["parallel_efficiency"])
+    (text,) = sentences_scaling.losses(ls)
+    assert "4 GPUs (chainermn) (fp32, b4096, n1024) are 3.2× one GPU and not 4×" in text
+    assert "(1024) is 62% as efficient as at 4096, which caps the speedup at 2.5×" in text
+    assert "cost nothing: the set beat that cap by 28%" in text
+    slower = agg().assign(ms=lambda a: a["ms"].where(a["devices"] != "0+1+2+3", a["ms"] * 1.6))
+    (text,) = sentences_scaling.losses(fs.strong_losses(slower))
+    assert "communication and synchronization cost the remaining 20%" in text  # 8 / 10 in fp32
+
+
 def test_two_device_counts_alone_are_not_a_curve():
     a = agg()
     only_two = a[(a["n_devices"] < 4) & (a["scaling"] == "strong")]
@@ -339,7 +357,8 @@ def test_report_has_the_scaling_sections(tmp_path):
                  "4 GPUs with chainermn in fp32 are 3.2× one GPU at b4096, n1024 (80% efficiency)",
                  "Over sockets, 2 GPUs lose to one at b4096, n1024 (fp32): 0.8×",
                  "TF32 is 4× fp32 at best", "NET/Socket/0",
-                 "Measured, one GPU in tf32 against the CPU over 2 sizes: the GPU wins every size above"):
+                 "Measured, one GPU in tf32 against the CPU over 2 sizes: the GPU wins every size above",
+                 "which caps the speedup at 2.5×", "left by communication"):
         assert text in html, text
 
 
@@ -422,11 +441,15 @@ def test_the_4_gpu_script_runs_end_to_end_on_the_cpu(tmp_path):
     assert dry.returncode == 0, dry.stderr
     assert "2 CPU replicas (chainermn) article T=10 b=32 n=32 weak #0" in dry.stdout
     assert "2 CPU replicas (chainermn) · graph article T=10 b=32 n=32 weak #0" in dry.stdout
-    assert dry.stdout.count("runs to do") == 4 and not (tmp_path / "res").exists()
+    assert dry.stdout.count("runs to do") == 5 and not (tmp_path / "res").exists()
+    assert "CPU · graph article T=10 b=32 n=32 #0" in dry.stdout  # the share of b64 that each of 2 gets
     proc = subprocess.run(["bash", "scripts/gpu_scale.sh"], env=env, capture_output=True, text=True,
                           cwd=PROJECT_ROOT, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     runs = pd.read_csv(tmp_path / "res" / "runs.csv")
-    assert len(runs) == 15 and (runs["status"] == "ok").all(), runs[["run_id", "message"]]
+    assert len(runs) == 17 and (runs["status"] == "ok").all(), runs[["run_id", "message"]]
     assert set(runs["impl"]) == {"sinebench", "graph"}
+    assert runs["host_gate"].isna().all()  # the script's default: the gate off
     assert {"scaling_weak_cpu.png", "scaling_strong_cpu.png"} <= set(os.listdir(tmp_path / "res" / "figures"))
+    html = (tmp_path / "res" / "report.html").read_text()
+    assert "2 CPU replicas (chainermn) (fp32, b64, n32) are" in html and "left by communication" in html
