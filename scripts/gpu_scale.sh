@@ -29,8 +29,9 @@
 # Results go to RES (default results/<gpu>x<count>-scale-<date>). CHECKS=1
 # runs verify and the GPU tests of the scaling axes first. SETS (default
 # 0,0+1,0+1+2+3), UNITS, BATCH, SMALL, PER_DEVICE, UPDATES and MAX_SECONDS
-# change the grid. CPU_ONLY=1 runs the same steps without a GPU (cpu and
-# cpu+cpu at small sizes), the proof that the script runs end to end.
+# change the grid; ONLY (e.g. "strong shares") runs those steps alone.
+# CPU_ONLY=1 runs the same steps without a GPU (cpu and cpu+cpu at small
+# sizes), the proof that the script runs end to end.
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
 if [ -n "${CPU_ONLY:-}" ]; then
@@ -67,6 +68,11 @@ STEPS=(
 )
 [ -n "$CPU_SETS" ] && STEPS+=("cpu|--devices $CPU_SETS --batchsize $SMALL --units 32,$UNITS")
 
+if [ -n "${ONLY:-}" ]; then
+  kept=()
+  for step in "${STEPS[@]}"; do [[ " $ONLY " == *" ${step%%|*} "* ]] && kept+=("$step"); done
+  STEPS=("${kept[@]}")
+fi
 for step in "${STEPS[@]}"; do
   name=${step%%|*}
   read -ra args <<< "${step#*|}"
