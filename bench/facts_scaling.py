@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench import analysis, crossover
-from bench.transports import DEFAULT as DEFAULT_TRANSPORT
+from bench.transports import DEFAULT as DEFAULT_TRANSPORT, applies
 from sinelstm.devices import parse_device_set
 from sinelstm.names import PRECISIONS, SINGLE_DEVICE, device_label
 
@@ -127,20 +127,24 @@ LOSS_COLUMNS = ["impl", "kind", "devices", "n_devices", "strategy", "precision",
 
 
 def strong_losses(agg: pd.DataFrame) -> pd.DataFrame:
-    """Each strong-scaling multi-device run (default transport) whose first
-    device also ran alone at the whole batch B and at its share B / N:
-    ``bound`` = ms(1, B) / ms(1, B / N), the speedup free communication
-    would give; ``batch_efficiency`` = bound / N; ``parallel_efficiency`` =
-    ms(1, B / N) / ms(N, B), what communication and synchronization leave;
-    speedup = N x batch_efficiency x parallel_efficiency."""
+    """Each strong-scaling multi-GPU run (NCCL's default transport) whose
+    first GPU also ran alone at the whole batch B and at its share B / N
+    (same implementation, recipe and precision): ``bound`` = ms(1, B) /
+    ms(1, B / N), the speedup free communication would give;
+    ``batch_efficiency`` = bound / N; ``parallel_efficiency`` = ms(1, B / N)
+    / ms(N, B), what communication, synchronization and (single-process)
+    one process driving every GPU in turn leave of it; speedup = N x
+    batch_efficiency x parallel_efficiency. GPUs only: CPU replicas share
+    the machine's cores (each rank gets a part of the threads one CPU run
+    has), so one CPU alone at B / N is not what each replica was."""
     rows = []
-    multi = agg[(agg["n_devices"] > 1) & (agg["scaling"] == STRONG)
-                & ((agg["transport"] == DEFAULT_TRANSPORT) | (agg["strategy"] != "chainermn"))]
-    for _, r in multi.iterrows():
+    for _, r in agg[(agg["n_devices"] > 1) & (agg["scaling"] == STRONG)].iterrows():
         ds = parse_device_set(r["devices"], check=False)
-        n, batch, mine = ds.n_devices, int(r["batchsize"]), agg[agg["impl"] == r["impl"]]
-        if batch % n:
+        n, batch = ds.n_devices, int(r["batchsize"])
+        other_link = applies(r["devices"], r["strategy"]) and r["transport"] != DEFAULT_TRANSPORT
+        if not ds.is_gpu or other_link or batch % n:
             continue
+        mine = agg[(agg["impl"] == r["impl"]) & (agg["recipe"] == r["recipe"])]
         base = _single_ms(mine, ds.first_spec, r["precision"], STRONG, batch, r["n_units"])
         share = _single_ms(mine, ds.first_spec, r["precision"], STRONG, batch // n, r["n_units"])
         if base is None or share is None:

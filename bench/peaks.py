@@ -68,14 +68,20 @@ def cpu_info() -> tuple:
 
 
 def physical_cores(cpus, root: Path = CPU_SYS) -> int | None:
-    """How many physical cores the logical CPUs ``cpus`` are on (their
-    distinct socket and core ids in sysfs); None where the kernel does not say."""
+    """How many physical cores the logical CPUs ``cpus`` are on: their
+    distinct sibling lists in sysfs (the logical CPUs of one core; a core id
+    alone repeats across dies on some machines); None where the kernel
+    does not say."""
     cores = set()
     for cpu in cpus:
         top = root / f"cpu{cpu}" / "topology"
-        try:
-            cores.add((int((top / "physical_package_id").read_text()), int((top / "core_id").read_text())))
-        except (OSError, ValueError):
+        for name in ("core_cpus_list", "thread_siblings_list"):
+            try:
+                cores.add((top / name).read_text().strip())
+                break
+            except OSError:
+                continue
+        else:
             return None
     return len(cores) or None
 

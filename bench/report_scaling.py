@@ -18,24 +18,25 @@ def _section(id_, title, figures, text=(), table=None) -> dict:
 
 def devices_section(agg, impls, figs) -> list:
     """One figure per scaling and kind, the curves of every implementation
-    in ``impls`` (each against its own one device)."""
-    if not impls:
+    in ``impls`` (each against its own one device), and the split of every
+    strong speedup whose batch share ran on one device too (also for a
+    sweep of one and two GPUs alone, which has no curve)."""
+    ls = fs.strong_losses(agg)
+    figures, text = [], []
+    if impls:
+        c = fs.curves_by_impl(agg, impls)
+        for scaling, kind in c[["scaling", "kind"]].drop_duplicates().itertuples(index=False, name=None):
+            figures.append(figs.add(
+                f"scaling_{scaling}_{kind.lower()}", plots_scaling.scaling_curves(c, scaling, kind),
+                f"{scaling.capitalize()} scaling: times faster than one device (top) and efficiency (bottom) "
+                "against the number of devices, one panel per size; dotted: ideal. Solid lines fp32, dashed tf32"
+                + ("; dark lines with diamonds: " + ", ".join(impls[1:]) + " (against its own one device)." if
+                   len(impls) > 1 else "."),
+                f"{scaling} scaling"))
+        text = [sentences_scaling.best(b) for b in fs.best_at_most_devices(c)] if figures else []
+    if not figures and ls.empty:
         return []
-    c = fs.curves_by_impl(agg, impls)
-    figures = []
-    for scaling, kind in c[["scaling", "kind"]].drop_duplicates().itertuples(index=False, name=None):
-        figures.append(figs.add(
-            f"scaling_{scaling}_{kind.lower()}", plots_scaling.scaling_curves(c, scaling, kind),
-            f"{scaling.capitalize()} scaling: times faster than one device (top) and efficiency (bottom) against "
-            "the number of devices, one panel per size; dotted: ideal. Solid lines fp32, dashed tf32"
-            + ("; dark lines with diamonds: " + ", ".join(impls[1:]) + " (against its own one device)." if
-               len(impls) > 1 else "."),
-            f"{scaling} scaling"))
-    if not figures:
-        return []
-    ls = fs.strong_losses(agg[agg["impl"].isin(impls)])
-    return [_section("devices", "Scaling with the number of devices", figures,
-                     [sentences_scaling.best(b) for b in fs.best_at_most_devices(c)] + sentences_scaling.losses(ls),
+    return [_section("devices", "Scaling with the number of devices", figures, text + sentences_scaling.losses(ls),
                      table=losses_table(ls) if len(ls) else None)]
 
 
@@ -48,7 +49,7 @@ def losses_table(ls) -> Markup:
              f"{r['parallel_efficiency']:.1%}"] for _, r in ls.iterrows()]
     return html_table(["<implementation", "<device set", "<precision", "<size", "1 device, ms",
                        "1 device at the share, ms", "set, ms", "speedup", "cap from the share",
-                       "share's efficiency", "left by communication"], rows)
+                       "share's efficiency", "kept of the cap"], rows)
 
 
 def cost_table(crossovers) -> Markup:

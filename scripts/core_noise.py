@@ -12,8 +12,8 @@ writes every reading (``--out``, CSV: t, cpu, ms). It prints:
 * whether cores are slow together: the share of sweeps over the cores with
   none, some, or all of them slow;
 * whether the fastest cores now are fast a little later: for the quarter of
-  cores fastest in one sweep, their share of slow readings 1, 5 and 20
-  sweeps on, against all cores' share (the question for choosing cores by
+  cores fastest in one sweep, their share of slow readings 1, 5, 20 and
+  50 sweeps on, against all cores' share (the question for choosing cores by
   speed before a run).
 
     python3 scripts/core_noise.py --seconds 60 --out core_noise.csv
@@ -57,6 +57,8 @@ def main():
         f.write("t,cpu,ms\n")
         f.writelines(f"{t:.4f},{c},{ms:.5f}\n" for t, c, ms in rows)
     m = np.array(sweeps)  # sweep x core
+    if not len(m):
+        sys.exit("core_noise.py: no sweep over the cores finished; give more --seconds")
     best = m.min()
     slow = m > best * (1 + TOLERANCE)
     print(f"{len(cpus)} cores, {len(m)} sweeps of {args.seconds / max(1, len(m)):.2f} s; fastest reading "

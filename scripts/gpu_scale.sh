@@ -41,7 +41,8 @@ if [ -n "${CPU_ONLY:-}" ]; then
 fi
 RES=${RES:-results/$(gpu_tag)-scale-$(date +%F)}
 SETS=${SETS:-0,0+1,0+1+2+3}
-MULTI=${SETS#*,}  # the multi-device sets
+MULTI=${SETS#*,}  # the multi-device sets (none where SETS is one set)
+[ "$MULTI" = "$SETS" ] && MULTI=""
 CPU_SETS=${CPU_SETS-cpu}
 UNITS=${UNITS:-1024}
 BATCH=${BATCH:-4096}
@@ -56,21 +57,36 @@ MAX_SECONDS=${MAX_SECONDS:-1.5}
 RUN=(--recipe article --full-budget --updates "$UPDATES" --max-seconds "$MAX_SECONDS" --warmup 5
      --eval-every 1000 --repeats 1 --host-gate "${HOST_GATE:-off}" --no-report --no-progress --out "$RES" --units "$UNITS")
 BOTH=(--impl sinebench,graph --strategy single-process,chainermn)
-FIRST=${SETS%%,*}  # the one-device set
-SHARES=$(for set in ${MULTI//,/ }; do n=$(($(tr -cd + <<< "$set" | wc -c) + 1)); echo $((BATCH / n)); done |
-         sort -nru | paste -sd,)
-STEPS=(
-  "strong|--devices $SETS ${BOTH[*]} --precision $PRECISIONS --batchsize $BATCH"
-  "transports|--devices $MULTI --strategy chainermn --impl sinebench,graph --transport $TRANSPORTS --batchsize $SMALL,$BATCH"
-  "shares|--devices $FIRST --impl sinebench,graph --precision $PRECISIONS --batchsize $SHARES"
-  "weak|--devices $SETS ${BOTH[*]} --batch-per-device $PER_DEVICE"
-  "small|--devices $SETS ${BOTH[*]} --batchsize $SMALL"
-)
+# Each multi-device set's first device alone at that set's share of BATCH
+# (a share only where BATCH divides evenly), one step per first device.
+declare -A SHARES=()
+for set in ${MULTI//,/ }; do
+  n=$(($(tr -cd + <<< "$set" | wc -c) + 1)) first=${set%%+*}
+  (( BATCH % n )) && continue
+  [[ ",${SHARES[$first]:-}," == *",$((BATCH / n)),"* ]] || SHARES[$first]+="${SHARES[$first]:+,}$((BATCH / n))"
+done
+STEPS=("strong|--devices $SETS ${BOTH[*]} --precision $PRECISIONS --batchsize $BATCH")
+if [ -n "$MULTI" ]; then
+  STEPS+=("transports|--devices $MULTI --strategy chainermn --impl sinebench,graph --transport $TRANSPORTS"\
+" --batchsize $SMALL,$BATCH")
+fi
+for first in "${!SHARES[@]}"; do
+  STEPS+=("shares|--devices $first --impl sinebench,graph --precision $PRECISIONS --batchsize ${SHARES[$first]}")
+done
+STEPS+=("weak|--devices $SETS ${BOTH[*]} --batch-per-device $PER_DEVICE"
+        "small|--devices $SETS ${BOTH[*]} --batchsize $SMALL")
 [ -n "$CPU_SETS" ] && STEPS+=("cpu|--devices $CPU_SETS --batchsize $SMALL --units 32,$UNITS")
 
-if [ -n "${ONLY:-}" ]; then
+if [ -n "${ONLY:-}" ]; then  # names, by spaces or commas; an unknown one is an error, before anything runs
+  names=" $(for step in "${STEPS[@]}"; do printf '%s ' "${step%%|*}"; done)"
   kept=()
-  for step in "${STEPS[@]}"; do [[ " $ONLY " == *" ${step%%|*} "* ]] && kept+=("$step"); done
+  for want in ${ONLY//,/ }; do
+    if [[ "$names" != *" $want "* ]]; then
+      echo "gpu_scale.sh: ONLY names '$want'; the steps here are:$names" >&2
+      exit 2
+    fi
+  done
+  for step in "${STEPS[@]}"; do [[ " ${ONLY//,/ } " == *" ${step%%|*} "* ]] && kept+=("$step"); done
   STEPS=("${kept[@]}")
 fi
 for step in "${STEPS[@]}"; do

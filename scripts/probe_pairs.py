@@ -84,7 +84,7 @@ def run_case(name, sets, probes):
     procs = [ctx.Process(target=_child, args=(s, probes, barrier, queue, i)) for i, s in enumerate(sets)]
     for p in procs:
         p.start()
-    results = dict(queue.get() for _ in procs)
+    results = dict(queue.get(timeout=600) for _ in procs)  # a child that died hard: an error, not a hang
     for p in procs:
         p.join()
     for i, s in enumerate(sets):

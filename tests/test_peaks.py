@@ -2,24 +2,28 @@
 from bench import peaks
 
 
-def _sysfs(root, layout):
-    """layout: logical cpu -> (socket, core)."""
-    for cpu, (socket, core) in layout.items():
+def _sysfs(root, siblings, name="thread_siblings_list"):
+    """siblings: logical cpu -> the cpulist of its core."""
+    for cpu, cores in siblings.items():
         top = root / f"cpu{cpu}" / "topology"
         top.mkdir(parents=True)
-        (top / "physical_package_id").write_text(f"{socket}\n")
-        (top / "core_id").write_text(f"{core}\n")
+        (top / name).write_text(f"{cores}\n")
 
 
 def test_hyperthreads_of_one_core_count_once(tmp_path):
-    _sysfs(tmp_path, {0: (0, 0), 1: (0, 1), 2: (0, 0), 3: (0, 1), 4: (1, 0), 5: (1, 0)})
+    _sysfs(tmp_path, {0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3", 4: "4-5", 5: "4-5"})
     assert peaks.physical_cores([0, 1, 2, 3], tmp_path) == 2
-    assert peaks.physical_cores([0, 4], tmp_path) == 2  # core 0 of two sockets: two cores
+    assert peaks.physical_cores([0, 4], tmp_path) == 2
     assert peaks.physical_cores([4, 5], tmp_path) == 1
 
 
+def test_the_newer_file_name_is_read_too(tmp_path):
+    _sysfs(tmp_path, {0: "0", 1: "1"}, name="core_cpus_list")
+    assert peaks.physical_cores([0, 1], tmp_path) == 2
+
+
 def test_an_unknown_topology_is_none(tmp_path):
-    _sysfs(tmp_path, {0: (0, 0)})
+    _sysfs(tmp_path, {0: "0"})
     assert peaks.physical_cores([0, 1], tmp_path) is None
     assert peaks.physical_cores([], tmp_path) is None
 

@@ -245,11 +245,49 @@ def test_a_strong_speedup_splits_into_the_batch_share_and_communication():
     assert r["speedup"] == pytest.approx(4 * r["batch_efficiency"] * r["parallel_efficiency"])
     (text,) = sentences_scaling.losses(ls)
     assert "4 GPUs (chainermn) (fp32, b4096, n1024) are 3.2× one GPU and not 4×" in text
-    assert "(1024) is 62% as efficient as at 4096, which caps the speedup at 2.5×" in text
-    assert "cost nothing: the set beat that cap by 28%" in text
+    assert "(1024) is 62% as efficient per sample as at 4096, which caps the speedup at 2.5×" in text
+    assert "the set beat that cap by 28.0%" in text
     slower = agg().assign(ms=lambda a: a["ms"].where(a["devices"] != "0+1+2+3", a["ms"] * 1.6))
     (text,) = sentences_scaling.losses(fs.strong_losses(slower))
-    assert "communication and synchronization cost the remaining 20%" in text  # 8 / 10 in fp32
+    assert "communication and synchronization keep 80.0% of that cap" in text  # 8 / 10 in fp32
+
+
+def rows_with_a_share(ms=10.5, devices=("0", "0+1"), cpu_share=False) -> list:
+    """The synthetic rows of one and two devices, with one GPU (and, if asked,
+    one CPU) at the two devices' share of batch 4096 too."""
+    out = [r for r in rows() if r.devices in ("cpu", "cpu+cpu", *devices) and r.scaling == "strong"]
+    extra = [replace(out[0], run_id="share", devices="0", n_devices=1, strategy="single-device", batchsize=2048,
+                     n_units=1024, precision="fp32", transport="default", scaling="strong",
+                     ms_per_update_median=ms, ms_per_update_p25=ms, ms_per_update_p75=ms)]
+    if cpu_share:
+        for run_id, devices, n, strategy, b, t in (("c1", "cpu", 1, "single-device", 2048, 100.0),
+                                                   ("c2", "cpu+cpu", 2, "chainermn", 4096, 150.0)):
+            extra.append(replace(extra[0], run_id=run_id, devices=devices, n_devices=n, strategy=strategy,
+                                 batchsize=b, gpu_name="", ms_per_update_median=t, ms_per_update_p25=t,
+                                 ms_per_update_p75=t))
+    return out + extra
+
+
+def test_the_split_takes_gpus_at_the_default_transport_only():
+    a = aggregate(pd.DataFrame([asdict(r) for r in rows_with_a_share(cpu_share=True)]))
+    ls = fs.strong_losses(a)
+    # 0+1 ran at default, socket and shm; CPU replicas share the machine's cores: neither counts.
+    assert list(zip(ls["devices"], ls["strategy"])) == [("0+1", "chainermn")]
+    assert ls["bound"].iloc[0] == pytest.approx(20 / 10.5)
+    assert ls["parallel_efficiency"].iloc[0] == pytest.approx(10.5 / 11)
+
+
+def test_a_sweep_of_one_and_two_gpus_alone_shows_the_split(tmp_path):
+    store = ResultStore(tmp_path)
+    store.open_for_writing()
+    for r in rows_with_a_share():
+        store.append_run(r, {})
+    store.close()
+    html = render(tmp_path, tmp_path / "out" / "report.html").read_text()
+    assert "Scaling with the number of devices" in html and "kept of the cap" in html
+    assert "2 GPUs (chainermn) (fp32, b4096, n1024) are 1.82× one GPU and not 2×" in html
+    assert "caps the speedup at 1.9×; communication and synchronization keep 95.5% of that cap" in html
+    assert not (tmp_path / "out" / "figures" / "scaling_strong_gpu.png").exists()  # no curve: one count
 
 
 def test_two_device_counts_alone_are_not_a_curve():
@@ -358,7 +396,7 @@ def test_report_has_the_scaling_sections(tmp_path):
                  "Over sockets, 2 GPUs lose to one at b4096, n1024 (fp32): 0.8×",
                  "TF32 is 4× fp32 at best", "NET/Socket/0",
                  "Measured, one GPU in tf32 against the CPU over 2 sizes: the GPU wins every size above",
-                 "which caps the speedup at 2.5×", "left by communication"):
+                 "which caps the speedup at 2.5×", "kept of the cap"):
         assert text in html, text
 
 
@@ -452,4 +490,4 @@ def test_the_4_gpu_script_runs_end_to_end_on_the_cpu(tmp_path):
     assert runs["host_gate"].isna().all()  # the script's default: the gate off
     assert {"scaling_weak_cpu.png", "scaling_strong_cpu.png"} <= set(os.listdir(tmp_path / "res" / "figures"))
     html = (tmp_path / "res" / "report.html").read_text()
-    assert "2 CPU replicas (chainermn) (fp32, b64, n32) are" in html and "left by communication" in html
+    assert "kept of the cap" not in html  # CPU replicas share the cores: no split (facts_scaling.strong_losses)
