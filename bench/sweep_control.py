@@ -74,7 +74,7 @@ def control_options(fn):
                        "the slowest of their configuration more often than chance.")
     @click.option("--host-gate", default=f"{hostspeed.DEFAULT_TOLERANCE:g}", show_default=True, metavar="FRACTION|off",
                   help="Time updates only while a probe of host speed (CPU updates of a fixed model) is within "
-                       f"this fraction of the fastest probe seen; a run waits for it (not timed) up to "
+                       f"this fraction of the fifth-fastest probe seen; a run waits for it (not timed) up to "
                        f"{hostspeed.MAX_WAIT_S:g} s. 'off': time whatever the host's speed.")
     @wraps(fn)
     def wrapper(*args, repeats, target_ci, max_repeats, threads, pin, warmup_rounds, host_gate, **kwargs):

@@ -64,7 +64,7 @@ def test_a_host_still_slow_at_the_runs_cap_stops_the_run(host):
     host["probes"] = [1.0, 5.0]  # slow for ever
     gate = HostGate(0.35, max_wait_s=1.0)
     gate.wait()
-    with pytest.raises(hostspeed.HostSlow, match="35% slower than its fastest probe"):
+    with pytest.raises(hostspeed.HostSlow, match="35% slower than its reference probe"):
         gate.wait()
     assert gate.wait_s == pytest.approx(1.0, abs=hostspeed._PAUSE_S)
     with pytest.raises(hostspeed.HostSlow):
@@ -122,7 +122,23 @@ def test_a_slow_host_under_any_rank_makes_all_wait(host):
     assert host["slept"] == 2 and gate.slow_checks == 1
 
 
-def test_the_reference_is_the_fastest_probe_seen(host):
+def _lines(path) -> list:
+    return [float(line) for line in path.read_text().split()]
+
+
+def test_the_reference_is_the_fifth_fastest_probe_once_five_are_known(host):
+    """The fastest of hundreds of probes is an outlier: against it the host
+    reads slow at most checks (a 2-core machine: 0.981 ms, where runs timed
+    at 1.14-1.31)."""
+    host["probes"] = [0.8, 1.0, 1.01, 1.02, 1.03, 1.2, 1.3, 0.5]
+    gate = HostGate(0.2)
+    assert [gate.slow() for _ in range(7)] == [False, True, True, True, False, False, True]
+    assert gate.best_ms == 1.03
+    gate.slow()  # 0.5: one of the five fastest now
+    assert gate.best_ms == 1.02
+
+
+def test_the_reference_is_the_fastest_probe_while_fewer_than_five_are_known(host):
     host["probes"] = [2.0, 1.0, 2.0, 1.2]  # started in a slow phase
     gate = HostGate(0.35)
     gate.wait()  # 2.0: the reference for now
@@ -144,10 +160,12 @@ def test_a_run_that_starts_in_a_slow_phase_knows_the_folders_reference(host, tmp
     assert host["slept"] == 3
     gate.wait()  # 0.4: a new best
     gate.save()
-    assert float(shared.read_text()) == 0.4
+    assert _lines(shared) == [0.4, 0.5, 0.6, 1.0]  # the fastest five, each probe once
     shared.write_text("0.3\n")  # a faster one recorded meanwhile (another rank) is kept
     gate.save()
-    assert float(shared.read_text()) == 0.3
+    assert _lines(shared) == [0.3, 0.4, 0.5, 0.6, 1.0]
+    gate.save()
+    assert _lines(shared) == [0.3, 0.4, 0.5, 0.6, 1.0]  # saved again: the same probes, not copies
 
 
 def test_each_kind_of_run_keeps_its_own_reference(host, tmp_path, monkeypatch):
@@ -165,7 +183,7 @@ def test_each_kind_of_run_keeps_its_own_reference(host, tmp_path, monkeypatch):
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["host_probe_cpu-update-b10-n5.sinebench-chainermn-0+1.txt",
                      "host_probe_cpu-update-b10-n5.sinebench-single-device-cpu.txt"]
-    assert HostGate(0.1, kind="sinebench-single-device-cpu")._shared == 1.0
+    assert HostGate(0.1, kind="sinebench-single-device-cpu")._shared == [1.0]
 
 
 def test_an_implausibly_fast_reference_is_not_believed(host, tmp_path, monkeypatch):
@@ -187,7 +205,7 @@ def test_a_damaged_reference_file_is_ignored(host, tmp_path, monkeypatch):
     gate = HostGate(0.35)
     assert gate.wait() == 0.0 and gate.wait() == 0.0
     gate.save()
-    assert float(shared.read_text()) == 1.0
+    assert _lines(shared) == [1.0, 1.1]
 
 
 def test_bad_tolerance_is_refused():
