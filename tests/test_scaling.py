@@ -277,12 +277,16 @@ def test_the_split_takes_gpus_at_the_default_transport_only():
     assert ls["parallel_efficiency"].iloc[0] == pytest.approx(10.5 / 11)
 
 
-def test_a_sweep_of_one_and_two_gpus_alone_shows_the_split(tmp_path):
-    store = ResultStore(tmp_path)
+def write_rows(folder, run_rows):
+    store = ResultStore(folder)
     store.open_for_writing()
-    for r in rows_with_a_share():
+    for r in run_rows:
         store.append_run(r, {})
     store.close()
+
+
+def test_a_sweep_of_one_and_two_gpus_alone_shows_the_split(tmp_path):
+    write_rows(tmp_path, rows_with_a_share())
     html = render(tmp_path, tmp_path / "out" / "report.html").read_text()
     assert "Scaling with the number of devices" in html and "kept of the cap" in html
     assert "2 GPUs (chainermn) (fp32, b4096, n1024) are 1.82× one GPU and not 2×" in html
@@ -371,11 +375,7 @@ def test_bus_bandwidth_failure_is_recorded_with_why(tmp_path):
 
 # -- the report -------------------------------------------------------------------------
 def make_scaling_results(folder):
-    store = ResultStore(folder)
-    store.open_for_writing()
-    for r in rows():
-        store.append_run(r, {})
-    store.close()
+    write_rows(folder, rows())
     results = [{"devices": "0+1", "transport": t, "status": "ok", "latency_us": lat, "busbw_GBps": bw,
                 "nccl_paths": [p]} for t, lat, bw, p in (("default", 12.0, 350.0, "P2P/CUMEM/read"),
                                                         ("socket", 80.0, 4.2, "NET/Socket/0"))]
