@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import peaks
+from bench import peaks, pinning
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +122,7 @@ def collect(argv: list | None = None) -> dict:
     import sinelstm  # noqa: F401
     import chainer
 
-    cpus = peaks.usable_cpus()
+    cpus = pinning.usable_cpus()
     return {
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         # A wrapper script (scripts/gpu_run.sh) names itself here.

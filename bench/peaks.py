@@ -12,7 +12,6 @@ machine with two threads a core, counting logical cores doubled the peak.
 Where the kernel does not say which logical cores share a physical one,
 each counts as one.
 """
-import os
 from pathlib import Path
 
 CPU_SYS = Path("/sys/devices/system/cpu")
@@ -84,10 +83,6 @@ def physical_cores(cpus, root: Path = CPU_SYS) -> int | None:
         else:
             return None
     return len(cores) or None
-
-
-def usable_cpus() -> list:
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 0))
 
 
 def cpu_peak(cpus: list) -> dict:
