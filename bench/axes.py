@@ -13,7 +13,8 @@ from bench.options import choice_list, fail, int_list
 def precision_option(many: bool):
     return click.option("--precision", default=PRECISIONS[0], show_default=True,
                         help=f"Arithmetic of the matrix products, from {', '.join(PRECISIONS)} (tf32: GPUs only, "
-                             f"CUPY_TF32=1 in the run's process)" + ("; several, comma-separated." if many else "."))
+                             "CUPY_TF32=1 in the run's process; 3xtf32: FP32's accuracy from TF32 tensor cores, "
+                             "--impl graph above 64 units only)" + ("; several, comma-separated." if many else "."))
 
 
 def sweep_axes(fn):
@@ -49,13 +50,15 @@ def batch_axes(batchsize: str | None, batch_per_device: str | None, default: tup
     return int_list("batchsize", batchsize), per_device
 
 
-def one_precision(text: str, device_set) -> str:
+def one_precision(text: str, device_set, impl: str, n_units: int) -> str:
     """``train``'s one precision, refused where it means nothing."""
+    from sinelstm.precision import why_not
+
     if "," in text:
         fail("--precision takes one precision for train")
     (precision,) = precisions(text)
-    if precision != PRECISIONS[0] and not device_set.is_gpu:
-        fail(f"--precision {precision} has no meaning on the CPU (NumPy computes in fp32); use a GPU")
+    if reason := why_not(precision, impl, device_set.is_gpu, n_units):
+        fail(f"--precision {precision}: {reason}")
     return precision
 
 
@@ -64,7 +67,7 @@ def expand(base, warn, *, device_sets, strategies, precisions, transports, **gri
     about the combinations it leaves out; none at all is bad input."""
     from bench.grid import expand_grid, skipped, why_not
 
-    for line in skipped(device_sets, strategies, precisions, transports):
+    for line in skipped(device_sets, strategies, precisions, transports, grid.get("impls", ())):
         warn(line)
     specs = expand_grid(base, device_specs=[ds.spec for ds in device_sets], strategies=strategies,
                         precisions=precisions, transports=transports, **grid)

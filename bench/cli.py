@@ -245,7 +245,7 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         fail("--recipe takes one recipe for train")
     cfg = config(chosen[0], updates, n_units=units, batchsize=batchsize, impl=impl, optimizer=optimizer,
                  seed=seed, eval_every=eval_every, quality_target=quality_target, until_quality=until_quality,
-                 precision=axes.one_precision(precision, ds))
+                 precision=axes.one_precision(precision, ds, impl, units))
     from sinelstm.precision import use
 
     use(cfg.precision)  # before CuPy's first matrix product, which fixes it for this process

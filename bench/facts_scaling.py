@@ -212,19 +212,22 @@ def best_at_most_devices(c: pd.DataFrame) -> list:
     return out
 
 
-def precision_speedup(agg: pd.DataFrame, other: str = "tf32") -> pd.DataFrame:
-    """``other`` against fp32 per device set and size (strong scaling,
-    default transport): how many times faster, > 1 when ``other`` is."""
+def precision_speedup(agg: pd.DataFrame) -> pd.DataFrame:
+    """Each other precision against fp32 per device set and size (strong
+    scaling, default transport): how many times faster, > 1 when the other
+    is; one row per (set, size, precision), in PRECISIONS' order."""
     rows = agg[(agg["scaling"] == STRONG) & (agg["transport"] == DEFAULT_TRANSPORT)]
     keys = ["devices", "strategy", "batchsize", "n_units"]
     wide = rows.pivot_table(index=keys, columns="precision", values="ms", aggfunc="median")
-    if FP32 not in wide or other not in wide:
-        return pd.DataFrame(columns=keys + ["label", "fp32_ms", "ms", "speedup"])
-    wide = wide[[FP32, other]].dropna().reset_index()
-    return pd.DataFrame({
-        **{k: wide[k] for k in keys},
-        "label": [device_label(d, s) for d, s in zip(wide["devices"], wide["strategy"])],
-        "fp32_ms": wide[FP32], "ms": wide[other], "speedup": wide[FP32] / wide[other]})
+    parts = []
+    for other in [p for p in PRECISIONS[1:] if FP32 in wide and p in wide]:
+        pair = wide[[FP32, other]].dropna().reset_index()
+        parts.append(pd.DataFrame({
+            **{k: pair[k] for k in keys}, "precision": other,
+            "label": [device_label(d, s) for d, s in zip(pair["devices"], pair["strategy"])],
+            "fp32_ms": pair[FP32], "ms": pair[other], "speedup": pair[FP32] / pair[other]}))
+    columns = keys + ["precision", "label", "fp32_ms", "ms", "speedup"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
 def transport_speedup(agg: pd.DataFrame) -> pd.DataFrame:

@@ -4,16 +4,21 @@ from itertools import product
 
 from sinelstm.config import TrainConfig
 from sinelstm.devices import parse_device_set
-from sinelstm.names import PRECISIONS, strategies_for
+from sinelstm.names import GRAPH_IMPL, PRECISIONS, strategies_for
+from sinelstm.precision import SPLIT, why_not as precision_why_not
 
 from bench import transports as nccl
 from bench.schema import RunSpec
 
 
-def precisions_for(ds, precisions) -> list:
-    """The precisions a device set runs: TF32 is a GPU's, so the CPU runs
-    fp32 only (a CPU tf32 row would be an fp32 row under another name)."""
-    return list(precisions) if ds.is_gpu else [p for p in precisions if p == PRECISIONS[0]]
+def precisions_for(ds, precisions, impl: str = GRAPH_IMPL) -> list:
+    """The precisions a device set runs with ``impl``: TF32 is a GPU's, so
+    the CPU runs fp32 only (a CPU tf32 row would be an fp32 row under
+    another name); 3xtf32 is the graph implementation's only. (Its sizes
+    without products: :func:`why_not`.)"""
+    if not ds.is_gpu:
+        return [p for p in precisions if p == PRECISIONS[0]]
+    return [p for p in precisions if p != SPLIT or impl == GRAPH_IMPL]
 
 
 def transports_for(devices: str, strategy: str, transports) -> list:
@@ -47,7 +52,7 @@ def expand_grid(base: TrainConfig, *, impls, device_specs, strategies, batchsize
     for repeat, impl, spec in product(range(repeats), impls, device_specs):
         ds = parse_device_set(spec, check=False)
         for strategy in strategies_for(impl, ds.n_devices, ds.is_gpu, strategies):
-            for precision in precisions_for(ds, precisions or [base.precision]):
+            for precision in precisions_for(ds, precisions or [base.precision], impl):
                 for transport in transports_for(spec, strategy, transports or [nccl.DEFAULT]):
                     for recipe, (batch, scaling), n in product(recipes or [base.recipe],
                                                                batches_for(ds, batchsizes, batch_per_device), units):
@@ -58,7 +63,7 @@ def expand_grid(base: TrainConfig, *, impls, device_specs, strategies, batchsize
     return runs
 
 
-def skipped(device_sets, strategies, precisions=(), transports=()) -> list:
+def skipped(device_sets, strategies, precisions=(), transports=(), impls=()) -> list:
     """What the grid leaves out, and why, in words (the sweep prints it)."""
     out = []
     others = [p for p in precisions if p != PRECISIONS[0]]
@@ -66,6 +71,9 @@ def skipped(device_sets, strategies, precisions=(), transports=()) -> list:
     if others and cpus:
         out.append(f"{', '.join(others)} not run on {', '.join(cpus)}: it has no meaning on the CPU "
                    f"(NumPy computes in fp32)")
+    not_split = [im for im in impls if im != GRAPH_IMPL]
+    if SPLIT in precisions and not_split and any(ds.is_gpu for ds in device_sets):
+        out.append(f"{SPLIT} not run with {', '.join(not_split)}: only --impl {GRAPH_IMPL} splits its products")
     named = [t for t in transports if t != nccl.DEFAULT]
     if named:
         talk = [f"{ds.spec} (chainermn)" for ds in device_sets for s in strategies if nccl.applies(ds.spec, s)]
@@ -83,7 +91,9 @@ def why_not(spec: RunSpec) -> str | None:
     n = spec.n_devices
     if spec.train.batchsize % n:
         return f"batch size {spec.train.batchsize} is not divisible by the {n} devices of {spec.devices!r}"
-    return None
+    cfg = spec.train
+    return precision_why_not(cfg.precision, cfg.impl, parse_device_set(spec.devices, check=False).is_gpu,
+                             cfg.n_units)
 
 
 def grid_size(*, impls, device_sets, strategies, batchsizes, units, repeats, recipes=(None,), precisions=(None,),
@@ -93,7 +103,7 @@ def grid_size(*, impls, device_sets, strategies, batchsizes, units, repeats, rec
     per_repeat = 0
     for impl, ds in product(impls, device_sets):
         for strategy in strategies_for(impl, ds.n_devices, ds.is_gpu, strategies):
-            n_prec = len(precisions_for(ds, precisions)) if precisions != (None,) else 1
+            n_prec = len(precisions_for(ds, precisions, impl)) if precisions != (None,) else 1
             n_tr = len(transports_for(ds.spec, strategy, transports)) if transports != (None,) else 1
             per_repeat += n_prec * n_tr
     sizes = (len(batchsizes) + len(batch_per_device or ())) * len(units)

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from bench import style  # noqa: E402
 from sinelstm.names import PRECISIONS, STRATEGIES, device_label  # noqa: E402
 
-DASHES = dict(zip(PRECISIONS, ["-", "--"]))
+DASHES = dict(zip(PRECISIONS, ["-", "--", "-."]))
 TRANSPORT_COLOURS = {"default": "#1f77b4", "p2p": "#2ca02c", "shm": "#ff7f0e", "socket": "#d62728"}
 
 
@@ -88,25 +88,31 @@ def scaling_curves(c: pd.DataFrame, scaling: str, kind: str):
     return fig
 
 
-def precision_bars(ps: pd.DataFrame, other: str = "tf32"):
-    """``other`` / fp32 speedup per size, one bar per device set."""
+HATCHES = dict(zip(PRECISIONS[1:], ["", "//"]))
+
+
+def precision_bars(ps: pd.DataFrame):
+    """Each other precision's speedup over fp32 per size, one bar per device
+    set and precision (colour: the set; hatched: the second precision)."""
     ps = ps.assign(size=[f"b{b}, n{n}" for b, n in zip(ps["batchsize"], ps["n_units"])])
     ps = ps.sort_values(["n_units", "batchsize"])
     sizes = list(dict.fromkeys(ps["size"]))
-    labels = style.order(ps["label"])
-    width = 0.8 / max(1, len(labels))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(sizes) * max(1, len(labels)) / 2 + 3), 3.8))
+    others = [p for p in PRECISIONS[1:] if p in set(ps["precision"])]
+    series = [(label, p) for label in style.order(ps["label"]) for p in others]
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(sizes) * max(1, len(series)) / 2 + 3), 3.8))
     x = np.arange(len(sizes))
-    for i, label in enumerate(labels):
-        g = ps[ps["label"] == label].set_index("size").reindex(sizes)
-        bars = ax.bar(x + (i - (len(labels) - 1) / 2) * width, g["speedup"], width, label=label,
-                      color=style.colour(label))
+    for i, (label, precision) in enumerate(series):
+        g = ps[(ps["label"] == label) & (ps["precision"] == precision)].set_index("size").reindex(sizes)
+        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, g["speedup"], width,
+                      label=label if len(others) == 1 else f"{label} · {precision}", color=style.colour(label),
+                      hatch=HATCHES.get(precision, ""), edgecolor="white")
         for b, v in zip(bars, g["speedup"]):
             if pd.notna(v):
                 ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.2f}×", ha="center", va="bottom", fontsize=7)
     ax.axhline(1, color="0.3", lw=0.9)
     ax.set_xticks(x, sizes, rotation=20, ha="right")
-    ax.set_ylabel(f"{other} times faster than fp32")
+    ax.set_ylabel(f"{' / '.join(others)} times faster than fp32")
     # Beside the axes: inside, it covers the tallest bars.
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()

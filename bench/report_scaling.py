@@ -29,7 +29,8 @@ def devices_section(agg, impls, figs) -> list:
             figures.append(figs.add(
                 f"scaling_{scaling}_{kind.lower()}", plots_scaling.scaling_curves(c, scaling, kind),
                 f"{scaling.capitalize()} scaling: times faster than one device (top) and efficiency (bottom) "
-                "against the number of devices, one panel per size; dotted: ideal. Solid lines fp32, dashed tf32"
+                "against the number of devices, one panel per size; dotted: ideal. Solid lines fp32, dashed tf32, "
+                "dash-dotted 3xtf32"
                 + ("; dark lines with diamonds: " + ", ".join(impls[1:]) + " (against its own one device)." if
                    len(impls) > 1 else "."),
                 f"{scaling} scaling"))
@@ -69,10 +70,11 @@ def precision_section(agg, peaks, figs, impl="") -> list:
     crossovers = fs.precision_crossovers(agg, peaks)
     if ps.empty:
         return []
+    others = " and ".join(dict.fromkeys(ps["precision"]))
     figures = [figs.add(_name("precision", impl), plots_scaling.precision_bars(ps),
-                        "How many times faster TF32 is than fp32 at each size, per device set (same runs "
-                        "otherwise).", "tf32 against fp32")]
-    return [_section(_name("precision", impl), "TF32 against FP32" + _whose(impl), figures,
+                        f"How many times faster {others} is than fp32 at each size, per device set (same runs "
+                        "otherwise).", f"{others} against fp32")]
+    return [_section(_name("precision", impl), f"{others} against fp32" + _whose(impl), figures,
                      sentences_scaling.precision(ps, crossovers),
                      table=cost_table(crossovers) if any(c.gpu for c in crossovers) else None)]
 

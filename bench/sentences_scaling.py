@@ -52,15 +52,22 @@ def _rest(strategy: str, parallel_efficiency: float) -> str:
     return f"{who} keep {parallel_efficiency:.1%} of that cap"
 
 
+# What each precision other than fp32 is, for the reader of its sentence.
+PRECISION_WORDS = {"tf32": "TF32 (10-bit inputs to the tensor cores)",
+                   "3xtf32": "3xTF32 (FP32's accuracy: three TF32 products of split operands)"}
+
+
 def precision(ps, crossovers) -> list:
     out = []
-    if len(ps):
-        top = ps.loc[ps["speedup"].idxmax()]
-        low = ps.loc[ps["speedup"].idxmin()]
-        out.append(f"TF32 is {num(top['speedup'])}× fp32 at best ({top['label']}, b{top['batchsize']}, "
-                   f"n{top['n_units']}: {num(top['fp32_ms'])} → {num(top['ms'])} ms) and {num(low['speedup'])}× "
-                   f"at worst ({low['label']}, b{low['batchsize']}, n{low['n_units']}); TF32 only speeds up "
-                   f"matrix products, so sizes whose update is fixed cost gain nothing.")
+    for other, g in ps.groupby("precision", sort=False):
+        top = g.loc[g["speedup"].idxmax()]
+        low = g.loc[g["speedup"].idxmin()]
+        out.append(f"{PRECISION_WORDS.get(other, other)} is {num(top['speedup'])}× fp32 at best ({top['label']}, "
+                   f"b{top['batchsize']}, n{top['n_units']}: {num(top['fp32_ms'])} → {num(top['ms'])} ms) and "
+                   f"{num(low['speedup'])}× at worst ({low['label']}, b{low['batchsize']}, n{low['n_units']}).")
+    if others := list(dict.fromkeys(ps["precision"])):
+        out.append(f"{' and '.join(others)} speed{'s' if len(others) == 1 else ''} up matrix products only, so "
+                   "sizes whose update is fixed cost gain nothing.")
     for c in crossovers:
         if c.gpu is None:
             continue

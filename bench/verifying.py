@@ -53,23 +53,28 @@ def combinations(sets, strategies, impls, recipes, precisions, optimizers=("sgd"
     per process only."""
     from sinelstm.verify import reference_impl
 
+    from sinelstm.precision import why_not
+
     checks, left_out = [], []
+
+    def leave_out(note):
+        if note not in left_out:
+            left_out.append(note)
+
     for ds, strat, im, rec, prec, opt in itertools.product(sets, strategies, impls, recipes, precisions, optimizers):
-        if prec != PRECISIONS[0] and not ds.is_gpu:
-            note = f"{prec} not checked on {ds.spec}: it has no meaning on the CPU"
-            if note not in left_out:
-                left_out.append(note)
-            continue
         if ds.n_devices == 1 and (reference_impl(im) == im or strat != strategies[0]):
             continue
         if ds.n_devices > 1 and im == GRAPH_IMPL and strat != STRATEGIES[1]:
             continue
         for units in ((UNITS, GEMM_UNITS) if im == GRAPH_IMPL and ds.is_gpu else (UNITS,)):
+            if reason := why_not(prec, im, ds.is_gpu, units):
+                # where some width of the set checks the precision, the others need no line
+                if not any(why_not(prec, im, ds.is_gpu, u) is None for u in (UNITS, GEMM_UNITS)):
+                    leave_out(f"{prec} not checked on {ds.spec} with {im}: {reason}")
+                continue
             if units == GEMM_UNITS and rec in NARROW_RECIPES and opt == "adam":
-                note = (f"graph's cuBLAS path (n_units {GEMM_UNITS}) not checked with {rec} and Adam, a recipe "
-                        f"for narrow models: check it with --recipe quality (SGD checks its clipping)")
-                if note not in left_out:
-                    left_out.append(note)
+                leave_out(f"graph's cuBLAS path (n_units {GEMM_UNITS}) not checked with {rec} and Adam, a recipe "
+                          f"for narrow models: check it with --recipe quality (SGD checks its clipping)")
                 continue
             checks.append((ds, strat, im, rec, prec, opt, units))
     return checks, left_out

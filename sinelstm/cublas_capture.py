@@ -10,7 +10,8 @@ node, replayed with the scalars (``alpha``, ``beta``) it was recorded with.
 
 Products are column-major, as in BLAS; :meth:`Blas.gemm` takes CuPy arrays'
 pointers and element offsets. The compute type follows the process's
-precision (:mod:`sinelstm.precision`): FP32, or TF32 tensor cores.
+precision (:mod:`sinelstm.precision`): FP32, or TF32 tensor cores (for
+tf32, and for 3xtf32's split operands).
 """
 import ctypes
 
@@ -18,7 +19,9 @@ from sinelstm import precision
 
 OP_N, OP_T = 0, 1
 _CUDA_R_32F = 0
-_COMPUTE = {"fp32": 68, "tf32": 77}  # CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32
+# CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32; 3xtf32's products are
+# TF32 ones of operands split into TF32 parts (sinelstm.graph_gemm).
+_COMPUTE = {"fp32": 68, "tf32": 77, "3xtf32": 77}
 _GEMM_DEFAULT = -1
 WORKSPACE_BYTES = 32 << 20  # cuBLAS's recommendation for Hopper
 

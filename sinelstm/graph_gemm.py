@@ -16,7 +16,11 @@ large batches: ``GRAD_CHUNK``) a few products of one or more steps each, on
 a second stream as soon as backward has their gate gradients, beside the
 chain of ``dh`` products and step kernels. Only the three recurrent
 products (forward, ``dh``, the weights' gradient) take the run's precision;
-the rank-one and output products are memory-bound and stay FP32.
+the rank-one and output products are memory-bound and stay FP32. In
+``3xtf32`` each recurrent product is three TF32 products of split operands
+(:mod:`sinelstm.precision`): the step kernels write each step's ``h`` and
+gate gradients split as well, side by side along K, so that the forward and
+``dh`` products stay one call each, of three times the K.
 
 With several GPUs (one process each) the all-reduce is captured too: the
 recurrent weights' gradient on the second stream (after its last part),
@@ -72,6 +76,12 @@ _TIMING_REPS = 7  # of each choice, before capture
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
 
 _SOURCE = HEADER + r"""
+// The nearest TF32 value (10 stored mantissa bits, ties away from zero, as
+// cvt.rna.tf32.f32): exact as a tensor core's input.
+__device__ __forceinline__ float tf32(float x) {
+    return __uint_as_float((__float_as_uint(x) + 0x1000u) & 0xFFFFE000u);
+}
+
 extern "C" __global__ void gemm_gather(
         const float* __restrict__ series, const long long* __restrict__ offs, const int* __restrict__ counter,
         int chunk, int batch_global, int shard0, int T, int B, float* __restrict__ xin, float* __restrict__ tgt) {
@@ -89,7 +99,7 @@ extern "C" __global__ void gemm_gather(
 extern "C" __global__ void gemm_forward_step(
         const float* __restrict__ xin_t, const float* __restrict__ uv, const float* __restrict__ p,
         float* __restrict__ act_t, const float* c_prev, float* c_t,  // c_prev is c_t at t = 0 (unread)
-        float* __restrict__ h_t, int B, int first) {
+        float* __restrict__ h_t, float* __restrict__ hx_t, int B, int first, int x3) {  // hx_t: 3xTF32's
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (long long)B * N) return;
     const int b = (int)(i / N), j = (int)(i - (long long)b * N);
@@ -104,8 +114,16 @@ extern "C" __global__ void gemm_forward_step(
     const float o = sig(x * u.w + v.w + bu[3] + pre.w);
     const float c = first ? a * in : a * in + f * c_prev[i];
     c_t[i] = c;
-    h_t[i] = o * tanhf(c);
+    const float h = o * tanhf(c);
+    h_t[i] = h;
     reinterpret_cast<float4*>(act_t)[i] = make_float4(a, in, f, o);
+    if (x3) {  // [big | small | big]: the next step's product and the weights' gradient read it
+        const float big = tf32(h), small = tf32(h - big);
+        float* row = hx_t + (long long)b * 3 * N;
+        row[j] = big;
+        row[N + j] = small;
+        row[2 * N + j] = big;
+    }
 }
 
 // One warp per (step, sequence): the output, the loss's gradient dy, and
@@ -146,7 +164,8 @@ extern "C" __global__ void gemm_output_loss(
 extern "C" __global__ void gemm_backward_step(
         float* __restrict__ act_t, const float* c_t, const float* c_prev,  // aliased at t = 0 (unread)
         const float* __restrict__ dy_t, const float* __restrict__ p, const float* __restrict__ dhn,
-        float* __restrict__ dc, int B, int first, int last, int splits) {  // dhn: splits parts to sum
+        float* __restrict__ dc, float* __restrict__ dgx_t, int B, int first, int last, int splits,  // dhn: splits
+        int x3) {  // parts to sum; dgx_t: 3xTF32's
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (long long)B * N) return;
     const int b = (int)(i / N), j = (int)(i - (long long)b * N);
@@ -158,9 +177,37 @@ extern "C" __global__ void gemm_backward_step(
     const float dh = dy_t[b] * p[O_W3 + j] + dhs;
     const float dct = dh * o * (1.f - tc * tc) + (last ? 0.f : dc[i]);
     const float cp = first ? 0.f : c_prev[i];
-    reinterpret_cast<float4*>(act_t)[i] = make_float4(dct * in * (1.f - a * a), dct * a * in * (1.f - in),
-                                                      dct * cp * f * (1.f - f), dh * tc * o * (1.f - o));
+    const float4 dg = make_float4(dct * in * (1.f - a * a), dct * a * in * (1.f - in), dct * cp * f * (1.f - f),
+                                  dh * tc * o * (1.f - o));
+    reinterpret_cast<float4*>(act_t)[i] = dg;
     dc[i] = dct * f;
+    if (x3) {  // [big | small | big], as the forward's hx
+        const float4 big = make_float4(tf32(dg.x), tf32(dg.y), tf32(dg.z), tf32(dg.w));
+        const float4 small = make_float4(tf32(dg.x - big.x), tf32(dg.y - big.y), tf32(dg.z - big.z),
+                                         tf32(dg.w - big.w));
+        float4* row = reinterpret_cast<float4*>(dgx_t + (long long)b * 3 * G);
+        row[j] = big;
+        row[N + j] = small;
+        row[2 * N + j] = big;
+    }
+}
+
+// 3xTF32's recurrent weights, split once an update: wx (G, 3N), each row
+// [small | big | big], for the forward product; wy (3G, N), the blocks
+// small, big, big, for dh. Paired with [big | small | big] along K, each
+// product sums small*big + big*small + big*big.
+extern "C" __global__ void gemm_split_w(const float* __restrict__ p, float* __restrict__ wx,
+                                        float* __restrict__ wy) {
+    const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long long)G * N) return;
+    const int r = (int)(e / N), k = (int)(e - (long long)r * N);
+    const float w = p[O_WLAT + e], big = tf32(w), small = tf32(w - big);
+    wx[(long long)r * 3 * N + k] = small;
+    wx[(long long)r * 3 * N + N + k] = big;
+    wx[(long long)r * 3 * N + 2 * N + k] = big;
+    wy[e] = small;
+    wy[(long long)G * N + e] = big;
+    wy[2LL * G * N + e] = big;
 }
 
 // The input projection's (4n, n) gradient from du, dv: rank two.
@@ -214,8 +261,8 @@ extern "C" __global__ void gemm_optimizer(
 extern "C" __global__ void gemm_count(int* counter) { *counter += 1; }
 """
 
-_NAMES = ("gemm_gather", "gemm_forward_step", "gemm_output_loss", "gemm_backward_step", "gemm_finish",
-          "gemm_sqnorm", "gemm_optimizer", "gemm_count")
+_NAMES = ("gemm_gather", "gemm_forward_step", "gemm_output_loss", "gemm_backward_step", "gemm_split_w",
+          "gemm_finish", "gemm_sqnorm", "gemm_optimizer", "gemm_count")
 
 
 def kernels(n_units: int) -> dict:
@@ -235,8 +282,10 @@ def _grad_rows(batch: int) -> int:
     """Rows per part of the recurrent weights' gradient at this batch per
     GPU (0: one product)."""
     if GRAD_CHUNK == "auto":
-        fp32 = precision.process_precision() == "fp32"
-        return _GRAD_ROWS if fp32 and batch >= _GRAD_MIN_BATCH else 0
+        arithmetic = precision.process_precision()
+        if arithmetic == "3xtf32":  # parts bound the sums a tensor core accumulates (see GemmGraphs.setup)
+            return _GRAD_ROWS
+        return _GRAD_ROWS if arithmetic == "fp32" and batch >= _GRAD_MIN_BATCH else 0
     try:
         rows = int(GRAD_CHUNK)
     except ValueError:
@@ -290,6 +339,14 @@ class GemmGraphs(GpuGraphs):
             raise ValueError("sinelstm.flat.LAYOUT must keep l1's and l3's W and b adjacent")
         self.events = []  # the capture's fork and join events, alive until it ends
         self.k = kernels(n)
+        # 3xTF32: each recurrent product as three on TF32 tensor cores, of
+        # operands split into a TF32 part and a TF32 remainder, in one
+        # product over the three pairs side by side along K (hx, dgx, wx, wy,
+        # written by the step kernels and gemm_split_w). The weights'
+        # gradient reads hx and dgx as three products of its parts: a tensor
+        # core's FP32 sums lose accuracy as K grows (results/h200x1-3xtf32-*),
+        # so no product sums more than about _GRAD_ROWS rows.
+        self.x3 = precision.process_precision() == "3xtf32"
         self.grad_rows = _grad_rows(B)
         self.blas = Blas(self.capture_stream)
         # The side stream: the recurrent weights' gradient in parts, then
@@ -311,6 +368,13 @@ class GemmGraphs(GpuGraphs):
         self.dh_splits = self._fastest_dh_split()
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
+        if self.x3:
+            self.hx = cupy.empty((T, B, 3 * n), cupy.float32)
+            self.dgx = cupy.empty((T, B, 3 * G), cupy.float32)
+            self.wx = cupy.empty((G, 3 * n), cupy.float32)
+            self.wy = cupy.empty((3 * G, n), cupy.float32)
+        else:  # the kernels' unread arguments
+            self.hx, self.dgx = self.hs, self.act
 
     # device pointers: a parameter's, its gradient's (from element offset),
     # any buffer's at an element offset
@@ -345,13 +409,19 @@ class GemmGraphs(GpuGraphs):
         # [u v] (G, 2) = W_up [w1 b1]
         blas.gemm(OP_T, OP_N, G, 2, n, self._p("/l2/upward/W"), n, self._p("/l1/W"), n, self.uv.data.ptr, G,
                   exact=True)
+        if self.x3:
+            self.k["gemm_split_w"](_blocks(G * n), (_BLOCK,), (up.flat.params, self.wx, self.wy), stream=s)
         for t in range(T):
             if t:  # act[t] = hs[t-1] W_lat^T
-                blas.gemm(OP_T, OP_N, G, B, n, self._p("/l2/lateral/W"), n, self._at(self.hs, (t - 1) * B * n), n,
-                          self._at(self.act, t * B * G), G)
+                if self.x3:
+                    blas.gemm(OP_T, OP_N, G, B, 3 * n, self.wx.data.ptr, 3 * n, self._at(self.hx, (t - 1) * B * 3 * n),
+                              3 * n, self._at(self.act, t * B * G), G)
+                else:
+                    blas.gemm(OP_T, OP_N, G, B, n, self._p("/l2/lateral/W"), n, self._at(self.hs, (t - 1) * B * n),
+                              n, self._at(self.act, t * B * G), G)
             self.k["gemm_forward_step"](_blocks(B * n), (_BLOCK,), (
                 self.x1[0, t * B:], self.uv, up.flat.params, self.act[t], self.cs[t - 1] if t else self.cs[t],
-                self.cs[t], self.hs[t], np.int32(B), np.int32(t == 0)), stream=s)
+                self.cs[t], self.hs[t], self.hx[t], np.int32(B), np.int32(t == 0), np.int32(self.x3)), stream=s)
         warps = _BLOCK // 32
         self.k["gemm_output_loss"]((-(-T * B // warps),), (_BLOCK,), (
             self.hs, self.tgt, up.flat.params, self.dy, self.loss, self.small[-1:], np.int32(T), np.int32(B),
@@ -371,13 +441,13 @@ class GemmGraphs(GpuGraphs):
         for t in reversed(range(T)):
             self.k["gemm_backward_step"](_blocks(B * n), (_BLOCK,), (
                 self.act[t], self.cs[t], self.cs[t - 1] if t else self.cs[t], self.dy[t * B:], up.flat.params,
-                self.dhn, self.dc, np.int32(B), np.int32(t == 0), np.int32(t == T - 1), np.int32(self.dh_splits)),
-                stream=s)
+                self.dhn, self.dc, self.dgx[t], np.int32(B), np.int32(t == 0), np.int32(t == T - 1),
+                np.int32(self.dh_splits), np.int32(self.x3)), stream=s)
             if t in parts:  # steps t to t1 - 1 have their gate gradients: their part, beside the chain
                 self._fork(s)
                 self._dw(self.side_blas, t, parts[t])
             if t:  # dh for step t-1 = dg[t] W_lat
-                self._dh(self._at(self.act, t * B * G), self.dh_splits)
+                self._dh(t, self.dh_splits)
         if T > 1 and not parts:  # the recurrent weights' gradient as one product
             self._dw(blas, 1, T)
         if overlap:  # its all-reduce runs beside the memory-bound products below
@@ -401,15 +471,28 @@ class GemmGraphs(GpuGraphs):
         that ends at the last step writes)."""
         up = self.up
         B, n, G = up.batch, up.n, 4 * up.n
-        blas.gemm(OP_N, OP_T, n, G, (t1 - t0) * B, self._at(self.hs, (t0 - 1) * B * n), n,
-                  self._at(self.act, t0 * B * G), G, self._g("/l2/lateral/W"), n, accumulate=t1 < up.seqlen)
+        K, first = (t1 - t0) * B, t1 == up.seqlen
+        if not self.x3:
+            blas.gemm(OP_N, OP_T, n, G, K, self._at(self.hs, (t0 - 1) * B * n), n, self._at(self.act, t0 * B * G),
+                      G, self._g("/l2/lateral/W"), n, accumulate=not first)
+            return
+        # small*big, big*small, big*big: offsets into hx's and dgx's rows
+        for i, (h, g) in enumerate(((n, 0), (0, G), (0, 0))):
+            blas.gemm(OP_N, OP_T, n, G, K, self._at(self.hx, (t0 - 1) * B * 3 * n + h), 3 * n,
+                      self._at(self.dgx, t0 * B * 3 * G + g), 3 * G, self._g("/l2/lateral/W"), n,
+                      accumulate=i > 0 or not first)
 
-    def _dh(self, dg, splits):
-        """dh = dg W_lat, as ``splits`` parts over K that the step kernel sums."""
+    def _dh(self, t, splits):
+        """dh for step t - 1 = dg[t] W_lat, as ``splits`` parts over K that
+        the step kernel sums."""
         up = self.up
-        n, G = up.n, 4 * up.n
-        if splits == 1:
-            self.blas.gemm(OP_N, OP_N, n, up.batch, G, self._p("/l2/lateral/W"), n, dg, G, self.dhn.data.ptr, n)
+        n, G, B = up.n, 4 * up.n, up.batch
+        dg = self._at(self.act, t * B * G)
+        if self.x3:
+            self.blas.gemm(OP_N, OP_N, n, B, 3 * G, self.wy.data.ptr, n, self._at(self.dgx, t * B * 3 * G), 3 * G,
+                           self.dhn.data.ptr, n)
+        elif splits == 1:
+            self.blas.gemm(OP_N, OP_N, n, B, G, self._p("/l2/lateral/W"), n, dg, G, self.dhn.data.ptr, n)
         else:
             self.blas.gemm_split_k(OP_N, OP_N, n, up.batch, G, self._p("/l2/lateral/W"), n, dg, G,
                                    self.dhn.data.ptr, n, splits)
@@ -443,7 +526,7 @@ class GemmGraphs(GpuGraphs):
             for rep in range(_TIMING_REPS + 2):
                 for splits in times:
                     start.record(s)
-                    self._dh(self.act.data.ptr, splits)
+                    self._dh(0, splits)
                     stop.record(s)
                     stop.synchronize()
                     if rep >= 2:  # two warm-ups

@@ -21,7 +21,7 @@ TORCH_DDP_STRATEGY = "ddp"
 # there instead: the CPU side of its CPU-vs-GPU crossover.
 CPU_COUNTERPART = {TORCH_GRAPH: TORCH_IMPL}
 # Arithmetic of the matrix products (sinelstm.precision); the first is the default.
-PRECISIONS = ("fp32", "tf32")
+PRECISIONS = ("fp32", "tf32", "3xtf32")
 # The phases of one update, in order, as the profile times them.
 PHASES = ("data", "forward", "backward", "communication", "optimizer")
 ARTICLE_IMPL = "article"

@@ -1,5 +1,13 @@
-"""What arithmetic a run's matrix products use: ``fp32``, or ``tf32`` (FP32
-data, products on the GPU's tensor cores with 10-bit-mantissa inputs).
+"""What arithmetic a run's matrix products use: ``fp32``; ``tf32`` (FP32
+data, products on the GPU's tensor cores with 10-bit-mantissa inputs); or
+``3xtf32``, FP32's accuracy from TF32 tensor cores (NVIDIA's "3xTF32", as in
+CUTLASS): each operand is split into its nearest TF32 value and the TF32
+value of the remainder, and a product sums big*big + big*small + small*big
+(the small*small term is below FP32's last bit). Three tensor-core products
+then cost less than one on FP32 lanes. Only the ``graph`` implementation's
+cuBLAS path splits its products (:mod:`sinelstm.graph_gemm`, on a GPU above
+``graph_cuda.MAX_UNITS``), so ``3xtf32`` runs there only (:func:`why_not`):
+anywhere else it would be an fp32 run under another name.
 
 CuPy 14 decides this once per process: the first float32 matrix product
 reads the environment variable ``CUPY_TF32`` and caches the compute type for
@@ -17,9 +25,12 @@ the README's "Precision" section.
 """
 import os
 
-from sinelstm.names import PRECISIONS
+from sinelstm.names import GRAPH_IMPL, PRECISIONS
 
 ENV = "CUPY_TF32"
+# 3xtf32 is CuPy's fp32 (CUPY_TF32=0) plus this, which graph_gemm reads.
+SPLIT_ENV = "SINEBENCH_3XTF32"
+SPLIT = "3xtf32"
 # The precision's mantissa bits (the stored ones), for the tolerance of an
 # equivalence check between device sets.
 MANTISSA_BITS = {"fp32": 23, "tf32": 10}
@@ -35,17 +46,32 @@ def env_for(precision: str) -> dict:
     turn an fp32 row into a TF32 one."""
     if precision not in PRECISIONS:
         raise PrecisionError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-    return {ENV: "1" if precision == "tf32" else "0"}
+    return {ENV: "1" if precision == "tf32" else "0", SPLIT_ENV: "1" if precision == SPLIT else "0"}
 
 
 def process_precision(environ=None) -> str:
-    """The precision CuPy computes float32 products in, in this process (as
-    CuPy itself reads the variable: an integer above zero means TF32)."""
-    value = (os.environ if environ is None else environ).get(ENV, "0")
+    """The precision this process's float32 products use: CuPy's (as CuPy
+    itself reads its variable: an integer above zero means TF32), and where
+    that is FP32, 3xtf32 if :data:`SPLIT_ENV` is ``1``."""
+    environ = os.environ if environ is None else environ
     try:
-        return "tf32" if int(value) > 0 else "fp32"
+        tf32 = int(environ.get(ENV, "0")) > 0
     except ValueError:
-        return "fp32"
+        tf32 = False
+    return "tf32" if tf32 else SPLIT if environ.get(SPLIT_ENV) == "1" else "fp32"
+
+
+def why_not(precision: str, impl: str, is_gpu: bool, n_units: int) -> str | None:
+    """Why a run cannot compute in ``precision``, or None. TF32 is a GPU's;
+    3xtf32 needs the graph implementation's cuBLAS path."""
+    from sinelstm.graph_cuda import MAX_UNITS
+
+    if precision != PRECISIONS[0] and not is_gpu:
+        return f"{precision} has no meaning on the CPU (NumPy computes in fp32)"
+    if precision == SPLIT and (impl != GRAPH_IMPL or n_units <= MAX_UNITS):
+        return (f"{SPLIT} splits the products of --impl {GRAPH_IMPL} above {MAX_UNITS} units only (its persistent "
+                f"kernels below, and every other implementation, compute in fp32)")
+    return None
 
 
 def use(precision: str):
@@ -54,18 +80,21 @@ def use(precision: str):
     os.environ.update(env_for(precision))
 
 
-def check(precision: str, device_set):
-    """Raise :class:`PrecisionError` unless ``device_set`` can train in
-    ``precision`` in this process."""
+def check(precision: str, device_set, impl: str, n_units: int):
+    """Raise :class:`PrecisionError` unless ``device_set`` can train
+    ``impl`` at ``n_units`` in ``precision`` in this process."""
     env_for(precision)  # a known name
+    reason = why_not(precision, impl, device_set.is_gpu, n_units)
+    if reason:
+        raise PrecisionError(reason)
     if not device_set.is_gpu:
-        if precision != "fp32":
-            raise PrecisionError(f"{precision} has no meaning on the CPU (NumPy computes in fp32)")
         return
     have = process_precision()
     if have != precision:
-        raise PrecisionError(f"this process computes in {have} ({ENV}={os.environ.get(ENV, 'unset')}), the run "
-                             f"asks for {precision}: start it with {ENV}={env_for(precision)[ENV]}")
+        need = " ".join(f"{k}={v}" for k, v in env_for(precision).items())
+        raise PrecisionError(f"this process computes in {have} ({ENV}={os.environ.get(ENV, 'unset')}, "
+                             f"{SPLIT_ENV}={os.environ.get(SPLIT_ENV, 'unset')}), the run asks for {precision}: "
+                             f"start it with {need}")
 
 
 def tolerance(precision: str) -> float:
@@ -75,5 +104,7 @@ def tolerance(precision: str) -> float:
     6e-8). tf32: one unit in the last place of a TF32 number of magnitude 1
     (2^-10), since rounding the inputs of a product to 10 bits amplifies
     such order-of-summation differences to that size whenever a value
-    straddles a rounding boundary."""
-    return 1e-5 if precision == "fp32" else 2.0 ** -MANTISSA_BITS[precision]
+    straddles a rounding boundary. 3xtf32 claims FP32's accuracy, so it is
+    held to FP32's tolerance (its reference, the eager path, computes in
+    FP32)."""
+    return 2.0 ** -MANTISSA_BITS["tf32"] if precision == "tf32" else 1e-5

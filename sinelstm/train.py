@@ -68,7 +68,7 @@ class Diverged(ArithmeticError):
 
 def train(cfg: TrainConfig, strategy) -> TrainResult:
     """Train ``cfg`` with ``strategy`` and time every update."""
-    precision.check(cfg.precision, strategy.device_set)
+    precision.check(cfg.precision, strategy.device_set, cfg.impl, cfg.n_units)
     with chainer.using_config("type_check", False):
         if cfg.budget.warmup:
             warm_up(cfg, strategy)

@@ -105,7 +105,8 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     with the reference implementation; compare the parameters. Under MPI
     every rank calls this and rank 0 gets the result, the others ``None``."""
     cfg = cfg or verify_config(n_devices=device_set.n_devices)
-    precisions.check(cfg.precision, device_set)  # both sides compute in this process's precision
+    # both sides compute in this process's precision (3xtf32: the reference, eager, in fp32)
+    precisions.check(cfg.precision, device_set, cfg.impl, cfg.n_units)
     strategy = make_strategy(strategy_name, device_set, cfg.impl)
     params = trained_params(cfg, strategy, scale_losses=scale_losses)
     if not strategy.reports:

@@ -27,28 +27,49 @@ BASE = TrainConfig()
 
 # -- precision and transport: the environment of a process ---------------------------
 def test_precision_env_and_check(monkeypatch):
-    assert precision.env_for("tf32") == {"CUPY_TF32": "1"}
-    assert precision.env_for("fp32") == {"CUPY_TF32": "0"}  # overrides a user's exported 1
+    assert precision.env_for("tf32") == {"CUPY_TF32": "1", "SINEBENCH_3XTF32": "0"}
+    assert precision.env_for("fp32") == {"CUPY_TF32": "0", "SINEBENCH_3XTF32": "0"}  # overrides a user's 1s
+    assert precision.env_for("3xtf32") == {"CUPY_TF32": "0", "SINEBENCH_3XTF32": "1"}  # CuPy's own in fp32
     assert precision.process_precision({"CUPY_TF32": "1"}) == "tf32"
     assert precision.process_precision({"CUPY_TF32": "0"}) == "fp32"
     assert precision.process_precision({}) == "fp32"
+    assert precision.process_precision(precision.env_for("3xtf32")) == "3xtf32"
+    assert precision.process_precision({"CUPY_TF32": "1", "SINEBENCH_3XTF32": "1"}) == "tf32"  # CuPy's wins
     gpu, cpu = parse_device_set("0", check=False), parse_device_set("cpu")
     monkeypatch.setenv("CUPY_TF32", "0")
-    precision.check("fp32", gpu)
+    monkeypatch.delenv("SINEBENCH_3XTF32", raising=False)
+    precision.check("fp32", gpu, "sinebench", 5)
     with pytest.raises(precision.PrecisionError, match="start it with CUPY_TF32=1"):
-        precision.check("tf32", gpu)
+        precision.check("tf32", gpu, "sinebench", 5)
     with pytest.raises(precision.PrecisionError, match="no meaning on the CPU"):
-        precision.check("tf32", cpu)
+        precision.check("tf32", cpu, "sinebench", 5)
+    with pytest.raises(precision.PrecisionError, match="SINEBENCH_3XTF32=1"):
+        precision.check("3xtf32", gpu, "graph", 1024)
     monkeypatch.setenv("CUPY_TF32", "1")
-    precision.check("tf32", gpu)
-    precision.check("fp32", cpu)  # NumPy ignores the variable
+    precision.check("tf32", gpu, "sinebench", 5)
+    precision.check("fp32", cpu, "sinebench", 5)  # NumPy ignores the variable
+    monkeypatch.setenv("CUPY_TF32", "0")
+    monkeypatch.setenv("SINEBENCH_3XTF32", "1")
+    precision.check("3xtf32", gpu, "graph", 1024)
     with pytest.raises(ValueError, match="unknown precision"):
         replace(BASE, precision="bf16")
+
+
+@pytest.mark.parametrize("impl,is_gpu,units,refused", [
+    ("graph", True, 65, None), ("graph", True, 1024, None),
+    ("graph", True, 64, "above 64 units"),  # the persistent kernels: no products to split
+    ("sinebench", True, 1024, "--impl graph"), ("torch-graph", True, 1024, "--impl graph"),
+    ("graph", False, 1024, "no meaning on the CPU")])
+def test_3xtf32_runs_where_products_are_split_only(impl, is_gpu, units, refused):
+    reason = precision.why_not("3xtf32", impl, is_gpu, units)
+    assert reason is None if refused is None else refused in reason
+    assert precision.why_not("tf32", impl, True, units) is None  # TF32 is CuPy's, every GPU run has it
 
 
 def test_tolerance_per_precision():
     assert precision.tolerance("fp32") == 1e-5
     assert precision.tolerance("tf32") == 2.0 ** -10  # one TF32 ulp at 1
+    assert precision.tolerance("3xtf32") == 1e-5  # claims FP32's accuracy: held to FP32's tolerance
 
 
 def test_transport_env_is_nccls_switches(monkeypatch):
@@ -126,6 +147,22 @@ def test_skipped_says_why():
     lines = skipped(sets, ["single-process", "chainermn"], ["fp32", "tf32"], ["default", "socket"])
     assert "tf32 not run on cpu" in lines[0] and "0+1 (chainermn)" in lines[1]
     assert skipped(sets, ["single-process"], ["fp32"], ["default"]) == []
+
+
+def test_3xtf32_in_the_grid_is_graphs_on_gpus_and_unavailable_without_products():
+    sets = [parse_device_set(s, check=False) for s in ["cpu", "0", "0+1"]]
+    args = dict(impls=["sinebench", "graph"], strategies=["chainermn"], batchsizes=[64], units=[5, 1024],
+                repeats=1, precisions=["fp32", "3xtf32"])
+    specs = expand_grid(BASE, device_specs=[d.spec for d in sets], **args)
+    split = [s for s in specs if s.train.precision == "3xtf32"]
+    assert {(s.train.impl, s.devices) for s in split} == {("graph", "0"), ("graph", "0+1")}
+    assert {s.train.n_units: why_not(s) for s in split}[1024] is None
+    assert "above 64 units" in {s.train.n_units: why_not(s) for s in split}[5]  # one unavailable row each
+    assert grid_size(device_sets=sets, **args) == len(specs)
+    lines = skipped(sets, ["chainermn"], ["fp32", "3xtf32"], ["default"], ["sinebench", "graph"])
+    assert "3xtf32 not run on cpu" in lines[0] and "3xtf32 not run with sinebench" in lines[1]
+    assert launch_key(split[0]) != launch_key(replace(split[0], train=replace(split[0].train, precision="fp32")))
+    assert "-3xtf32-" in split[0].run_id
 
 
 def test_run_ids_of_older_folders_are_kept():
@@ -325,6 +362,22 @@ def test_precision_speedup_and_crossover_per_precision():
         assert (m.cells, m.cpu_wins_up_to, m.gpu_wins_from, m.first_win) == (2, f1, f2, (4096, 1024))
 
 
+def test_each_other_precision_against_fp32_in_its_own_rows_and_sentence():
+    one = [r for r in rows() if r.devices == "0" and r.precision == "fp32" and r.scaling == "strong"]
+    split = [replace(r, run_id=f"x{i}", precision="3xtf32", ms_per_update_median=r.ms_per_update_median / m)
+             for i, (r, m) in enumerate(zip(one, (1.0, 1.6)))]  # b10: nothing to gain; b4096: 1.6x
+    a = aggregate(pd.DataFrame([asdict(r) for r in rows() + split]))
+    ps = fs.precision_speedup(a)
+    assert list(dict.fromkeys(ps["precision"])) == ["tf32", "3xtf32"]  # PRECISIONS' order
+    x = ps[ps["precision"] == "3xtf32"].set_index("batchsize")
+    assert x.loc[4096, "speedup"] == pytest.approx(1.6) and x.loc[10, "speedup"] == pytest.approx(1.0)
+    text = " ".join(sentences_scaling.precision(ps, []))
+    assert "3xTF32 (FP32's accuracy: three TF32 products of split operands) is 1.6× fp32 at best" in text
+    assert "tf32 and 3xtf32 speed up matrix products only" in text
+    assert fs.precision_speedup(a[a["precision"] != "tf32"])["precision"].unique().tolist() == ["3xtf32"]
+    assert fs.precision_speedup(a[a["precision"] == "fp32"]).empty
+
+
 def test_transport_speedup_marks_where_a_socket_loses():
     ts = fs.transport_speedup(agg()).set_index(["devices", "transport", "precision", "batchsize"]).sort_index()
     assert ts.loc[("0+1", "socket", "fp32", 4096), "speedup"] == pytest.approx(0.8)  # 20 / 25
@@ -391,10 +444,11 @@ def test_report_has_the_scaling_sections(tmp_path):
     html = render(tmp_path, tmp_path / "out" / "report.html").read_text()
     figures = {p.stem for p in (tmp_path / "out" / "figures").glob("*.png")}
     assert {"scaling_strong_gpu", "scaling_weak_gpu", "precision", "transports"} <= figures
-    for text in ("Scaling with the number of devices", "TF32 against FP32", "What the link between GPUs does",
+    for text in ("Scaling with the number of devices", "tf32 against fp32", "What the link between GPUs does",
                  "4 GPUs with chainermn in fp32 are 3.2× one GPU at b4096, n1024 (80% efficiency)",
                  "Over sockets, 2 GPUs lose to one at b4096, n1024 (fp32): 0.8×",
-                 "TF32 is 4× fp32 at best", "NET/Socket/0",
+                 "TF32 (10-bit inputs to the tensor cores) is 4× fp32 at best",
+                     "NET/Socket/0",
                  "Measured, one GPU in tf32 against the CPU over 2 sizes: the GPU wins every size above",
                  "which caps the speedup at 2.5×", "kept of the cap"):
         assert text in html, text
@@ -491,3 +545,16 @@ def test_the_4_gpu_script_runs_end_to_end_on_the_cpu(tmp_path):
     assert {"scaling_weak_cpu.png", "scaling_strong_cpu.png"} <= set(os.listdir(tmp_path / "res" / "figures"))
     html = (tmp_path / "res" / "report.html").read_text()
     assert "kept of the cap" not in html  # CPU replicas share the cores: no split (facts_scaling.strong_losses)
+
+
+def test_verify_checks_3xtf32_on_graphs_cublas_path_only():
+    from bench.verifying import GEMM_UNITS, combinations
+
+    sets = [parse_device_set(s, check=False) for s in ["cpu+cpu", "0", "0+1"]]
+    checks, left_out = combinations(sets, ["chainermn"], ["sinebench", "graph"], ["article"], ["fp32", "3xtf32"])
+    split = [(ds.spec, im, units) for ds, _, im, _, prec, _, units in checks if prec == "3xtf32"]
+    assert split == [("0", "graph", GEMM_UNITS), ("0+1", "graph", GEMM_UNITS)]
+    assert any(line.startswith("3xtf32 not checked on cpu+cpu") and "no meaning on the CPU" in line
+               for line in left_out)
+    assert any(line.startswith("3xtf32 not checked on 0+1 with sinebench") for line in left_out)
+    assert not any(" on 0 with graph" in line or " on 0+1 with graph" in line for line in left_out)  # n96 covers n5

@@ -41,6 +41,27 @@ def test_the_worker_environment_sets_the_precision():
     fp32, tf32 = product_error("fp32"), product_error("tf32")
     assert fp32 < 1e-5  # fp32: about 2^-24 per operation
     assert tf32 > 1e-4  # 10-bit inputs: about 2^-11 per operand
+    assert product_error("3xtf32") < 1e-5  # CuPy's own products stay fp32: only graph's are split
+
+
+@pytest.mark.gpu
+def test_graph_in_3xtf32_trains_what_the_eager_path_trains_in_fp32():
+    # at FP32's tolerance (1e-5), which TF32's 10-bit inputs miss by far
+    proc = sinebench("verify", "--devices", "0", "--impl", "graph", "--precision", "3xtf32", "--optimizer",
+                     "sgd,adam")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if "3xtf32" in line]
+    assert len(lines) == 2 and all("n96" in line and "PASS" in line for line in lines), proc.stdout
+    assert "3xtf32 not checked on 0 with graph" not in proc.stderr  # n5's line is left out quietly
+
+
+@pytest.mark.multigpu
+@pytest.mark.mpi
+def test_graph_in_3xtf32_on_two_gpus():
+    pytest.importorskip("mpi4py")
+    proc = sinebench("verify", "--devices", "0+1", "--strategy", "chainermn", "--impl", "graph", "--precision",
+                     "3xtf32", "--optimizer", "sgd,adam")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.gpu
