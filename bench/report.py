@@ -108,17 +108,20 @@ def maps(sw: Sweep, models: dict, figs: Figures, other=None, ev=None) -> list:
 
 def ladder_section(sw: Sweep, limits: dict | None, figs: Figures) -> list:
     """Each device set and implementation by its fixed cost per update, and
-    each implementation's crossover: only for a sweep of several."""
-    if not ladder.shown(sw.agg):
+    each implementation's crossover: only for a sweep of several. One
+    precision's runs (fp32 where it ran): a fit through TF32 or 3xTF32 rows
+    beside fp32 ones would mix two rates."""
+    agg = baseline(sw.agg)
+    if not ladder.shown(agg):
         return []
-    rungs = ladder.rungs(sw.agg, limits)
-    crossings = ladder.crossings(sw.agg, rungs)
+    rungs = ladder.rungs(agg, limits)
+    crossings = ladder.crossings(agg, rungs)
     figures = [figs.add("overhead_ladder", plots_ladder.fixed_costs(rungs),
                         "Fixed cost per update of every device set and implementation (hatched: other than "
                         "sinebench's eager one), "
                         "with its rate.", "overhead ladder")]
     if crossings:
-        figures.append(figs.add("crossovers", plots_ladder.crossovers(sw.agg, crossings),
+        figures.append(figs.add("crossovers", plots_ladder.crossovers(agg, crossings),
                                 "ms per update against FLOPs per update on the CPU and one GPU, one panel per "
                                 "implementation, same axes; dotted: where one GPU starts to win.", "crossovers"))
     text = sentences.ladder_rungs(rungs) + [sentences.crossing(c) for c in crossings]

@@ -70,9 +70,11 @@ def precision_section(agg, peaks, figs, impl="") -> list:
     crossovers = fs.precision_crossovers(agg, peaks)
     if ps.empty:
         return []
-    others = " and ".join(dict.fromkeys(ps["precision"]))
+    names = list(dict.fromkeys(ps["precision"]))
+    others = " and ".join(names)
     figures = [figs.add(_name("precision", impl), plots_scaling.precision_bars(ps),
-                        f"How many times faster {others} is than fp32 at each size, per device set (same runs "
+                        f"How many times faster {others} {'is' if len(names) == 1 else 'are'} than fp32 at each "
+                        "size, per device set (same runs "
                         "otherwise).", f"{others} against fp32")]
     return [_section(_name("precision", impl), f"{others} against fp32" + _whose(impl), figures,
                      sentences_scaling.precision(ps, crossovers),
