@@ -13,6 +13,9 @@
 #   RES=results/h200x1-3xtf32-$(date +%F) scripts/gpu_3xtf32.sh
 #
 # ONLY=probe,verify,tests,sweep picks steps. About 9 minutes on an H200.
+# On two GPUs: DEVICES=0,0+1 VERIFY_DEVICES=0+1 IMPLS=graph UNITS=1024
+# BATCHES=4096,2048 (verify with the captured all-reduce; one GPU at the
+# global batch and at each GPU's share, and two GPUs).
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
 RES=${RES:-results/$(gpu_tag)-3xtf32-$(date +%F)}
@@ -25,7 +28,7 @@ if wants probe; then
 fi
 if wants verify; then
   echo "== verify $(date -u)"
-  $SB verify --devices 0 --impl graph --precision fp32,3xtf32 --optimizer sgd,adam --recipe article,quality |
+  $SB verify --devices ${VERIFY_DEVICES:-0} --strategy chainermn --impl graph --precision fp32,3xtf32 --optimizer sgd,adam --recipe article,quality |
     tee "$RES/verify.txt"
 fi
 if wants tests; then
@@ -34,7 +37,7 @@ if wants tests; then
 fi
 if wants sweep; then
   echo "== sweep $(date -u)"
-  $SB sweep --devices 0 --impl graph,torch-graph --precision fp32,tf32,3xtf32 --units ${UNITS:-256,1024} \
+  $SB sweep --devices ${DEVICES:-0} --strategy chainermn --impl ${IMPLS:-graph,torch-graph} --precision fp32,tf32,3xtf32 --units ${UNITS:-256,1024} \
     --batchsize ${BATCHES:-4096,1024} --recipe article --full-budget --updates 200 --max-seconds 2 \
     --repeats ${REPEATS:-2} --host-gate off --no-progress --out "$RES/sweep"
 fi
