@@ -19,7 +19,9 @@
 #
 # Results go to RES/ungated and RES/gated (default RES:
 # results/<gpu>x<count>-trust-<date>); the table is also in RES/spread.txt.
-# Rerunning resumes both sweeps where they stopped. VARIANTS names other
+# IMPL=graph times the compiled update instead of the eager one (graph runs
+# one device per process: no single-process rows). Rerunning resumes both
+# sweeps where they stopped. VARIANTS names other
 # sweeps, in order, each FOLDER:OPTIONS with the options' words joined by
 # commas, e.g. VARIANTS="warm:--warmup-rounds,1 gated:" (the default:
 # "ungated:--host-gate,off gated:"). SWEEP_TIMEOUT=S ends each sweep after S
@@ -30,7 +32,7 @@ RES=${RES:-results/$(gpu_tag)-trust-$(date +%F)}
 DEVICES=${DEVICES:-cpu,0,0+1}
 start_log "RES=$RES DEVICES=$DEVICES scripts/gpu_trust.sh"
 COMMON=(--devices "$DEVICES" --strategy single-process,chainermn --batchsize 10 --units 5 --recipe article
-        --full-budget --updates 1500 --max-seconds 0.5 --warmup 3 --no-report --no-progress)
+        --full-budget --updates 1500 --max-seconds 0.5 --warmup 3 --no-report --no-progress --impl "${IMPL:-sinebench}")
 if [ -n "${NOISE_S:-}" ]; then
   echo "== probes beside updates for $NOISE_S s $(date -u)"
   python3 scripts/host_noise.py --seconds "$NOISE_S" --cores 5 --devices cpu,0 --csv "$RES/host_noise.csv" |
