@@ -61,11 +61,19 @@ def sweep(tables: dict) -> Sweep:
     # Per-update facts compare one window length: the one most configurations
     # ran, the shorter (the article's) on a tie.
     seqlen = int(mine["seqlen"].mode().min()) if len(mine) else 10
-    main = mine[mine["seqlen"] == seqlen]
+    main = impl_rows(agg, impl, seqlen)
     ok = ok_runs(runs)
     return Sweep(runs, ok, agg, impl, main, seqlen,
                  *(tables.get(k, pd.DataFrame()) for k in ("breakdown", "curves", "closed_loop")),
                  base_ok=at_axes_of(ok, main))
+
+
+def impl_rows(agg: pd.DataFrame, impl: str, seqlen: int) -> pd.DataFrame:
+    """``impl``'s configurations at the baseline's scaling axes and one
+    window length: the rows the summary's facts compare (``Sweep.main`` for
+    the summary's implementation)."""
+    mine = baseline(agg[agg["impl"] == impl])
+    return mine[mine["seqlen"] == seqlen]
 
 
 def at_axes_of(rows: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:

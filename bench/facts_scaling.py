@@ -119,7 +119,7 @@ def curves(agg: pd.DataFrame, transport: str = DEFAULT_TRANSPORT) -> pd.DataFram
     out = pd.DataFrame(rows, columns=CURVE_COLUMNS)
     return out.drop_duplicates(["kind", "strategy", "precision", "scaling", "size", "n_devices"]).sort_values(
         ["kind", "scaling", "n_units", "per_device", "batchsize", "strategy", "precision", "n_devices"],
-        ignore_index=True)
+        ignore_index=True, key=_in_precision_order)
 
 
 LOSS_COLUMNS = ["impl", "kind", "devices", "n_devices", "strategy", "precision", "batchsize", "n_units", "ms",
@@ -156,7 +156,16 @@ def strong_losses(agg: pd.DataFrame) -> pd.DataFrame:
                      "speedup": base / ms, "bound": bound, "batch_efficiency": bound / n,
                      "parallel_efficiency": share / ms})
     return pd.DataFrame(rows, columns=LOSS_COLUMNS).sort_values(
-        ["impl", "kind", "n_units", "batchsize", "precision", "strategy", "n_devices"], ignore_index=True)
+        ["impl", "kind", "n_units", "batchsize", "precision", "strategy", "n_devices"], ignore_index=True,
+        key=_in_precision_order)
+
+
+def _in_precision_order(column: pd.Series) -> pd.Series:
+    """A sort key: precisions in PRECISIONS' order (fp32 first), not the
+    alphabet's (which puts 3xtf32 first); other columns as they are."""
+    if column.name != "precision":
+        return column
+    return column.map({p: i for i, p in enumerate(PRECISIONS)}).fillna(len(PRECISIONS))
 
 
 def curves_by_impl(agg: pd.DataFrame, impls: list) -> pd.DataFrame:
