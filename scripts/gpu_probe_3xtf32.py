@@ -15,21 +15,8 @@ import argparse
 import cupy
 import numpy as np
 
+from gpu_probe_splitk import time_ms  # scripts/: beside this one
 from sinelstm.cublas_capture import _COMPUTE, OP_N, OP_T, Blas
-
-
-def time_ms(fn, reps=30):
-    for _ in range(5):
-        fn()
-    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-    times = []
-    for _ in range(reps):
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(cupy.cuda.get_elapsed_time(start, stop))
-    return float(np.median(times))
 
 
 def tf32(x):
@@ -99,7 +86,7 @@ def main():
             for label, b, fn in (("fp32", blas["fp32"], one), ("tf32", blas["tf32"], one),
                                  ("3xtf32", blas["tf32"], three)):
                 with stream:
-                    ms = time_ms(lambda: fn(b))
+                    ms = time_ms(lambda: fn(b), reps=30)
                     fn(b)
                 stream.synchronize()
                 line.append(f"{label} {ms:7.3f} ms {flops / ms / 1e9:6.1f} TF/s err {err(out, ref):.2e}")
