@@ -13,7 +13,6 @@ magnitude.
 import argparse
 
 import cupy
-import numpy as np
 
 from gpu_probe_splitk import time_ms  # scripts/: beside this one
 from sinelstm.cublas_capture import _COMPUTE, OP_N, OP_T, Blas
