@@ -45,8 +45,9 @@ def baseline(agg: pd.DataFrame) -> pd.DataFrame:
     for column, value in (("precision", FP32), ("transport", DEFAULT_TRANSPORT), ("scaling", STRONG)):
         if column in agg and len(agg) and (agg[column] == value).any():
             agg = agg[agg[column] == value]
-        elif column in agg and len(agg):
-            agg = agg[agg[column] == agg[column].mode().iloc[0]]
+        elif column in agg and len(agg):  # the most common; a tie goes to PRECISIONS' order
+            modes = agg[column].mode()
+            agg = agg[agg[column] == modes.sort_values(key=_in_precision_order).iloc[0]]
     return agg
 
 

@@ -190,7 +190,8 @@ STATUSES = {
     "oom": "out of memory",
     "killed": "the worker died of a signal",
     "error": "an exception",
-    "unavailable": "the device set or a library is missing",
+    "unavailable": "could not run here: the device set or a library is missing, or the combination cannot run "
+                   "(a batch its devices cannot split, a precision the implementation does not run at this size)",
     "slow-host": "the host stayed slow past the wait a run may take (sinelstm.hostspeed): stopped, not timed",
 }
 # Failures worth another try in the same sweep: their cause may pass.

@@ -10,6 +10,7 @@ import pandas as pd
 from bench import analysis, crossover as xover, facts, ttq
 from bench.facts_scaling import baseline
 from bench.facts import ARTICLE
+from sinelstm.devices import parse_device_set
 from sinelstm.names import ARTICLE_RECIPE, SINGLE_DEVICE, device_label
 
 AT_ARTICLE = f"the article's size (batch {ARTICLE[0]}, n_units {ARTICLE[1]})"
@@ -175,24 +176,37 @@ def verdict(sw: facts.Sweep, models: dict, compare: tuple | None = None, ev=None
 def _beat_one_gpu(sw: facts.Sweep) -> str:
     """The verdict's clause on several GPUs against one ('' if none ran):
     the summary's implementation's best, and any other implementation's
-    that beats it (with its name, so that the headline does not understate
-    what the sweep found)."""
-    eff = facts.efficiency(sw.main)
-    if eff.empty:
+    that does visibly better at the same precision (with its name, so that
+    the headline does not understate what the sweep found)."""
+    best = _best_gpu_speedup(sw.main)
+    if best is None:
         return ""
-    best = eff.loc[eff["speedup"].idxmax()]
+    precision = sw.main["precision"].iloc[0] if "precision" in sw.main else None
     better = []
     for impl in sorted(set(sw.agg["impl"]) - {sw.impl}):
-        other = facts.efficiency(facts.impl_rows(sw.agg, impl, sw.seqlen))
-        if len(other) and (top := other.loc[other["speedup"].idxmax()])["speedup"] > best["speedup"]:
-            who = impl if top["label"] == best["label"] else f"{top['label']} with {impl}"
-            better.append(f"{who}: {fmt_x(top['speedup'])}")
-    also = f" ({'; '.join(better)})" if better else ""
+        rows = facts.impl_rows(sw.agg, impl, sw.seqlen)
+        top = _best_gpu_speedup(rows[rows["precision"] == precision] if precision is not None else rows)
+        if top is not None and top["speedup"] > best["speedup"] and fmt_x(top["speedup"]) != fmt_x(best["speedup"]):
+            better.append((impl, top))
     mine = f" with {sw.impl}" if better else ""
     if best["speedup"] < 1:  # "beat ... by 0.88x" would read as a win
-        return (f"; several GPUs were slower than one everywhere{mine} ({best['label']} at best "
-                f"{fmt_x(best['speedup'])}){also}")
-    return f"; {best['label']} beat one GPU by at most {fmt_x(best['speedup'])}{mine}{also}"
+        out = (f"; several GPUs were slower than one everywhere{mine} ({best['label']} at best "
+               f"{fmt_x(best['speedup'])})")
+        for impl, top in better:
+            out += (f"; with {impl}, {top['label']} beat one GPU by at most {fmt_x(top['speedup'])}"
+                    if top["speedup"] >= 1 else f" (with {impl}: {fmt_x(top['speedup'])})")
+        return out
+    also = "; ".join((impl if top["label"] == best["label"] else f"{top['label']} with {impl}")
+                     + f": {fmt_x(top['speedup'])}" for impl, top in better)
+    return f"; {best['label']} beat one GPU by at most {fmt_x(best['speedup'])}{mine}" + (f" ({also})" if also else "")
+
+
+def _best_gpu_speedup(rows: pd.DataFrame):
+    """The row of the largest speedup of a multi-GPU set over its first GPU
+    in ``rows`` (CPU replicas are not GPUs), or None."""
+    eff = facts.efficiency(rows)
+    eff = eff[[parse_device_set(d, check=False).is_gpu for d in eff["devices"]]]
+    return eff.loc[eff["speedup"].idxmax()] if len(eff) else None
 
 
 def crossover(c: analysis.Crossover) -> str:

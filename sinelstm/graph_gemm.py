@@ -55,7 +55,8 @@ from sinelstm.graph_cuda import HEADER
 OVERLAPS = ("tail", "none")
 OVERLAP = os.environ.get("SINEBENCH_COMM_OVERLAP", OVERLAPS[0])
 _BLOCK = 256
-_MAX_SPLITS = 2  # parts over K that the backward's dh product may be split into
+_MAX_SPLITS = 2  # parts over K that the backward's dh product may be split into (FP32)
+_X3_PAIRS = 3  # 3xTF32's dh: one part per pair of split operands (see GemmGraphs.setup)
 # "auto": timed (GemmGraphs._fastest_dh_split); "1" or "2" fixes it, for
 # measuring the choice (an A/B on one machine).
 DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
@@ -343,9 +344,13 @@ class GemmGraphs(GpuGraphs):
         # operands split into a TF32 part and a TF32 remainder, in one
         # product over the three pairs side by side along K (hx, dgx, wx, wy,
         # written by the step kernels and gemm_split_w). The weights'
-        # gradient reads hx and dgx as three products of its parts: a tensor
-        # core's FP32 sums lose accuracy as K grows (results/h200x1-3xtf32-*),
-        # so no product sums more than about _GRAD_ROWS rows.
+        # gradient reads hx and dgx as three products of its parts. A tensor
+        # core's FP32 sums lose accuracy as K grows (results/h200x1-3xtf32-*:
+        # relative error 3.0e-6 at K 3072, 1.2e-5 at 12288, 9.0e-5 at 36864;
+        # FP32 lanes 1.4e-6 to 4.3e-6), so the weights' gradient sums parts
+        # of about _GRAD_ROWS rows, and dh (K = 12n) is three parts over K,
+        # one per pair, that the step kernel sums in FP32 (as FP32's split).
+        # The forward product keeps K = 3n.
         self.x3 = precision.process_precision() == "3xtf32"
         self.grad_rows = _grad_rows(B)
         self.blas = Blas(self.capture_stream)
@@ -364,8 +369,8 @@ class GemmGraphs(GpuGraphs):
         # input projection's, rank one), then the output layer's W and b,
         # copied into the flat gradients before the step.
         self.small = cupy.empty(2 * G + n + 1, cupy.float32)
-        self.dhn = cupy.zeros((_MAX_SPLITS, B, n), cupy.float32)  # dh's parts over K (see _dh)
-        self.dh_splits = self._fastest_dh_split()
+        self.dhn = cupy.zeros((_X3_PAIRS if self.x3 else _MAX_SPLITS, B, n), cupy.float32)  # dh's parts (_dh)
+        self.dh_splits = _X3_PAIRS if self.x3 else self._fastest_dh_split()
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
         if self.x3:
@@ -488,9 +493,9 @@ class GemmGraphs(GpuGraphs):
         up = self.up
         n, G, B = up.n, 4 * up.n, up.batch
         dg = self._at(self.act, t * B * G)
-        if self.x3:
-            self.blas.gemm(OP_N, OP_N, n, B, 3 * G, self.wy.data.ptr, n, self._at(self.dgx, t * B * 3 * G), 3 * G,
-                           self.dhn.data.ptr, n)
+        if self.x3:  # small*big, big*small, big*big: one part each
+            self.blas.gemm_split_k(OP_N, OP_N, n, B, 3 * G, self.wy.data.ptr, n, self._at(self.dgx, t * B * 3 * G),
+                                   3 * G, self.dhn.data.ptr, n, _X3_PAIRS)
         elif splits == 1:
             self.blas.gemm(OP_N, OP_N, n, B, G, self._p("/l2/lateral/W"), n, dg, G, self.dhn.data.ptr, n)
         else:

@@ -62,15 +62,20 @@ def process_precision(environ=None) -> str:
 
 
 def why_not(precision: str, impl: str, is_gpu: bool, n_units: int) -> str | None:
-    """Why a run cannot compute in ``precision``, or None. TF32 is a GPU's;
-    3xtf32 needs the graph implementation's cuBLAS path."""
+    """Why a run cannot compute in ``precision``, or None. TF32 is a GPU's
+    matrix products': the graph implementation has none at ``MAX_UNITS``
+    or fewer (its persistent kernels compute in fp32), so a tf32 row there
+    would be an fp32 one under another name; 3xtf32 needs the graph
+    implementation's cuBLAS path."""
     from sinelstm.graph_cuda import MAX_UNITS
 
     if precision != PRECISIONS[0] and not is_gpu:
         return f"{precision} has no meaning on the CPU (NumPy computes in fp32)"
-    if precision == SPLIT and (impl != GRAPH_IMPL or n_units <= MAX_UNITS):
-        return (f"{SPLIT} splits the products of --impl {GRAPH_IMPL} above {MAX_UNITS} units only (its persistent "
-                f"kernels below, and every other implementation, compute in fp32)")
+    if precision == SPLIT and impl != GRAPH_IMPL:
+        return f"{SPLIT} splits the products of --impl {GRAPH_IMPL} only (every other implementation's are fp32)"
+    if precision != PRECISIONS[0] and impl == GRAPH_IMPL and n_units <= MAX_UNITS:
+        return (f"{precision} changes matrix products; --impl {GRAPH_IMPL} has none at {MAX_UNITS} units or fewer "
+                f"(its persistent kernels compute in fp32)")
     return None
 
 

@@ -144,6 +144,35 @@ def test_the_headline_names_another_implementation_that_scales_better():
     assert "4 GPUs (chainermn) beat one GPU by at most 3.5× with sinebench (graph: 3.7×)" in text
 
 
+def _clause(rows, impl="sinebench"):
+    agg = pd.DataFrame([dict(impl=i, devices=d, strategy=st, n_devices=len(d.split("+")), batchsize=4096,
+                             n_units=1024, seqlen=10, ms=ms, precision=p, transport="default", scaling="strong")
+                        for i, d, st, ms, p in rows])
+    sw = __import__("types").SimpleNamespace(agg=agg, impl=impl, seqlen=10, main=facts.impl_rows(agg, impl, 10))
+    return sentences._beat_one_gpu(sw)
+
+
+def test_the_headline_names_only_gpus_that_visibly_do_better_at_its_precision():
+    mine = [("sinebench", "0", "single-device", 10, "fp32"), ("sinebench", "0+1", "chainermn", 6.7, "fp32")]
+    alone = "; 2 GPUs (chainermn) beat one GPU by at most 1.5×"
+    assert _clause(mine) == alone
+    # another implementation's CPU replicas are not GPUs; its other precision is not this one;
+    # 1.52x against 1.49x reads the same
+    assert _clause(mine + [("graph", "cpu", "single-device", 100, "fp32"),
+                           ("graph", "cpu+cpu", "chainermn", 52, "fp32")]) == alone
+    assert _clause(mine + [("graph", "0", "single-device", 10, "3xtf32"),
+                           ("graph", "0+1", "chainermn", 5.2, "3xtf32")]) == alone
+    assert _clause(mine + [("graph", "0", "single-device", 10, "fp32"),
+                           ("graph", "0+1", "chainermn", 6.6, "fp32")]) == alone
+    assert _clause(mine + [("graph", "0", "single-device", 10, "fp32"), ("graph", "0+1", "chainermn", 5, "fp32")]
+                   ) == "; 2 GPUs (chainermn) beat one GPU by at most 1.5× with sinebench (graph: 2×)"
+    # the summary's GPUs lose, another implementation's win: both said
+    assert _clause([("sinebench", "0", "single-device", 10, "fp32"), ("sinebench", "0+1", "chainermn", 12, "fp32"),
+                    ("graph", "0", "single-device", 10, "fp32"), ("graph", "0+1", "chainermn", 6, "fp32")]) == (
+        "; several GPUs were slower than one everywhere with sinebench (2 GPUs (chainermn) at best 0.83×); "
+        "with graph, 2 GPUs (chainermn) beat one GPU by at most 1.7×")
+
+
 def test_compare_sets_this_cpu_beside_another_machines_gpu(tmp_path):
     make_results(tmp_path / "gpu")
     make_results(tmp_path / "cpu", n_sets=1)

@@ -57,13 +57,20 @@ def test_precision_env_and_check(monkeypatch):
 
 @pytest.mark.parametrize("impl,is_gpu,units,refused", [
     ("graph", True, 65, None), ("graph", True, 1024, None),
-    ("graph", True, 64, "above 64 units"),  # the persistent kernels: no products to split
-    ("sinebench", True, 1024, "--impl graph"), ("torch-graph", True, 1024, "--impl graph"),
+    ("graph", True, 64, "has none at 64 units or fewer"),  # the persistent kernels: no products to split
+    ("sinebench", True, 1024, "--impl graph only"), ("torch-graph", True, 1024, "--impl graph only"),
     ("graph", False, 1024, "no meaning on the CPU")])
 def test_3xtf32_runs_where_products_are_split_only(impl, is_gpu, units, refused):
     reason = precision.why_not("3xtf32", impl, is_gpu, units)
     assert reason is None if refused is None else refused in reason
-    assert precision.why_not("tf32", impl, True, units) is None  # TF32 is CuPy's, every GPU run has it
+
+
+@pytest.mark.parametrize("impl,units,refused", [
+    ("sinebench", 5, False), ("torch-graph", 5, False), ("graph", 1024, False),  # CuPy's, PyTorch's, cuBLAS's
+    ("graph", 64, True), ("graph", 5, True)])  # the persistent kernels compute in fp32
+def test_tf32_runs_where_there_are_matrix_products(impl, units, refused):
+    reason = precision.why_not("tf32", impl, True, units)
+    assert (reason is not None and "has none at 64 units or fewer" in reason) if refused else reason is None
 
 
 def test_tolerance_per_precision():
@@ -157,7 +164,7 @@ def test_3xtf32_in_the_grid_is_graphs_on_gpus_and_unavailable_without_products()
     split = [s for s in specs if s.train.precision == "3xtf32"]
     assert {(s.train.impl, s.devices) for s in split} == {("graph", "0"), ("graph", "0+1")}
     assert {s.train.n_units: why_not(s) for s in split}[1024] is None
-    assert "above 64 units" in {s.train.n_units: why_not(s) for s in split}[5]  # one unavailable row each
+    assert "has none at 64 units" in {s.train.n_units: why_not(s) for s in split}[5]  # one unavailable row each
     assert grid_size(device_sets=sets, **args) == len(specs)
     lines = skipped(sets, ["chainermn"], ["fp32", "3xtf32"], ["default"], ["sinebench", "graph"])
     assert "3xtf32 not run on cpu" in lines[0] and "3xtf32 not run with sinebench" in lines[1]
