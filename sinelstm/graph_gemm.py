@@ -57,6 +57,8 @@ OVERLAP = os.environ.get("SINEBENCH_COMM_OVERLAP", OVERLAPS[0])
 _BLOCK = 256
 _MAX_SPLITS = 2  # parts over K that the backward's dh product may be split into (FP32)
 _X3_PAIRS = 3  # 3xTF32's dh: one part per pair of split operands (see GemmGraphs.setup)
+# SINEBENCH_X3_DH_PARTS=1 makes 3xTF32's dh one product of K = 12n, for an A/B.
+X3_DH_PARTS = int(os.environ.get("SINEBENCH_X3_DH_PARTS", _X3_PAIRS))
 # "auto": timed (GemmGraphs._fastest_dh_split); "1" or "2" fixes it, for
 # measuring the choice (an A/B on one machine).
 DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
@@ -370,7 +372,7 @@ class GemmGraphs(GpuGraphs):
         # copied into the flat gradients before the step.
         self.small = cupy.empty(2 * G + n + 1, cupy.float32)
         self.dhn = cupy.zeros((_X3_PAIRS if self.x3 else _MAX_SPLITS, B, n), cupy.float32)  # dh's parts (_dh)
-        self.dh_splits = _X3_PAIRS if self.x3 else self._fastest_dh_split()
+        self.dh_splits = X3_DH_PARTS if self.x3 else self._fastest_dh_split()
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
         if self.x3:
@@ -495,7 +497,7 @@ class GemmGraphs(GpuGraphs):
         dg = self._at(self.act, t * B * G)
         if self.x3:  # small*big, big*small, big*big: one part each
             self.blas.gemm_split_k(OP_N, OP_N, n, B, 3 * G, self.wy.data.ptr, n, self._at(self.dgx, t * B * 3 * G),
-                                   3 * G, self.dhn.data.ptr, n, _X3_PAIRS)
+                                   3 * G, self.dhn.data.ptr, n, splits)
         elif splits == 1:
             self.blas.gemm(OP_N, OP_N, n, B, G, self._p("/l2/lateral/W"), n, dg, G, self.dhn.data.ptr, n)
         else:
