@@ -372,6 +372,8 @@ class GemmGraphs(GpuGraphs):
         # copied into the flat gradients before the step.
         self.small = cupy.empty(2 * G + n + 1, cupy.float32)
         self.dhn = cupy.zeros((_X3_PAIRS if self.x3 else _MAX_SPLITS, B, n), cupy.float32)  # dh's parts (_dh)
+        if X3_DH_PARTS not in (1, _X3_PAIRS):
+            raise ValueError(f"SINEBENCH_X3_DH_PARTS={X3_DH_PARTS}: choose 1 or {_X3_PAIRS}")
         self.dh_splits = X3_DH_PARTS if self.x3 else self._fastest_dh_split()
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
