@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 3xTF32 (sinelstm.precision): FP32's accuracy from TF32 tensor cores, on
+# 3xTF32 (sinelstm.precision): near FP32's accuracy from TF32 tensor cores, on
 # the graph implementation's cuBLAS path. On one GPU:
 #   1. the products alone (scripts/gpu_probe_3xtf32.py): time and error
 #      against FP64, for FP32, TF32 and 3xTF32;
