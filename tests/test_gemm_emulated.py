@@ -235,7 +235,8 @@ def errors(g, offs, series, starts) -> dict:
     return {"loss": rel([g.loss[0]], [loss]),
             "hs": rel(np.asarray(g.hs).transpose(1, 0, 2), hs),
             "lateral": rel(np.asarray(g.up.flat.grads)[lat:lat + G * n], grads[lat:lat + G * n]),
-            "dv":  # the flat gradient of b_up rel(np.asarray(g.small)[G:2 * G], grads[offs["/l2/upward/b"]:offs["/l2/upward/b"] + G])}
+            # dv: the flat gradient of b_up
+            "dv": rel(np.asarray(g.small)[G:2 * G], grads[offs["/l2/upward/b"]:offs["/l2/upward/b"] + G])}
 
 
 @pytest.mark.parametrize("grad_rows", [0, 2, 1000])  # one product after the loop; parts of 1 and of all steps
