@@ -268,8 +268,9 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
 @click.option("--updates", default=20, show_default=True, callback=positive("updates"), help="Updates compared.")
 @click.option("--mpi-args", "mpi_words", default=None, envvar=MPI_ARGS_ENV, callback=mpi_args,
               help=MPI_ARGS_HELP)
+@click.option("--units", default=None, help="LSTM widths [default: 5, and 96 for graph on a GPU].")
 @axes.precision_option(many=True)
-def verify(devices, strategy, impl, recipe, optimizer, updates, mpi_words, precision):
+def verify(devices, strategy, impl, recipe, optimizer, updates, mpi_words, precision, units):
     """Check that each device set trains the same model as its first device alone (identical
     weights and batches; graph against the eager path, on one device too); exit 1 if one differs."""
     from bench import verifying
@@ -279,8 +280,7 @@ def verify(devices, strategy, impl, recipe, optimizer, updates, mpi_words, preci
                        ranks_elsewhere=bool(mpi_words) and STRATEGIES[0] not in strategies)
     checks = verifying.plan(sets, strategies, choice_list("impl", impl, [i for i in IMPLS if not is_torch(i)]),
                             choice_list("recipe", recipe, list(RECIPES)), axes.precisions(precision),
-                            choice_list("optimizer", optimizer, ["sgd", "adam"]), warn)
-    check_mpi(strategies)
+                            choice_list("optimizer", optimizer, ["sgd", "adam"]), warn, units)
     results = []
     for combo in checks:
         results.append(verifying.check(*combo, updates))

@@ -29,28 +29,32 @@ def default_sets() -> str:
     return "cpu+cpu" + ("," + "+".join(str(i) for i in range(n)) if n > 1 else "")
 
 
-def plan(sets, strategies, impls, recipes, precisions, optimizers, warn) -> list:
-    """The checks to run; bad input (nothing to compare) exits 2."""
-    from bench.options import fail
+def plan(sets, strategies, impls, recipes, precisions, optimizers, warn, units=None) -> list:
+    """The checks to run; bad input (nothing to compare, bad --units, MPI
+    missing for chainermn) exits 2. ``units``: --units' text, or None."""
+    from bench.options import check_mpi, fail, int_list
     from sinelstm.verify import reference_impl
 
     if all(reference_impl(im) == im for im in impls) and (single := [ds.spec for ds in sets if ds.n_devices == 1]):
         fail(f"verify compares a multi-device set with its first device alone; {single[0]!r} is one device "
              f"(try cpu+cpu, or 0+1)")
-    checks, left_out = combinations(sets, strategies, impls, recipes, precisions, optimizers)
+    widths = int_list("units", units) if units is not None else None
+    checks, left_out = combinations(sets, strategies, impls, recipes, precisions, optimizers, widths)
     for note in left_out:
         warn(note)
     if not checks:
         fail("nothing to check: " + "; ".join(left_out))
+    check_mpi(strategies)
     return checks
 
 
-def combinations(sets, strategies, impls, recipes, precisions, optimizers=("sgd",)) -> tuple:
+def combinations(sets, strategies, impls, recipes, precisions, optimizers=("sgd",), units=None) -> tuple:
     """(checks to run, lines about those left out): a precision other than
     fp32 means nothing on the CPU; a one-device set is checked only for an
     implementation with another reference (``graph`` against the eager
     one), once whatever the strategies; ``graph`` runs several devices one
-    per process only."""
+    per process only. ``units`` (``--units``) replaces the default widths
+    (UNITS, and GEMM_UNITS for graph on a GPU)."""
     from sinelstm.verify import reference_impl
 
     from sinelstm.precision import why_not
@@ -66,17 +70,18 @@ def combinations(sets, strategies, impls, recipes, precisions, optimizers=("sgd"
             continue
         if ds.n_devices > 1 and im == GRAPH_IMPL and strat != STRATEGIES[1]:
             continue
-        for units in ((UNITS, GEMM_UNITS) if im == GRAPH_IMPL and ds.is_gpu else (UNITS,)):
-            if reason := why_not(prec, im, ds.is_gpu, units):
+        widths = units or ((UNITS, GEMM_UNITS) if im == GRAPH_IMPL and ds.is_gpu else (UNITS,))
+        for width in widths:
+            if reason := why_not(prec, im, ds.is_gpu, width):
                 # where some width of the set checks the precision, the others need no line
-                if not any(why_not(prec, im, ds.is_gpu, u) is None for u in (UNITS, GEMM_UNITS)):
+                if not any(why_not(prec, im, ds.is_gpu, u) is None for u in (units or (UNITS, GEMM_UNITS))):
                     leave_out(f"{prec} not checked on {ds.spec} with {im}: {reason}")
                 continue
-            if units == GEMM_UNITS and rec in NARROW_RECIPES and opt == "adam":
-                leave_out(f"graph's cuBLAS path (n_units {GEMM_UNITS}) not checked with {rec} and Adam, a recipe "
-                          f"for narrow models: check it with --recipe quality (SGD checks its clipping)")
+            if width >= GEMM_UNITS and rec in NARROW_RECIPES and opt == "adam":
+                leave_out(f"n_units {width} not checked with {rec} and Adam, a recipe for narrow models: check it "
+                          f"with --recipe quality (SGD checks its clipping)")
                 continue
-            checks.append((ds, strat, im, rec, prec, opt, units))
+            checks.append((ds, strat, im, rec, prec, opt, width))
     return checks, left_out
 
 

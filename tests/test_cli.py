@@ -195,6 +195,7 @@ BAD_INPUTS = [
     (["sweep", "--strategy", "ddp"], "unknown value 'ddp'"),
     (["sweep", "--bogus"], "No such option"),
     (["verify", "--devices", "cpu+cpu", "--strategy", "nccl"], "unknown value 'nccl'"),
+    (["verify", "--devices", "cpu+cpu", "--units", "0"], "must be positive"),
     (["train", "--devices", "cpu+cpu", "--batchsize", "9"], "not divisible"),
 ]
 

@@ -565,3 +565,18 @@ def test_verify_checks_3xtf32_on_graphs_cublas_path_only():
                for line in left_out)
     assert any(line.startswith("3xtf32 not checked on 0+1 with sinebench") for line in left_out)
     assert not any(" on 0 with graph" in line or " on 0+1 with graph" in line for line in left_out)  # n96 covers n5
+
+
+def test_verify_units_replace_the_default_widths():
+    from bench.verifying import combinations
+
+    sets = [parse_device_set(s, check=False) for s in ["cpu+cpu", "0"]]
+    checks, left_out = combinations(sets, ["chainermn"], ["sinebench", "graph"], ["article"], ["fp32", "3xtf32"],
+                                    ["sgd", "adam"], units=[32, 1024])
+    got = sorted({(ds.spec, im, prec, width) for ds, _, im, _, prec, _, width in checks})
+    assert got == [("0", "graph", "3xtf32", 1024), ("0", "graph", "fp32", 32), ("0", "graph", "fp32", 1024),
+                   ("cpu+cpu", "graph", "fp32", 32), ("cpu+cpu", "graph", "fp32", 1024),
+                   ("cpu+cpu", "sinebench", "fp32", 32), ("cpu+cpu", "sinebench", "fp32", 1024)]
+    narrow, left_out = combinations(sets[1:], ["chainermn"], ["graph"], ["quality_small"], ["fp32"], ["adam"],
+                                    units=[32, 1024])
+    assert [c[-1] for c in narrow] == [32] and "n_units 1024 not checked with quality_small" in left_out[0]
