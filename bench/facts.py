@@ -57,23 +57,23 @@ def sweep(tables: dict) -> Sweep:
     # The scaling axes' other values (tf32, a forced transport, weak
     # scaling) have their own section (bench.facts_scaling); every other
     # fact compares the baseline's runs, never a mix.
-    mine = baseline(agg[agg["impl"] == impl])
-    # Per-update facts compare one window length: the one most configurations
-    # ran, the shorter (the article's) on a tie.
-    seqlen = int(mine["seqlen"].mode().min()) if len(mine) else 10
-    main = impl_rows(agg, impl, seqlen)
+    main, seqlen = impl_rows(agg, impl)
     ok = ok_runs(runs)
     return Sweep(runs, ok, agg, impl, main, seqlen,
                  *(tables.get(k, pd.DataFrame()) for k in ("breakdown", "curves", "closed_loop")),
                  base_ok=at_axes_of(ok, main))
 
 
-def impl_rows(agg: pd.DataFrame, impl: str, seqlen: int) -> pd.DataFrame:
-    """``impl``'s configurations at the baseline's scaling axes and one
-    window length: the rows the summary's facts compare (``Sweep.main`` for
-    the summary's implementation)."""
+def impl_rows(agg: pd.DataFrame, impl: str, seqlen: int | None = None) -> tuple:
+    """(rows, seqlen): ``impl``'s configurations at the baseline's scaling
+    axes (:func:`bench.facts_scaling.baseline`) and one window length, the
+    rows the summary's facts compare (``Sweep.main`` for the summary's
+    implementation). Without ``seqlen``: the one most configurations ran,
+    the shorter (the article's) on a tie."""
     mine = baseline(agg[agg["impl"] == impl])
-    return mine[mine["seqlen"] == seqlen]
+    if seqlen is None:
+        seqlen = int(mine["seqlen"].mode().min()) if len(mine) else 10
+    return mine[mine["seqlen"] == seqlen], seqlen
 
 
 def at_axes_of(rows: pd.DataFrame, main: pd.DataFrame) -> pd.DataFrame:

@@ -5,20 +5,17 @@ from itertools import product
 from sinelstm.config import TrainConfig
 from sinelstm.devices import parse_device_set
 from sinelstm.names import GRAPH_IMPL, PRECISIONS, strategies_for
-from sinelstm.precision import SPLIT, why_not as precision_why_not
+from sinelstm.precision import SPLIT, runs_with, why_not as precision_why_not
 
 from bench import transports as nccl
 from bench.schema import RunSpec
 
 
-def precisions_for(ds, precisions, impl: str = GRAPH_IMPL) -> list:
-    """The precisions a device set runs with ``impl``: TF32 is a GPU's, so
-    the CPU runs fp32 only (a CPU tf32 row would be an fp32 row under
-    another name); 3xtf32 is the graph implementation's only. (Its sizes
-    without products: :func:`why_not`.)"""
-    if not ds.is_gpu:
-        return [p for p in precisions if p == PRECISIONS[0]]
-    return [p for p in precisions if p != SPLIT or impl == GRAPH_IMPL]
+def precisions_for(ds, precisions, impl: str) -> list:
+    """The precisions a device set runs with ``impl`` (a CPU tf32 row would
+    be an fp32 row under another name): :func:`sinelstm.precision.runs_with`.
+    A size without products is one unavailable row: :func:`why_not`."""
+    return [p for p in precisions if runs_with(p, impl, ds.is_gpu)]
 
 
 def transports_for(devices: str, strategy: str, transports) -> list:
@@ -71,7 +68,7 @@ def skipped(device_sets, strategies, precisions=(), transports=(), impls=()) -> 
     if others and cpus:
         out.append(f"{', '.join(others)} not run on {', '.join(cpus)}: it has no meaning on the CPU "
                    f"(NumPy computes in fp32)")
-    not_split = [im for im in impls if im != GRAPH_IMPL]
+    not_split = [im for im in impls if not runs_with(SPLIT, im, is_gpu=True)]
     if SPLIT in precisions and not_split and any(ds.is_gpu for ds in device_sets):
         out.append(f"{SPLIT} not run with {', '.join(not_split)}: only --impl {GRAPH_IMPL} splits its products")
     named = [t for t in transports if t != nccl.DEFAULT]

@@ -184,7 +184,7 @@ def _beat_one_gpu(sw: facts.Sweep) -> str:
     precision = sw.main["precision"].iloc[0] if "precision" in sw.main else None
     better = []
     for impl in sorted(set(sw.agg["impl"]) - {sw.impl}):
-        rows = facts.impl_rows(sw.agg, impl, sw.seqlen)
+        rows, _ = facts.impl_rows(sw.agg, impl, sw.seqlen)
         top = _best_gpu_speedup(rows[rows["precision"] == precision] if precision is not None else rows)
         if top is not None and top["speedup"] > best["speedup"] and fmt_x(top["speedup"]) != fmt_x(best["speedup"]):
             better.append((impl, top))

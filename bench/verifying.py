@@ -55,9 +55,8 @@ def combinations(sets, strategies, impls, recipes, precisions, optimizers=("sgd"
     one), once whatever the strategies; ``graph`` runs several devices one
     per process only. ``units`` (``--units``) replaces the default widths
     (UNITS, and GEMM_UNITS for graph on a GPU)."""
-    from sinelstm.verify import reference_impl
-
     from sinelstm.precision import why_not
+    from sinelstm.verify import reference_impl
 
     checks, left_out = [], []
 

@@ -63,6 +63,21 @@ def process_precision(environ=None) -> str:
     return "tf32" if tf32 else SPLIT if environ.get(SPLIT_ENV) == "1" else "fp32"
 
 
+def _why_not_at_all(precision: str, impl: str, is_gpu: bool) -> str | None:
+    """Why ``impl`` on this kind of device has ``precision`` at no size, or None."""
+    if precision != PRECISIONS[0] and not is_gpu:
+        return f"{precision} has no meaning on the CPU (NumPy computes in fp32)"
+    if precision == SPLIT and impl != GRAPH_IMPL:
+        return f"{SPLIT} splits the products of --impl {GRAPH_IMPL} only (every other implementation's are fp32)"
+    return None
+
+
+def runs_with(precision: str, impl: str, is_gpu: bool) -> bool:
+    """Whether ``impl`` on this kind of device has ``precision`` at some
+    size (the size's part of the rule: :func:`why_not`)."""
+    return _why_not_at_all(precision, impl, is_gpu) is None
+
+
 def why_not(precision: str, impl: str, is_gpu: bool, n_units: int) -> str | None:
     """Why a run cannot compute in ``precision``, or None. TF32 is a GPU's
     matrix products': the graph implementation has none at ``MAX_UNITS``
@@ -71,10 +86,8 @@ def why_not(precision: str, impl: str, is_gpu: bool, n_units: int) -> str | None
     implementation's cuBLAS path."""
     from sinelstm.graph_cuda import MAX_UNITS
 
-    if precision != PRECISIONS[0] and not is_gpu:
-        return f"{precision} has no meaning on the CPU (NumPy computes in fp32)"
-    if precision == SPLIT and impl != GRAPH_IMPL:
-        return f"{SPLIT} splits the products of --impl {GRAPH_IMPL} only (every other implementation's are fp32)"
+    if reason := _why_not_at_all(precision, impl, is_gpu):
+        return reason
     if precision != PRECISIONS[0] and impl == GRAPH_IMPL and n_units <= MAX_UNITS:
         return (f"{precision} changes matrix products; --impl {GRAPH_IMPL} has none at {MAX_UNITS} units or fewer "
                 f"(its persistent kernels compute in fp32)")

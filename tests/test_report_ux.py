@@ -148,7 +148,7 @@ def _clause(rows, impl="sinebench"):
     agg = pd.DataFrame([dict(impl=i, devices=d, strategy=st, n_devices=len(d.split("+")), batchsize=4096,
                              n_units=1024, seqlen=10, ms=ms, precision=p, transport="default", scaling="strong")
                         for i, d, st, ms, p in rows])
-    sw = __import__("types").SimpleNamespace(agg=agg, impl=impl, seqlen=10, main=facts.impl_rows(agg, impl, 10))
+    sw = __import__("types").SimpleNamespace(agg=agg, impl=impl, seqlen=10, main=facts.impl_rows(agg, impl, 10)[0])
     return sentences._beat_one_gpu(sw)
 
 
