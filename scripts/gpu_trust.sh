@@ -25,7 +25,10 @@
 # sweeps, in order, each FOLDER:OPTIONS with the options' words joined by
 # commas, e.g. VARIANTS="warm:--warmup-rounds,1 gated:" (the default:
 # "ungated:--host-gate,off gated:"). SWEEP_TIMEOUT=S ends each sweep after S
-# seconds (resumable; the table reads what it wrote).
+# seconds (resumable; the table reads what it wrote). ACROSS=1 also compares
+# the sweeps' reported medians with each other (scripts/trust_spread.py
+# --across; RES/across.txt): with VARIANTS="s1: s2: s3:", three independent
+# gated sweeps, how far a figure moves when the sweep is run again.
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
 RES=${RES:-results/$(gpu_tag)-trust-$(date +%F)}
@@ -50,4 +53,8 @@ for v in $VARIANTS; do
 done
 echo "== spread of the repeat medians $(date -u)"
 python3 scripts/trust_spread.py "${folders[@]}" | tee "$RES/spread.txt"
+if [ -n "${ACROSS:-}" ]; then
+  echo "== the reported medians, sweep to sweep $(date -u)"
+  python3 scripts/trust_spread.py --across "${folders[@]}" | tee "$RES/across.txt"
+fi
 echo "== done $(date -u)"

@@ -4,6 +4,13 @@ results folder given (slowest over fastest, minus 1), with the repeats, the
 stopped; scripts/gpu_trust.sh's table.
 
     python3 scripts/trust_spread.py results/X/before results/X/after
+    python3 scripts/trust_spread.py --across results/X/s1 results/X/s2 results/X/s3
+
+``--across``: the folders are independent sweeps of the same
+configurations; per configuration, the figure each one reports (the median
+over its counted repeats, as the report does) and how far those disagree
+(slowest over fastest, minus 1): what a reader who runs the sweep again
+sees move.
 """
 import sys
 from pathlib import Path
@@ -44,7 +51,26 @@ def rows(folder: Path) -> dict:
     return out
 
 
+def across(folders):
+    reported = {}
+    for f in folders:
+        agg = analysis.aggregate(ResultStore(Path(f)).load()["runs"])
+        for r in agg.itertuples():
+            key = f"{series_label(r.devices, r.strategy, r.impl)} b{r.batchsize}/n{r.n_units}"
+            reported.setdefault(key, {})[Path(f).name] = (r.ms, r.repeats)
+    print(f"{'configuration':<44} {'spread':>7}  reported median ms (counted repeats) per sweep")
+    for config in sorted(reported):
+        got = reported[config]
+        ms = [m for m, _ in got.values()]
+        spread = f"{max(ms) / min(ms) - 1:7.1%}" if len(ms) == len(folders) else "      -"
+        print(f"{config:<44} {spread}  " + "  ".join(
+            f"{name} {got[name][0]:.3f} ({got[name][1]})" if name in got else f"{name} (not run)"
+            for name in (Path(f).name for f in folders)))
+
+
 def main(folders):
+    if folders and folders[0] == "--across":
+        return across(folders[1:])
     print(f"{'configuration':<44} {'folder':<14} {'spread':>7} {'n':>3} {'median ms':>9}  {'95% CI':>6}  "
           f"{'stop':<8} {'thr':<4} cpus")
     tables = {Path(f).name: rows(Path(f)) for f in folders}
