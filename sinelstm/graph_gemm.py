@@ -56,14 +56,9 @@ OVERLAPS = ("tail", "none")
 OVERLAP = os.environ.get("SINEBENCH_COMM_OVERLAP", OVERLAPS[0])
 _BLOCK = 256
 _MAX_SPLITS = 2  # parts over K that the backward's dh product may be split into (FP32)
-_X3_PAIRS = 3  # 3xTF32's dh may be one part per pair of split operands (see GemmGraphs.setup)
-# 3xTF32's dh: one product of K = 12n (1), or one part per pair (3), each a
-# tensor-core sum of 4n terms, summed by the step kernel in FP32. Three
-# parts were 7.6 % slower at batch 4096 / n_units 1024 on an H200 (11.70
-# against 10.87 ms on another) and did not bring 20 Adam updates at 1024
-# units within FP32's tolerance of the eager path (1.9e-4:
-# results/h200x2-3xtf32-2026-11-28/dhsplit), so one product is the default.
-X3_DH_PARTS = int(os.environ.get("SINEBENCH_X3_DH_PARTS", 1))
+# 3xTF32: the most big*big terms one cuBLAS call sums (see x3_ranges).
+# SINEBENCH_X3_K=K changes it, for measuring the choice.
+X3_K = int(os.environ.get("SINEBENCH_X3_K", 512))
 # "auto": timed (GemmGraphs._fastest_dh_split); "1" or "2" fixes it, for
 # measuring the choice (an A/B on one machine).
 DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
@@ -286,12 +281,36 @@ def _blocks(n: int) -> tuple:
     return (max(1, -(-n // _BLOCK)),)
 
 
+def x3_ranges(k: int, cap: int) -> list:
+    """The calls of one 3xTF32 product whose operands are three blocks of
+    ``k`` along K, the two small pairs first and big*big last: ranges
+    ``(k0, k1)`` of K, the first the small pairs and up to ``cap`` terms of
+    big*big, then ``cap`` at a time; each call after the first adds to the
+    output (beta = 1).
+
+    Why: a tensor core adds its products to the FP32 accumulator with
+    truncation (Fasi et al., "Numerical behavior of NVIDIA tensor cores",
+    2021), an error biased toward zero that grows with the terms summed,
+    where an FP32 lane's rounding errors cancel. The small pairs are ~2^-11
+    of big*big, so their sums' error hardly counts; big*big's does. cuBLAS
+    starts each call with a fresh accumulator and adds C in its epilogue
+    with FP32 rounding, so calls of at most ``cap`` terms bound the bias.
+    On an H200 at n_units 1024, batch 4096 (scripts/gpu_probe_x3acc.py,
+    results/h200x1-x3acc-2026-11-28): dh's error against FP64, largest over
+    largest, was 1.07e-5 in one call of 12n, 2.66e-6 with cap 1024 and
+    1.36e-6 with 512 (FP32: 2.69e-6), the weights' gradient over 4096 rows
+    1.20e-5, 2.46e-6 and 1.25e-6 (FP32: 1.48e-6); the calls cost 28 % and
+    48 % more time for dh, 9 % and 22 % for the weights' gradient."""
+    first = min(3 * k, 2 * k + cap)
+    return [(0, first)] + [(a, min(a + cap, 3 * k)) for a in range(first, 3 * k, cap)]
+
+
 def _grad_rows(batch: int) -> int:
     """Rows per part of the recurrent weights' gradient at this batch per
     GPU (0: one product)."""
     if GRAD_CHUNK == "auto":
         arithmetic = precision.process_precision()
-        if arithmetic == "3xtf32":  # parts bound the sums a tensor core accumulates (see GemmGraphs.setup)
+        if arithmetic == "3xtf32":  # beside the dh chain, at every batch: its products are slower than TF32's
             return _GRAD_ROWS
         return _GRAD_ROWS if arithmetic == "fp32" and batch >= _GRAD_MIN_BATCH else 0
     try:
@@ -348,15 +367,12 @@ class GemmGraphs(GpuGraphs):
         self.events = []  # the capture's fork and join events, alive until it ends
         self.k = kernels(n)
         # 3xTF32: each recurrent product as three on TF32 tensor cores, of
-        # operands split into a TF32 part and a TF32 remainder, in one
-        # product over the three pairs side by side along K (hx, dgx, wx, wy,
-        # written by the step kernels and gemm_split_w). The weights'
-        # gradient reads hx and dgx as three products of its parts. A tensor
-        # core's FP32 sums lose accuracy as K grows (results/h200x1-3xtf32-*:
-        # relative error 3.0e-6 at K 3072, 1.2e-5 at 12288, 9.0e-5 at 36864;
-        # FP32 lanes 1.4e-6 to 4.3e-6), so the weights' gradient sums parts
-        # of about _GRAD_ROWS rows. The forward product has K = 3n, dh 12n
-        # (X3_DH_PARTS). So 3xTF32 is near FP32, not equal to it.
+        # operands split into a TF32 part and a TF32 remainder, the three
+        # pairs side by side along K (hx, dgx, wx, wy, written by the step
+        # kernels and gemm_split_w) for the forward and dh products; the
+        # weights' gradient reads hx and dgx as three products of its pairs.
+        # Each product is cut into calls that sum at most X3_K terms of
+        # big*big (x3_ranges): with that, FP32's accuracy.
         self.x3 = precision.process_precision() == "3xtf32"
         self.grad_rows = _grad_rows(B)
         self.blas = Blas(self.capture_stream)
@@ -375,10 +391,10 @@ class GemmGraphs(GpuGraphs):
         # input projection's, rank one), then the output layer's W and b,
         # copied into the flat gradients before the step.
         self.small = cupy.empty(2 * G + n + 1, cupy.float32)
-        self.dhn = cupy.zeros((_X3_PAIRS if self.x3 else _MAX_SPLITS, B, n), cupy.float32)  # dh's parts (_dh)
-        if X3_DH_PARTS not in (1, _X3_PAIRS):
-            raise ValueError(f"SINEBENCH_X3_DH_PARTS={X3_DH_PARTS}: choose 1 or {_X3_PAIRS}")
-        self.dh_splits = X3_DH_PARTS if self.x3 else self._fastest_dh_split()
+        self.dhn = cupy.zeros((_MAX_SPLITS, B, n), cupy.float32)  # dh's parts (_dh)
+        if X3_K < 1:
+            raise ValueError(f"SINEBENCH_X3_K={X3_K}: give the terms per call, at least 1")
+        self.dh_splits = self._fastest_dh_split()
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
         if self.x3:
@@ -427,8 +443,10 @@ class GemmGraphs(GpuGraphs):
         for t in range(T):
             if t:  # act[t] = hs[t-1] W_lat^T
                 if self.x3:
-                    blas.gemm(OP_T, OP_N, G, B, 3 * n, self.wx.data.ptr, 3 * n, self._at(self.hx, (t - 1) * B * 3 * n),
-                              3 * n, self._at(self.act, t * B * G), G)
+                    for i, (k0, k1) in enumerate(x3_ranges(n, X3_K)):
+                        blas.gemm(OP_T, OP_N, G, B, k1 - k0, self._at(self.wx, k0), 3 * n,
+                                  self._at(self.hx, (t - 1) * B * 3 * n + k0), 3 * n, self._at(self.act, t * B * G), G,
+                                  accumulate=i > 0)
                 else:
                     blas.gemm(OP_T, OP_N, G, B, n, self._p("/l2/lateral/W"), n, self._at(self.hs, (t - 1) * B * n),
                               n, self._at(self.act, t * B * G), G)
@@ -489,10 +507,12 @@ class GemmGraphs(GpuGraphs):
             blas.gemm(OP_N, OP_T, n, G, K, self._at(self.hs, (t0 - 1) * B * n), n, self._at(self.act, t0 * B * G),
                       G, self._g("/l2/lateral/W"), n, accumulate=not first)
             return
-        # small*big, big*small, big*big: offsets into hx's and dgx's rows
-        for i, (h, g) in enumerate(((n, 0), (0, G), (0, 0))):
-            blas.gemm(OP_N, OP_T, n, G, K, self._at(self.hx, (t0 - 1) * B * 3 * n + h), 3 * n,
-                      self._at(self.dgx, t0 * B * 3 * G + g), 3 * G, self._g("/l2/lateral/W"), n,
+        # small*big and big*small over all K rows, then big*big X3_K rows
+        # at a time (x3_ranges' reason): offsets into hx's and dgx's rows
+        calls = [(n, 0, 0, K), (0, G, 0, K)] + [(0, 0, r0, min(r0 + X3_K, K)) for r0 in range(0, K, X3_K)]
+        for i, (h, g, r0, r1) in enumerate(calls):
+            blas.gemm(OP_N, OP_T, n, G, r1 - r0, self._at(self.hx, ((t0 - 1) * B + r0) * 3 * n + h), 3 * n,
+                      self._at(self.dgx, (t0 * B + r0) * 3 * G + g), 3 * G, self._g("/l2/lateral/W"), n,
                       accumulate=i > 0 or not first)
 
     def _dh(self, t, splits):
@@ -501,12 +521,10 @@ class GemmGraphs(GpuGraphs):
         up = self.up
         n, G, B = up.n, 4 * up.n, up.batch
         dg = self._at(self.act, t * B * G)
-        if self.x3 and splits == 1:  # small*big + big*small + big*big, K = 12n
-            self.blas.gemm(OP_N, OP_N, n, B, 3 * G, self.wy.data.ptr, n, self._at(self.dgx, t * B * 3 * G), 3 * G,
-                           self.dhn.data.ptr, n)
-        elif self.x3:  # one part per pair
-            self.blas.gemm_split_k(OP_N, OP_N, n, B, 3 * G, self.wy.data.ptr, n, self._at(self.dgx, t * B * 3 * G),
-                                   3 * G, self.dhn.data.ptr, n, splits)
+        if self.x3:  # small*big + big*small + big*big, K = 12n, in calls (x3_ranges)
+            for i, (k0, k1) in enumerate(x3_ranges(G, X3_K)):
+                self.blas.gemm(OP_N, OP_N, n, B, k1 - k0, self._at(self.wy, k0 * n), n,
+                               self._at(self.dgx, t * B * 3 * G + k0), 3 * G, self.dhn.data.ptr, n, accumulate=i > 0)
         elif splits == 1:
             self.blas.gemm(OP_N, OP_N, n, B, G, self._p("/l2/lateral/W"), n, dg, G, self.dhn.data.ptr, n)
         else:

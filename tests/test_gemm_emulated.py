@@ -168,13 +168,14 @@ def step_kernels(n, offs):
             "gemm_backward_step": backward_step, "gemm_split_w": split_w}
 
 
-def emulate(monkeypatch, mode, n=12, B=3, T=5, burn_in=1, grad_rows=None, dh_parts=1, seed=0):
+def emulate(monkeypatch, mode, n=12, B=3, T=5, burn_in=1, grad_rows=None, x3_k=None, seed=0):
     """GemmGraphs' forward and backward in ``mode``, from its own setup;
     returns it, the flat parameters and the windows."""
     monkeypatch.setenv("CUPY_TF32", "1" if mode == "tf32" else "0")
     monkeypatch.setenv("SINEBENCH_3XTF32", "1" if mode == "3xtf32" else "0")
     monkeypatch.setattr(graph_gemm, "DH_SPLIT", "1")  # FP32's split is timed on a GPU; fixed here
-    monkeypatch.setattr(graph_gemm, "X3_DH_PARTS", dh_parts)
+    if x3_k is not None:
+        monkeypatch.setattr(graph_gemm, "X3_K", x3_k)
     if grad_rows is not None:
         monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", str(grad_rows))
     heap = Heap()
@@ -246,9 +247,19 @@ def test_the_captured_products_compute_the_cpu_update(monkeypatch, mode, grad_ro
     assert max(err.values()) < 2e-5, err  # float32 storage, float64 sums: FP32's rounding only
 
 
-def test_3xtf32s_dh_in_parts_and_an_odd_batch(monkeypatch):
-    err = errors(*emulate(monkeypatch, "3xtf32", n=8, B=5, T=4, dh_parts=3, grad_rows=7))
+@pytest.mark.parametrize("x3_k", [3, 8])  # big*big cut mid-step and mid-block, or at the blocks' edges
+def test_3xtf32s_products_in_short_calls_and_an_odd_batch(monkeypatch, x3_k):
+    err = errors(*emulate(monkeypatch, "3xtf32", n=8, B=5, T=4, grad_rows=7, x3_k=x3_k))
     assert max(err.values()) < 2e-5, err
+
+
+@pytest.mark.parametrize("k, cap", [(8, 3), (8, 8), (8, 100), (4096, 512), (1024, 1024)])
+def test_x3_ranges_cover_k_with_the_small_pairs_first_and_at_most_cap_of_big_big_a_call(k, cap):
+    ranges = graph_gemm.x3_ranges(k, cap)
+    assert ranges[0][0] == 0 and ranges[-1][1] == 3 * k
+    assert all(a1 == b0 for (_, a1), (b0, _) in zip(ranges, ranges[1:]))  # contiguous, in order
+    assert ranges[0][1] - 2 * k <= cap and all(k1 - k0 <= cap for k0, k1 in ranges[1:])
+    assert len(ranges) == -(-k // cap)
 
 
 def test_tf32_rounds_the_products_inputs_so_the_check_can_tell(monkeypatch):
