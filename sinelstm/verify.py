@@ -21,7 +21,8 @@ import chainer
 from sinelstm import precision as precisions
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.devices import parse_device_set
-from sinelstm.names import ARTICLE_RECIPE, PRECISIONS, SINGLE_DEVICE, STRATEGIES
+from sinelstm.exactness import gradient_error
+from sinelstm.names import ARTICLE_RECIPE, PRECISIONS, SINGLE_DEVICE, STRATEGIES, is_torch
 from sinelstm.recipes import RECIPES, Recipe
 from sinelstm.strategy import make_strategy
 
@@ -51,6 +52,10 @@ class VerifyResult:
     hosts: str = ""  # where the device set's processes ran: 'a+b' across two nodes
     precision: str = PRECISIONS[0]
     units: int = 5  # n_units
+    # One device: the first gradient's error against float64, and the eager
+    # path's beside it (sinelstm.exactness); None for several devices.
+    grad_error: float | None = None
+    grad_error_eager: float | None = None
 
     def line(self) -> str:
         """The result as ``sinebench verify`` prints it."""
@@ -59,6 +64,8 @@ class VerifyResult:
                 f"{self.reference:<4} {self.updates} {self.optimizer.upper()} updates: max |dparam| = "
                 f"{self.max_diff:.3g}  {'PASS' if self.passed else 'FAIL'} (tolerance {self.tolerance:g} for "
                 f"{self.precision})" + (f"  hosts: {self.hosts}" if "+" in self.hosts else "")
+                + (f"; first gradient vs float64 {self.grad_error:.2g} (eager: {self.grad_error_eager:.2g})"
+                   if self.grad_error is not None else "")
                 + (f"  error: {self.error}" if self.error else ""))
 
     @property
@@ -114,11 +121,12 @@ def verify(device_set, strategy_name: str = STRATEGIES[0], cfg: TrainConfig | No
     ref_impl = reference_impl(cfg.impl)
     first = parse_device_set(device_set.first_spec)
     reference = trained_params(replace(cfg, impl=ref_impl), make_strategy(SINGLE_DEVICE, first, ref_impl))
+    exact = gradient_error(cfg, strategy) if device_set.n_devices == 1 and not is_torch(cfg.impl) else None
     return VerifyResult(spec=device_set.spec, strategy=strategy.name, impl=cfg.impl, updates=cfg.budget.updates,
                         reference=device_set.first_spec + ("" if ref_impl == cfg.impl else f" {ref_impl}"),
                         max_diff=max_param_diff(params, reference), recipe=cfg.recipe.name, optimizer=cfg.optimizer,
                         hosts=strategy.hosts, tolerance=precisions.tolerance(cfg.precision), precision=cfg.precision,
-                        units=cfg.n_units)
+                        units=cfg.n_units, grad_error=exact and exact.impl, grad_error_eager=exact and exact.eager)
 
 
 def main(argv=None):

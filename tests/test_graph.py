@@ -226,3 +226,35 @@ def test_captured_all_reduce_equals_eager_on_two_gpus(rows):
                           text=True, env={**cli_env(), "SINEBENCH_GRAD_CHUNK": rows}, cwd=PROJECT_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("PASS") == 4  # two optimizers, two widths
+
+
+def test_the_first_gradient_is_compared_with_float64():
+    """verify on one device also says how exact the first gradient is: the
+    compiled CPU update (float32, Numba) within float32's rounding of the
+    eager path in float64, not equal to it."""
+    res = verify(parse_device_set("cpu"), "single-process", verify_config(impl="graph", n_devices=1))
+    assert 0 < res.grad_error < 1e-5 and 0 < res.grad_error_eager < 1e-5, res
+    assert "first gradient vs float64" in res.line()
+
+
+def test_the_first_gradients_check_can_fail(monkeypatch):
+    """Windows one step off (what a wrong offset in the check would do) give
+    a gradient far from the reference's."""
+    from sinelstm import exactness
+
+    first = exactness.first_gradient
+    monkeypatch.setattr(exactness, "first_gradient", lambda up: (lambda o, g: (o + 1, g))(*first(up)))
+    err = exactness.gradient_error(verify_config(impl="graph", n_devices=1), CPU)
+    assert err.impl > 1e-2 and err.eager < 1e-5, err
+
+
+def test_several_devices_report_no_first_gradient():
+    res = verify(parse_device_set("cpu+cpu"), "single-process", verify_config(n_devices=2))
+    assert res.grad_error is None and "float64" not in res.line()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("n_units", [5, 96])  # the persistent kernels; the captured cuBLAS products
+def test_the_captured_gpu_updates_first_gradient_is_near_float64(n_units):
+    res = verify(parse_device_set("0"), "single-process", verify_config(impl="graph", n_devices=1, n_units=n_units))
+    assert 0 < res.grad_error < 1e-5 and res.grad_error < 10 * res.grad_error_eager, res
