@@ -53,7 +53,7 @@ for v in $VARIANTS; do
 done
 echo "== spread of the repeat medians $(date -u)"
 python3 scripts/trust_spread.py "${folders[@]}" | tee "$RES/spread.txt"
-if [ -n "${ACROSS:-}" ]; then
+if [ "${ACROSS:-0}" != 0 ]; then
   echo "== the reported medians, sweep to sweep $(date -u)"
   python3 scripts/trust_spread.py --across "${folders[@]}" | tee "$RES/across.txt"
 fi

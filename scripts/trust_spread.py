@@ -53,19 +53,23 @@ def rows(folder: Path) -> dict:
 
 def across(folders):
     reported = {}
-    for f in folders:
+    names = [Path(f).name for f in folders]
+    if len(set(names)) < len(names):  # s1/ of two calls: say which
+        names = [str(f) for f in folders]
+    for f, name in zip(folders, names):
         agg = analysis.aggregate(ResultStore(Path(f)).load()["runs"])
-        for r in agg.itertuples():
-            key = f"{series_label(r.devices, r.strategy, r.impl)} b{r.batchsize}/n{r.n_units}"
-            reported.setdefault(key, {})[Path(f).name] = (r.ms, r.repeats)
-    print(f"{'configuration':<44} {'spread':>7}  reported median ms (counted repeats) per sweep")
+        for r in agg.to_dict("records"):  # a configuration is every key the report groups by
+            key = (f"{series_label(r['devices'], r['strategy'], r['impl'])} b{r['batchsize']}/n{r['n_units']} "
+                   + " ".join(str(r[k]) for k in ("recipe", "seqlen", *analysis.AXES)))
+            reported.setdefault(key, {})[name] = (r["ms"], r["repeats"])
+    print(f"{'configuration':<72} {'spread':>7}  reported median ms (counted repeats) per sweep")
     for config in sorted(reported):
         got = reported[config]
         ms = [m for m, _ in got.values()]
         spread = f"{max(ms) / min(ms) - 1:7.1%}" if len(ms) == len(folders) else "      -"
-        print(f"{config:<44} {spread}  " + "  ".join(
+        print(f"{config:<72} {spread}  " + "  ".join(
             f"{name} {got[name][0]:.3f} ({got[name][1]})" if name in got else f"{name} (not run)"
-            for name in (Path(f).name for f in folders)))
+            for name in names))
 
 
 def main(folders):

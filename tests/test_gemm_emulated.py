@@ -25,6 +25,9 @@ from sinelstm.cublas_capture import OP_N
 from sinelstm.flat import LAYOUT
 
 
+GARBAGE = 777.0  # what an empty buffer holds here
+
+
 class Heap:
     """Fake device memory: buffers are views of one float32 array, apart by
     a gap, so that an operand reaching past its buffer is caught."""
@@ -185,11 +188,13 @@ def emulate(monkeypatch, mode, n=12, B=3, T=5, burn_in=1, grad_rows=None, x3_k=N
         size += int(np.prod(shape(n)))
     rng = np.random.default_rng(seed)
     params = heap.alloc(size, rng.normal(0, 0.5, size).astype(np.float32))
-    flat = types.SimpleNamespace(params=params, grads=heap.alloc(size), start=lambda name: offs[name])
+    # Uninitialized memory holds garbage, as a GPU's does after earlier
+    # updates: a first call that adds to its output (beta = 1) is caught.
+    flat = types.SimpleNamespace(params=params, grads=heap.alloc(size, GARBAGE), start=lambda name: offs[name])
     monkeypatch.setattr(graph_gemm, "Blas", fake_blas(heap))
     monkeypatch.setattr(graph_gemm, "kernels", lambda units: step_kernels(units, offs))
     fake_cupy = types.SimpleNamespace(
-        float32=np.float32, empty=lambda shape, dtype: heap.alloc(shape), zeros=lambda shape, dtype: heap.alloc(shape),
+        float32=np.float32, empty=lambda shape, dtype: heap.alloc(shape, GARBAGE), zeros=lambda shape, dtype: heap.alloc(shape),
         ones=lambda shape, dtype: heap.alloc(shape, 1.0),
         cuda=types.SimpleNamespace(Stream=lambda non_blocking=True: types.SimpleNamespace(wait_event=lambda e: None)))
     g = graph_gemm.GemmGraphs.__new__(graph_gemm.GemmGraphs)
@@ -244,13 +249,13 @@ def errors(g, offs, series, starts) -> dict:
 @pytest.mark.parametrize("mode", ["fp32", "3xtf32"])
 def test_the_captured_products_compute_the_cpu_update(monkeypatch, mode, grad_rows):
     err = errors(*emulate(monkeypatch, mode, grad_rows=grad_rows))
-    assert max(err.values()) < 2e-5, err  # float32 storage, float64 sums: FP32's rounding only
+    assert all(e < 2e-5 for e in err.values()), err  # float32 storage, float64 sums: FP32's rounding only
 
 
 @pytest.mark.parametrize("x3_k", [3, 8])  # big*big cut mid-step and mid-block, or at the blocks' edges
 def test_3xtf32s_products_in_short_calls_and_an_odd_batch(monkeypatch, x3_k):
     err = errors(*emulate(monkeypatch, "3xtf32", n=8, B=5, T=4, grad_rows=7, x3_k=x3_k))
-    assert max(err.values()) < 2e-5, err
+    assert all(e < 2e-5 for e in err.values()), err
 
 
 @pytest.mark.parametrize("k, cap", [(8, 3), (8, 8), (8, 100), (4096, 512), (1024, 1024)])

@@ -4,6 +4,7 @@ with two GPUs or more (scripts/gpu_scale.sh runs them first):
     pytest -q tests/test_scaling_gpu.py
 """
 import json
+import re
 import subprocess
 import sys
 
@@ -53,6 +54,19 @@ def test_graph_in_3xtf32_trains_what_the_eager_path_trains_in_fp32():
     lines = [line for line in proc.stdout.splitlines() if "3xtf32" in line]
     assert len(lines) == 2 and all("n96" in line and "PASS" in line for line in lines), proc.stdout
     assert "3xtf32 not checked on 0 with graph" not in proc.stderr  # n5's line is left out quietly
+
+
+@pytest.mark.gpu
+def test_3xtf32_in_short_calls(monkeypatch):
+    """At verify's size (96 units, batch 8) each 3xTF32 product is one call
+    of at most X3_K = 512 big*big terms; with 32, every product is several
+    (written after the session's last GPU call: the CPU emulation in
+    tests/test_gemm_emulated.py checks the same calls' offsets)."""
+    monkeypatch.setenv("SINEBENCH_X3_K", "32")
+    proc = sinebench("verify", "--devices", "0", "--impl", "graph", "--precision", "3xtf32", "--units", "96")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    errors = [float(e) for e in re.findall(r"first gradient vs float64 (\S+)", proc.stdout)]
+    assert len(errors) == 1 and errors[0] < 1e-5, proc.stdout
 
 
 @pytest.mark.multigpu
