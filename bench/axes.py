@@ -13,7 +13,7 @@ from bench.options import choice_list, fail, int_list
 def precision_option(many: bool):
     return click.option("--precision", default=PRECISIONS[0], show_default=True,
                         help=f"Arithmetic of the matrix products, from {', '.join(PRECISIONS)} (tf32: GPUs only, "
-                             "CUPY_TF32=1 in the run's process; 3xtf32: FP32's accuracy from TF32 tensor cores, "
+                             "CUPY_TF32=1 in the run's process; 3xtf32: near FP32's accuracy from TF32 tensor cores, "
                              "--impl graph above 64 units only)" + ("; several, comma-separated." if many else "."))
 
 

@@ -54,7 +54,7 @@ def _rest(strategy: str, parallel_efficiency: float) -> str:
 
 # What each precision other than fp32 is, for the reader of its sentence.
 PRECISION_WORDS = {"tf32": "TF32 (10-bit inputs to the tensor cores)",
-                   "3xtf32": "3xTF32 (FP32's accuracy: three TF32 products of split operands)"}
+                   "3xtf32": "3xTF32 (near FP32's accuracy: three TF32 products of split operands)"}
 
 
 def precision(ps, crossovers) -> list:

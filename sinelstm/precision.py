@@ -1,12 +1,12 @@
 """What arithmetic a run's matrix products use: ``fp32``; ``tf32`` (FP32
 data, products on the GPU's tensor cores with 10-bit-mantissa inputs); or
-``3xtf32``, FP32's accuracy from TF32 tensor cores (NVIDIA's "3xTF32",
+``3xtf32``, near FP32's accuracy from TF32 tensor cores (NVIDIA's "3xTF32",
 as in CUTLASS): each operand is split into its nearest TF32 value and the
 TF32 value of the remainder, and a product sums big*big + big*small +
 small*big (the small*small term is below FP32's last bit). A tensor core's
 own FP32 sums truncate, and lose accuracy as they grow, so each product is
 cut into calls of a few hundred terms (:func:`sinelstm.graph_gemm.x3_ranges`):
-then about as exact as FP32's. Three tensor-core products still cost less than
+then near FP32's accuracy, not equal to it. Three tensor-core products still cost less than
 one on FP32 lanes. Only the ``graph`` implementation's
 cuBLAS path splits its products (:mod:`sinelstm.graph_gemm`, on a GPU above
 ``graph_cuda.MAX_UNITS``), so ``3xtf32`` runs there only (:func:`why_not`):

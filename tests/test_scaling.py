@@ -379,7 +379,7 @@ def test_each_other_precision_against_fp32_in_its_own_rows_and_sentence():
     x = ps[ps["precision"] == "3xtf32"].set_index("batchsize")
     assert x.loc[4096, "speedup"] == pytest.approx(1.6) and x.loc[10, "speedup"] == pytest.approx(1.0)
     text = " ".join(sentences_scaling.precision(ps, []))
-    assert "3xTF32 (FP32's accuracy: three TF32 products of split operands) is 1.6× fp32 at best" in text
+    assert "3xTF32 (near FP32's accuracy: three TF32 products of split operands) is 1.6× fp32 at best" in text
     assert "tf32 and 3xtf32 speed up matrix products only" in text
     assert fs.precision_speedup(a[a["precision"] != "tf32"])["precision"].unique().tolist() == ["3xtf32"]
     assert fs.precision_speedup(a[a["precision"] == "fp32"]).empty
