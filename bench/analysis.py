@@ -57,9 +57,11 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration: medians over repeats, with the spread of
     per-update times (median of the repeats' quartiles) and across repeats."""
     ok = ok_runs(runs).assign(**{a: LEGACY_DEFAULTS[a] for a in AXES if a not in runs})
+    if "grad_error" not in ok:  # a folder from before the column
+        ok["grad_error"] = np.nan
     if ok.empty:
         return pd.DataFrame(columns=KEYS + AXES + ["ms", "ms_p25", "ms_p75", "samples_per_s", "repeats", "flops",
-                                            "label", "is_gpu"])
+                                                   "grad_error", "label", "is_gpu"])
     agg = ok.groupby(KEYS + AXES, as_index=False).agg(
         ms=("ms_per_update_median", "median"),
         ms_p25=("ms_per_update_p25", "median"),
@@ -71,6 +73,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         flops=("flops_per_update", "first"),
         time_to_target_s=("time_to_target_s", "median"),
         val_mse=("val_mse", "median"),
+        grad_error=("grad_error", "first"),  # repeat 0's: the others leave it empty
     )
     agg["label"] = [device_label(d, s) for d, s in zip(agg["devices"], agg["strategy"])]
     agg["is_gpu"] = ~agg["devices"].str.startswith("cpu")

@@ -225,18 +225,24 @@ def best_at_most_devices(c: pd.DataFrame) -> list:
 def precision_speedup(agg: pd.DataFrame) -> pd.DataFrame:
     """Each other precision against fp32 per device set and size (strong
     scaling, default transport): how many times faster, > 1 when the other
-    is; one row per (set, size, precision), in PRECISIONS' order."""
+    is; one row per (set, size, precision), in PRECISIONS' order; with each
+    one's first-gradient error against float64 where measured (NaN else)."""
     rows = agg[(agg["scaling"] == STRONG) & (agg["transport"] == DEFAULT_TRANSPORT)]
     keys = ["devices", "strategy", "batchsize", "n_units"]
     wide = rows.pivot_table(index=keys, columns="precision", values="ms", aggfunc="median")
+    errors = rows.pivot_table(index=keys, columns="precision", values="grad_error", aggfunc="first",
+                              dropna=False).reindex(index=wide.index, columns=wide.columns)
     parts = []
     for other in [p for p in PRECISIONS[1:] if FP32 in wide and p in wide]:
-        pair = wide[[FP32, other]].dropna().reset_index()
+        pair = wide[[FP32, other]].dropna()
+        err = errors.loc[pair.index]
+        pair = pair.reset_index()
         parts.append(pd.DataFrame({
             **{k: pair[k] for k in keys}, "precision": other,
             "label": [device_label(d, s) for d, s in zip(pair["devices"], pair["strategy"])],
-            "fp32_ms": pair[FP32], "ms": pair[other], "speedup": pair[FP32] / pair[other]}))
-    columns = keys + ["precision", "label", "fp32_ms", "ms", "speedup"]
+            "fp32_ms": pair[FP32], "ms": pair[other], "speedup": pair[FP32] / pair[other],
+            "fp32_grad_error": err[FP32].to_numpy(), "grad_error": err[other].to_numpy()}))
+    columns = keys + ["precision", "label", "fp32_ms", "ms", "speedup", "fp32_grad_error", "grad_error"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 

@@ -159,6 +159,11 @@ class RunRow:
     host_slow: float | None = None
     host_probe_ms: float | None = None  # the host's speed while timed (sinelstm.hostspeed.HostGate.probe_ms)
     host_gate: float | None = None  # the gate's tolerance (None: off); with host_probe_ms, whether the run counts
+    # How exact the run's arithmetic is: its first update's gradient of the
+    # recurrent weights against the eager path's in float64, from the same
+    # weights and windows (sinelstm.exactness; norm of the difference over
+    # the norm). Repeat 0 of one-device runs; empty otherwise.
+    grad_error: float | None = None
 
     @classmethod
     def columns(cls) -> list:

@@ -68,6 +68,8 @@ def precision(ps, crossovers) -> list:
     if others := list(dict.fromkeys(ps["precision"])):
         out.append(f"{' and '.join(others)} speed{'s' if len(others) == 1 else ''} up matrix products only, so "
                    "sizes whose update is fixed cost gain nothing.")
+    if line := exactness(ps):
+        out.append(line)
     for c in crossovers:
         if c.gpu is None:
             continue
@@ -84,6 +86,23 @@ def precision(ps, crossovers) -> list:
         if c.measured is not None:
             out.append(measured(c.precision, c.measured))
     return out
+
+
+def exactness(ps) -> str | None:
+    """What each precision costs in exactness, at the largest size where
+    fp32 and at least one other have their first gradient's error against
+    float64 (bench.worker.first_gradient_error)."""
+    known = ps.dropna(subset=["fp32_grad_error", "grad_error"])
+    if known.empty:
+        return None
+    size = known.assign(work=known["batchsize"] * known["n_units"]).sort_values("work").iloc[-1]
+    at = known[(known["devices"] == size["devices"]) & (known["strategy"] == size["strategy"])
+               & (known["batchsize"] == size["batchsize"]) & (known["n_units"] == size["n_units"])]
+    errors = [("fp32", size["fp32_grad_error"])] + list(zip(at["precision"], at["grad_error"]))
+    return ("What it costs in exactness: one update's gradient of the recurrent weights against the same "
+            "update in float64 (norm of the difference over the norm; the eager path's, same weights and "
+            f"windows) is {', '.join(f'{p} {e:.1e}' for p, e in errors)} ({size['label']}, "
+            f"b{size['batchsize']}, n{size['n_units']}).")
 
 
 def measured(precision: str, m) -> str:

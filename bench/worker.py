@@ -24,8 +24,9 @@ from pathlib import Path
 
 import sinelstm  # noqa: F401
 from sinelstm.devices import DeviceSpecError, parse_device_set
+from sinelstm.exactness import gradient_error
 from sinelstm.quality import closed_loop_fast
-from sinelstm.names import REACHED, one_process_per_device
+from sinelstm.names import REACHED, is_torch, one_process_per_device
 from sinelstm.precision import PrecisionError
 from sinelstm.profile import profile_phases
 from sinelstm.strategy import make_strategy
@@ -82,8 +83,24 @@ def run(spec: RunSpec, out: Path):
     strategy = make_strategy(spec.strategy, device_set, spec.train.impl)
     result = train(spec.train, strategy)
     breakdown = profile_phases(spec.train, strategy) if spec.profile else None
+    exact = first_gradient_error(spec, device_set, strategy)
     if strategy.reports:
-        write_results(spec, device_set, result, breakdown, out, held, hosts=strategy.hosts)
+        write_results(spec, device_set, result, breakdown, out, held, hosts=strategy.hosts, grad_error=exact)
+
+
+def first_gradient_error(spec: RunSpec, device_set, strategy) -> float | None:
+    """How exact the run's arithmetic is (sinelstm.exactness), once per
+    configuration (repeat 0) and on one device: the same for every repeat,
+    and a second updater's memory beside a finished run's is affordable
+    there. Not for the PyTorch reference (its own model and update)."""
+    if spec.repeat or device_set.n_devices > 1 or is_torch(spec.train.impl):
+        return None
+    try:
+        return gradient_error(spec.train, strategy).impl
+    except Exception as exc:  # noqa: BLE001 - a side measurement (e.g. out of memory beside the run's own)
+        print(f"sinebench: {spec.run_id}: first gradient not compared with float64 "
+              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", file=sys.stderr)
+        return None
 
 
 def _six(value) -> float:
@@ -91,7 +108,7 @@ def _six(value) -> float:
 
 
 def write_results(spec: RunSpec, device_set, result, breakdown, out: Path, held: tuple = (None, ""),
-                  hosts: str | None = None):
+                  hosts: str | None = None, grad_error: float | None = None):
     """``held``: the threads and cores the run was held to; ``hosts``: the
     hosts of the run's ranks ('a+b'), for its ``host`` column."""
     stats = summarize_ms(result.step_ms)
@@ -105,6 +122,7 @@ def write_results(spec: RunSpec, device_set, result, breakdown, out: Path, held:
         quality_status=result.quality_status, time_to_quality_s=result.time_to_quality_s,
         updates_to_quality=result.updates_to_quality, eval_s=result.eval_s, path=result.path,
         host_wait_s=result.host_wait_s, host_slow=result.host_slow, host_probe_ms=result.host_probe_ms,
+        grad_error=grad_error,
     )
     row = replace(row, threads=held[0], cpus=held[1])
     if hosts:

@@ -58,13 +58,15 @@ def first_gradient(updater) -> tuple:
     return np.asarray(chainer.backends.cuda.to_cpu(step.offsets)), _host(grad)
 
 
-def eager_gradient(params: dict, dtype, series: np.ndarray, offsets: np.ndarray, device, cfg) -> np.ndarray:
-    """The eager path's gradient of NAME at ``params``, in ``dtype``."""
-    model = SineLSTM(cfg.n_units)
+def eager_gradient(params: dict, dtype, series: np.ndarray, offsets: np.ndarray, updater) -> np.ndarray:
+    """The eager path's gradient of NAME at ``params``, in ``dtype``, on
+    ``updater``'s device and windows (length and burn-in)."""
+    device = updater.device
+    model = SineLSTM(updater.model.n_units)
     for name, p in model.namedparams():
         p.array = params[name].astype(dtype)
     model.to_device(device)
-    impl = make_impl(EAGER, series.astype(dtype), device, cfg.recipe.seqlen, cfg.recipe.burn_in)
+    impl = make_impl(EAGER, series.astype(dtype), device, updater.iterator.seqlen, updater.burn_in)
     with chainer.using_device(device):
         loss = impl.loss(model, impl.load(offsets))
         model.cleargrads()
@@ -80,8 +82,8 @@ def gradient_error(cfg, strategy) -> GradientError:
         params = {name: _host(p.array) for name, p in updater.model.namedparams()}
         offsets, grad = first_gradient(updater)
         series = np.asarray(cfg.data.split()[0], np.float64)
-        exact = eager_gradient(params, np.float64, series, offsets, updater.device, cfg)
-        eager = eager_gradient(params, np.float32, series, offsets, updater.device, cfg)
+        exact = eager_gradient(params, np.float64, series, offsets, updater)
+        eager = eager_gradient(params, np.float32, series, offsets, updater)
     return GradientError(impl=relative_error(grad, exact), eager=relative_error(eager, exact))
 
 

@@ -48,6 +48,9 @@ def test_sweep_writes_results_and_report(swept):
     assert (curves["train_s"] < curves["elapsed_s"]).all()  # evaluations are timed apart
     assert set(runs["seed"]) == {0, 1} and set(runs["recipe"]) == {"article"}
     assert set(runs["quality_status"]) <= {"reached", "not reached"}
+    # how exact the arithmetic is: once per configuration (repeat 0), float32 against float64
+    first = runs[runs["repeat"] == 0]["grad_error"]
+    assert ((first > 0) & (first < 1e-5)).all() and runs[runs["repeat"] == 1]["grad_error"].isna().all()
     assert {"cpu", "gpu", "versions", "command", "git_commit"} <= set(pd.read_json(swept / "env.json",
                                                                                    typ="series").index)
     html = (swept / "report.html").read_text()
@@ -284,3 +287,16 @@ def test_a_folder_measured_on_another_kind_of_machine_is_refused(tmp_path):
     assert "another kind of machine (64-core Other CPU, 2× Other GPU; this one:" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert json.loads((tmp_path / "env.json").read_text()) == env and not (tmp_path / "runs.csv").exists()
+
+
+def test_no_first_gradient_for_several_devices_later_repeats_or_pytorch(monkeypatch):
+    import types
+
+    from bench import worker
+    from sinelstm.devices import parse_device_set
+
+    monkeypatch.setattr(worker, "gradient_error", lambda cfg, strategy: pytest.fail("measured"))
+    spec = lambda repeat, impl: types.SimpleNamespace(repeat=repeat, train=types.SimpleNamespace(impl=impl))  # noqa
+    assert worker.first_gradient_error(spec(0, "sinebench"), parse_device_set("cpu+cpu"), None) is None
+    assert worker.first_gradient_error(spec(1, "sinebench"), parse_device_set("cpu"), None) is None
+    assert worker.first_gradient_error(spec(0, "torch"), parse_device_set("cpu"), None) is None

@@ -385,6 +385,19 @@ def test_each_other_precision_against_fp32_in_its_own_rows_and_sentence():
     assert fs.precision_speedup(a[a["precision"] == "fp32"]).empty
 
 
+def test_each_precisions_exactness_in_a_sentence_where_measured():
+    err = {"fp32": 4e-7, "tf32": 2.8e-4}
+    measured = [replace(r, grad_error=err[r.precision]) if r.devices == "0" and r.repeat == 0 else r
+                for r in rows()]
+    ps = fs.precision_speedup(aggregate(pd.DataFrame([asdict(r) for r in measured])))
+    big = ps[(ps["devices"] == "0") & (ps["batchsize"] == 4096)].iloc[0]
+    assert (big["fp32_grad_error"], big["grad_error"]) == (4e-7, 2.8e-4)
+    text = " ".join(sentences_scaling.precision(ps, []))
+    assert "is fp32 4.0e-07, tf32 2.8e-04 (1 GPU, b4096, n1024)" in text
+    # a folder without the column (or runs that did not measure it) says nothing of exactness
+    assert "exactness" not in " ".join(sentences_scaling.precision(fs.precision_speedup(agg()), []))
+
+
 def test_transport_speedup_marks_where_a_socket_loses():
     ts = fs.transport_speedup(agg()).set_index(["devices", "transport", "precision", "batchsize"]).sort_index()
     assert ts.loc[("0+1", "socket", "fp32", 4096), "speedup"] == pytest.approx(0.8)  # 20 / 25
