@@ -53,6 +53,8 @@ def configurations(agg: pd.DataFrame) -> Markup:
              (f"{num(r['fastest repeat'])} – {num(r['slowest repeat'])}", r["fastest repeat"]),
              (num(r["samples_per_s"]), r["samples_per_s"]), (num(r["time_to_target_s"]), r["time_to_target_s"]),
              (sci(r["val_mse"]), r["val_mse"]), (sci(r["grad_error"]), r["grad_error"])] for _, r in t.iterrows()]
+    if t["grad_error"].isna().all():  # not measured (an older folder): no column of dashes
+        cols, rows = cols[:-1], [r[:-1] for r in rows]
     filt = ('<p class="filter"><label>Filter: <input type="search" data-filter="configs" '
             'placeholder="e.g. GPU, b100, article"></label> <span class="hint">click a heading to sort</span></p>')
     return Markup(filt) + html_table(cols, rows, "sortable", "configs")

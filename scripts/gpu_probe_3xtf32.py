@@ -24,6 +24,15 @@ def tf32(x):
     return ((bits + cupy.uint32(0x1000)) & cupy.uint32(0xFFFFE000)).view(cupy.float32)
 
 
+def handles(stream) -> dict:
+    """cuBLAS handles on ``stream`` computing in FP32 and in TF32, whatever
+    this process's precision."""
+    blas = {p: Blas(stream) for p in ("fp32", "tf32")}
+    for p, b in blas.items():
+        b.compute = _COMPUTE[p]
+    return blas
+
+
 def split(x):
     big = tf32(x)
     return big, tf32(x - big)
@@ -38,9 +47,7 @@ def main():
     n, G = args.n, 4 * args.n
     stream = cupy.cuda.Stream(non_blocking=True)
     print(f"== {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()} n={n}", flush=True)
-    blas = {p: Blas(stream) for p in ("fp32", "tf32")}
-    for p, b in blas.items():
-        b.compute = _COMPUTE[p]
+    blas = handles(stream)
     rng = cupy.random.default_rng(0)
     W = (rng.standard_normal((G, n), dtype=cupy.float32) * 0.03).astype(cupy.float32)  # row-major (G, n)
     Wb, Ws = split(W)

@@ -23,9 +23,9 @@ import argparse
 
 import cupy
 
-from gpu_probe_3xtf32 import split  # scripts/: beside this one
+from gpu_probe_3xtf32 import handles, split  # scripts/: beside this one
 from gpu_probe_splitk import time_ms
-from sinelstm.cublas_capture import _COMPUTE, OP_N, OP_T, Blas
+from sinelstm.cublas_capture import OP_N, OP_T
 
 
 def errors(out, ref):
@@ -50,9 +50,7 @@ def main():
     G = 4 * n
     stream = cupy.cuda.Stream(non_blocking=True)
     print(f"== {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()} n={n} B={B} rows={R}", flush=True)
-    blas = {p: Blas(stream) for p in ("fp32", "tf32")}
-    for p, b in blas.items():
-        b.compute = _COMPUTE[p]
+    blas = handles(stream)
     rng = cupy.random.default_rng(0)
     # Magnitudes as in training at this width: weights ~ 1/sqrt(n), h = tanh,
     # gate gradients small and of either sign.

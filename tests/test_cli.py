@@ -63,6 +63,7 @@ def test_sweep_writes_results_and_report(swept):
     cpu_ms = counted[counted["n_units"] == 5]["ms_per_update_median"].median()
     assert f"the CPU takes {cpu_ms:.3g} ms per update" in html
     assert html.count("data:image/png;base64,") == len(list((swept / "figures").glob("*.png")))
+    assert "gradient error vs float64" in html and "Gradient error vs float64: how exact" in html
 
 
 def test_rerun_skips_completed_runs(swept):
