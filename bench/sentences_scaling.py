@@ -95,7 +95,8 @@ def exactness(ps) -> str | None:
     known = ps.dropna(subset=["fp32_grad_error", "grad_error"])
     if known.empty:
         return None
-    size = known.assign(work=known["batchsize"] * known["n_units"]).sort_values("work").iloc[-1]
+    size = known.assign(work=known["batchsize"] * known["n_units"]).sort_values(
+        ["work", "n_units", "devices", "strategy"], kind="stable").iloc[-1]
     at = known[(known["devices"] == size["devices"]) & (known["strategy"] == size["strategy"])
                & (known["batchsize"] == size["batchsize"]) & (known["n_units"] == size["n_units"])]
     errors = [("fp32", size["fp32_grad_error"])] + list(zip(at["precision"], at["grad_error"]))

@@ -25,6 +25,7 @@ from pathlib import Path
 import sinelstm  # noqa: F401
 from sinelstm.devices import DeviceSpecError, parse_device_set
 from sinelstm.exactness import gradient_error
+from sinelstm.flops import count_flops
 from sinelstm.quality import closed_loop_fast
 from sinelstm.names import REACHED, is_torch, one_process_per_device
 from sinelstm.precision import PrecisionError
@@ -88,15 +89,26 @@ def run(spec: RunSpec, out: Path):
         write_results(spec, device_set, result, breakdown, out, held, hosts=strategy.hosts, grad_error=exact)
 
 
+# Above this, an update in float64 takes seconds on the CPU: the eager path
+# did 9.3e11 FLOPs in 5.3 s in float32 on a 64-core host (batch 4096 /
+# n_units 1024), and a 2-core machine is ten times slower.
+CPU_EXACTNESS_FLOPS = 1e11
+
+
 def first_gradient_error(spec: RunSpec, device_set, strategy) -> float | None:
     """How exact the run's arithmetic is (sinelstm.exactness), once per
     configuration (repeat 0) and on one device: the same for every repeat,
     and a second updater's memory beside a finished run's is affordable
-    there. Not for the PyTorch reference (its own model and update)."""
+    there. Not for the PyTorch reference (its own model and update), nor on
+    the CPU above CPU_EXACTNESS_FLOPS per update, where an update in float64
+    would take many seconds of the run's time limit."""
     if spec.repeat or device_set.n_devices > 1 or is_torch(spec.train.impl):
         return None
+    t = spec.train
+    if not device_set.is_gpu and count_flops(t.n_units, t.batchsize, t.seqlen, t.impl) > CPU_EXACTNESS_FLOPS:
+        return None
     try:
-        return gradient_error(spec.train, strategy).impl
+        return gradient_error(spec.train, strategy, with_eager=False).impl
     except Exception as exc:  # noqa: BLE001 - a side measurement (e.g. out of memory beside the run's own)
         print(f"sinebench: {spec.run_id}: first gradient not compared with float64 "
               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", file=sys.stderr)

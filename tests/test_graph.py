@@ -258,4 +258,3 @@ def test_several_devices_report_no_first_gradient():
 def test_the_captured_gpu_updates_first_gradient_is_near_float64(n_units):
     res = verify(parse_device_set("0"), "single-process", verify_config(impl="graph", n_devices=1, n_units=n_units))
     assert 0 < res.grad_error < 1e-5 and res.grad_error < 10 * res.grad_error_eager, res
-

@@ -400,6 +400,18 @@ def test_each_precisions_exactness_in_a_sentence_where_measured():
     assert "exactness" not in " ".join(sentences_scaling.precision(fs.precision_speedup(agg()), []))
 
 
+def test_a_gated_out_repeat_0_keeps_its_gradient_error():
+    """The host gate leaves a slow repeat's time out; its first gradient's
+    error is arithmetic and stays."""
+    first = rows()[0]
+    gated = dict(host_gate=0.2)
+    repeats = [replace(first, run_id="a", repeat=0, grad_error=1e-6, host_probe_ms=2.0, **gated),
+               replace(first, run_id="b", repeat=1, host_probe_ms=1.0, ms_per_update_median=5.0, **gated),
+               replace(first, run_id="c", repeat=2, host_probe_ms=1.0, ms_per_update_median=5.0, **gated)]
+    a = aggregate(pd.DataFrame([asdict(r) for r in repeats]))
+    assert a["repeats"].tolist() == [2] and a["grad_error"].tolist() == [1e-6]
+
+
 def test_transport_speedup_marks_where_a_socket_loses():
     ts = fs.transport_speedup(agg()).set_index(["devices", "transport", "precision", "batchsize"]).sort_index()
     assert ts.loc[("0+1", "socket", "fp32", 4096), "speedup"] == pytest.approx(0.8)  # 20 / 25
