@@ -352,7 +352,9 @@ def test_an_auto_sweep_records_its_control_samples_and_stop_reasons(tmp_path):
     # three rounds, or more where the host was slow during one (not counted, replaced)
     assert 3 <= len(runs) <= 6 and set(runs["threads"]) == {1} and runs["cpus"].notna().all()
     assert runs["stop_reason"].fillna("").tolist()[:2] == ["", ""]
-    assert runs["stop_reason"].iloc[-1] in (adaptive.STABLE, adaptive.CAP)
+    last = runs["stop_reason"].iloc[-1]
+    # or, where the host stayed slow, the six rounds laid out (twice the cap) all ran first
+    assert last in (adaptive.STABLE, adaptive.CAP) or (last == adaptive.ROUNDS and len(runs) == 6), runs
     assert len(samples.read_all(out, runs["run_id"])) == len(runs)
     assert runs["host_probe_ms"].gt(0).all() and (runs["host_gate"] == hostspeed.DEFAULT_TOLERANCE).all()
     env = json.loads((out / "env.json").read_text())
