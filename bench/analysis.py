@@ -58,12 +58,6 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     per-update times (median of the repeats' quartiles) and across repeats."""
     legacy = {a: LEGACY_DEFAULTS[a] for a in AXES if a not in runs}
     ok = ok_runs(runs).assign(**legacy)
-    # The first gradient's error is arithmetic, not timing: a repeat 0 that
-    # the host gate leaves out of the times still measured it.
-    finished = runs[runs["status"] == "ok"].assign(**legacy)
-    errors = (finished.dropna(subset=["grad_error"]).groupby(KEYS + AXES)["grad_error"].first()
-              if "grad_error" in finished else pd.Series(dtype=float))
-    ok["grad_error"] = [errors.get(tuple(k), np.nan) for k in ok[KEYS + AXES].itertuples(index=False)]
     if ok.empty:
         return pd.DataFrame(columns=KEYS + AXES + ["ms", "ms_p25", "ms_p75", "samples_per_s", "repeats", "flops",
                                                    "grad_error", "label", "is_gpu"])
@@ -78,8 +72,15 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         flops=("flops_per_update", "first"),
         time_to_target_s=("time_to_target_s", "median"),
         val_mse=("val_mse", "median"),
-        grad_error=("grad_error", "first"),  # repeat 0's: the others leave it empty
     )
+    # The first gradient's error is arithmetic, not timing: from every
+    # finished run, so that a repeat 0 the host gate leaves out of the times
+    # still gives it (the other repeats leave it empty).
+    finished = runs[runs["status"] == "ok"].assign(**legacy)
+    if "grad_error" not in finished:  # a folder from before the column
+        finished = finished.assign(grad_error=np.nan)
+    errors = finished.groupby(KEYS + AXES, as_index=False)["grad_error"].first()
+    agg = agg.merge(errors, on=KEYS + AXES, how="left")
     agg["label"] = [device_label(d, s) for d, s in zip(agg["devices"], agg["strategy"])]
     agg["is_gpu"] = ~agg["devices"].str.startswith("cpu")
     return agg

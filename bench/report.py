@@ -170,11 +170,11 @@ def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None
             figs.add("closed_loop", plots.closed_loop_panels(sw.closed, runs, "closed-loop prediction"),
                      "Closed-loop prediction per device set (first repeat).", "closed loop")],
             text=[sentences.time_to_target_each(ttt)]))
-    exactness = [
+    exactness = [] if sw.agg["grad_error"].isna().all() else [
         "Gradient error vs float64: how exact the run's arithmetic is — its first update's gradient of the "
         "recurrent weights against the same update in float64 (norm of the difference over the norm), measured "
         "once per configuration on one device; – where not measured (several devices, the PyTorch reference, "
-        "large CPU sizes, older folders, or a first repeat that failed)."] if sw.agg["grad_error"].notna().any() else []
+        "large CPU sizes, older folders, or a first repeat that failed)."]
     secs.append(_section("runs", "All configurations", [], text=exactness, table=tables.configurations(sw.agg)
                          + tables.failed(sw.runs) if len(sw.agg) else
                          Markup("<p>No run finished.</p>") + tables.failed(sw.runs)))

@@ -97,8 +97,8 @@ def exactness(ps) -> str | None:
         return None
     size = known.assign(work=known["batchsize"] * known["n_units"]).sort_values(
         ["work", "n_units", "devices", "strategy"], kind="stable").iloc[-1]
-    at = known[(known["devices"] == size["devices"]) & (known["strategy"] == size["strategy"])
-               & (known["batchsize"] == size["batchsize"]) & (known["n_units"] == size["n_units"])]
+    where = ["devices", "strategy", "batchsize", "n_units"]
+    at = known[(known[where] == size[where]).all(axis=1)]
     errors = [("fp32", size["fp32_grad_error"])] + list(zip(at["precision"], at["grad_error"]))
     return ("What it costs in exactness: one update's gradient of the recurrent weights against the same "
             "update in float64 (norm of the difference over the norm; the eager path's, same weights and "

@@ -104,11 +104,11 @@ def first_gradient_error(spec: RunSpec, device_set, strategy) -> float | None:
     would take many seconds of the run's time limit."""
     if spec.repeat or device_set.n_devices > 1 or is_torch(spec.train.impl):
         return None
-    t = spec.train
-    if not device_set.is_gpu and count_flops(t.n_units, t.batchsize, t.seqlen, t.impl) > CPU_EXACTNESS_FLOPS:
+    cfg = spec.train
+    if not device_set.is_gpu and count_flops(cfg.n_units, cfg.batchsize, cfg.seqlen, cfg.impl) > CPU_EXACTNESS_FLOPS:
         return None
     try:
-        return gradient_error(spec.train, strategy, with_eager=False).impl
+        return gradient_error(cfg, strategy, with_eager=False).impl
     except Exception as exc:  # noqa: BLE001 - a side measurement (e.g. out of memory beside the run's own)
         print(f"sinebench: {spec.run_id}: first gradient not compared with float64 "
               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", file=sys.stderr)

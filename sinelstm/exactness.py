@@ -22,7 +22,7 @@ import numpy as np
 
 import chainer
 
-from sinelstm.graph import CHUNK, GraphUpdater
+from sinelstm.graph import GraphUpdater
 from sinelstm.impls import make_impl
 from sinelstm.model import SineLSTM
 from sinelstm.updaters import Step
@@ -48,14 +48,10 @@ def first_gradient(updater) -> tuple:
     for name in ("data", "forward", "backward"):
         phases[name](step)
     if isinstance(updater, GraphUpdater):
-        if updater.is_gpu:  # the windows are in device memory (sinelstm.graph.GpuGraphs)
-            updater.device.device.synchronize()
-            g = updater._gpu
-            step.offsets = g.offs[int(g.counter.get()[0]) % CHUNK]
         grad = updater.flat.view(updater.flat.grads, NAME)
     else:
         grad = dict(updater.model.namedparams())[NAME].grad
-    return np.asarray(chainer.backends.cuda.to_cpu(step.offsets)), _host(grad)
+    return np.asarray(chainer.backends.cuda.to_cpu(step.offsets)), _host(grad)  # to_cpu waits for the device
 
 
 def eager_gradient(params: dict, dtype, series: np.ndarray, offsets: np.ndarray, updater) -> np.ndarray:

@@ -264,11 +264,14 @@ class GpuGraphs:
 
     def phases(self):
         """For the profile: each phase's own graph (the data phase also
-        uploads offsets when a chunk is used up)."""
+        uploads offsets when a chunk is used up, and leaves the update's
+        window offsets, in device memory, in ``step.offsets``, as the other
+        updaters' data phases do)."""
         def run(name):
             def phase(step):
                 if name == "data":
                     self._refill()
+                    step.offsets = self.offs[self.up.k % CHUNK]  # the row the kernels read (counter == k)
                 self.graphs[name].launch(self.cupy.cuda.get_current_stream())
                 if name == "optimizer":
                     self.up.k += 1

@@ -20,7 +20,8 @@ the rank-one and output products are memory-bound and stay FP32. In
 ``3xtf32`` each recurrent product is three TF32 products of split operands
 (:mod:`sinelstm.precision`): the step kernels write each step's ``h`` and
 gate gradients split as well, side by side along K, so that the forward and
-``dh`` products stay one call each, of three times the K.
+``dh`` products read one operand each, of three times the K, in calls of a
+bounded sum (:func:`x3_ranges`).
 
 With several GPUs (one process each) the all-reduce is captured too: the
 recurrent weights' gradient on the second stream (after its last part),
@@ -304,7 +305,12 @@ def x3_ranges(k: int, cap: int) -> list:
     with a bias toward zero left (-8.5e-7). A whole update took 12.85 ms
     with 512, 11.93 with 1024, 11.04 with one call per product."""
     first = min(3 * k, 2 * k + cap)
-    return [(0, first)] + [(a, min(a + cap, 3 * k)) for a in range(first, 3 * k, cap)]
+    return [(0, first)] + spans(first, 3 * k, cap)
+
+
+def spans(start: int, stop: int, cap: int) -> list:
+    """``[start, stop)`` in ranges ``(a, b)`` of at most ``cap``, in order."""
+    return [(a, min(a + cap, stop)) for a in range(start, stop, cap)]
 
 
 def _grad_rows(batch: int) -> int:
@@ -374,7 +380,7 @@ class GemmGraphs(GpuGraphs):
         # kernels and gemm_split_w) for the forward and dh products; the
         # weights' gradient reads hx and dgx as three products of its pairs.
         # Each product is cut into calls that sum at most X3_K terms of
-        # big*big (x3_ranges): with that, FP32's accuracy.
+        # big*big (x3_ranges): with that, near FP32's accuracy.
         self.x3 = precision.process_precision() == "3xtf32"
         self.grad_rows = _grad_rows(B)
         self.blas = Blas(self.capture_stream)
@@ -511,7 +517,7 @@ class GemmGraphs(GpuGraphs):
             return
         # small*big and big*small over all K rows, then big*big X3_K rows
         # at a time (x3_ranges' reason): offsets into hx's and dgx's rows
-        calls = [(n, 0, 0, K), (0, G, 0, K)] + [(0, 0, r0, min(r0 + X3_K, K)) for r0 in range(0, K, X3_K)]
+        calls = [(n, 0, 0, K), (0, G, 0, K)] + [(0, 0, r0, r1) for r0, r1 in spans(0, K, X3_K)]
         for i, (h, g, r0, r1) in enumerate(calls):
             blas.gemm(OP_N, OP_T, n, G, r1 - r0, self._at(self.hx, ((t0 - 1) * B + r0) * 3 * n + h), 3 * n,
                       self._at(self.dgx, (t0 * B + r0) * 3 * G + g), 3 * G, self._g("/l2/lateral/W"), n,

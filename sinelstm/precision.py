@@ -6,8 +6,8 @@ TF32 value of the remainder, and a product sums big*big + big*small +
 small*big (the small*small term is below FP32's last bit). A tensor core's
 own FP32 sums truncate, and lose accuracy as they grow, so each product is
 cut into calls of a few hundred terms (:func:`sinelstm.graph_gemm.x3_ranges`):
-then near FP32's accuracy, not equal to it. Three tensor-core products still cost less than
-one on FP32 lanes. Only the ``graph`` implementation's
+then near FP32's accuracy, not equal to it. Three tensor-core products
+still cost less than one on FP32 lanes. Only the ``graph`` implementation's
 cuBLAS path splits its products (:mod:`sinelstm.graph_gemm`, on a GPU above
 ``graph_cuda.MAX_UNITS``), so ``3xtf32`` runs there only (:func:`why_not`):
 anywhere else it would be an fp32 run under another name.
@@ -127,6 +127,7 @@ def tolerance(precision: str) -> float:
     such order-of-summation differences to that size whenever a value
     straddles a rounding boundary. 3xtf32 is held to FP32's tolerance
     against the eager path in FP32, which it meets at verify's width (96
-    units; at 1024 with Adam it was 1.9e-4 off, fp32's own graph 6.9e-6:
-    results/h200x2-3xtf32-2026-11-28/dhsplit)."""
+    units). At 1024 units with Adam 20 updates amplify last bits past it,
+    fp32's own graph's too with the quality recipe; how exact a precision is
+    there is :mod:`sinelstm.exactness`'s question (results/h200x1-x3k-*)."""
     return 2.0 ** -MANTISSA_BITS["tf32"] if precision == "tf32" else 1e-5
