@@ -17,7 +17,8 @@ configuration and not a repeat: a later round replaces it, up to
 phases of the lent hosts last minutes. Nor does a finished run timed while
 the host was slower than at the configuration's fastest run by more than
 the gate's tolerance (:meth:`Progress.counted`): the gate could not know
-full speed before it had seen it. The decision is written on the row
+full speed before it had seen it; nor one whose own updates split into a
+fast and a slow group (:func:`sinelstm.hostspeed.undisturbed`). The decision is written on the row
 that settles it (``stop_reason``, with ``ci_halfwidth``), so the report can
 say which configurations are known to ±3 % and which only got the cap.
 
@@ -33,6 +34,7 @@ fixed sweep of r + 1 repeats.
 """
 from collections import defaultdict
 from dataclasses import replace
+from typing import NamedTuple
 
 from bench import intervals, samples as per_update
 from bench.schema import SLOW_HOST, RunRow
@@ -44,6 +46,15 @@ DEFAULT_CAP = 10
 ROUNDS_PER_REPEAT = 2  # rounds a sweep lays out per counted repeat: room to replace slow-host runs
 FIXED, STABLE, CAP, FAILED = "fixed", "stable", "cap", "failed"
 ROUNDS = "rounds"  # the rounds laid out ran out before the cap's counted repeats (a host slow for long)
+
+
+class Timed(NamedTuple):
+    """What a finished run tells about its configuration."""
+
+    median: float  # ms per update
+    samples: object  # its per-update times (bench.samples), or None
+    probe: float | None  # the host's speed while timed (hostspeed.HostGate.probe_ms)
+    spread: float | None  # its updates' p75 / p25 - 1 (hostspeed.spread)
 
 
 def config_key(spec) -> str:
@@ -69,10 +80,13 @@ class Progress:
         ok = rows[(rows["status"] == "ok") & rows["run_id"].isin(self.key)] if len(rows) else rows
         got = per_update.read_all(folder, list(ok["run_id"])) if len(ok) else {}
         self.tolerance = {self.key[s.run_id]: s.train.budget.host_gate for s in specs}
-        self.data = defaultdict(dict)  # config -> {run_id: (median, samples or None, host probe or None)}
+        self.data = defaultdict(dict)  # config -> {run_id: Timed}
         probes = ok["host_probe_ms"] if "host_probe_ms" in ok else [None] * len(ok)
-        for rid, median, probe in (zip(ok["run_id"], ok["ms_per_update_median"], probes) if len(ok) else ()):
-            self.data[self.key[rid]][rid] = (float(median), got.get(rid), probe)
+        spreads = [hostspeed.spread(a, b) for a, b in zip(ok["ms_per_update_p25"], ok["ms_per_update_p75"])] \
+            if len(ok) else []
+        for rid, median, probe, spread in (zip(ok["run_id"], ok["ms_per_update_median"], probes, spreads)
+                                           if len(ok) else ()):
+            self.data[self.key[rid]][rid] = Timed(float(median), got.get(rid), probe, spread)
         self.status = {}  # run_id -> status of its latest row
         for rid, status in (zip(rows["run_id"], rows["status"]) if len(rows) else ()):
             self.status[rid] = status
@@ -80,15 +94,15 @@ class Progress:
     def counted(self, config: str) -> list:
         """The configuration's finished runs that count: not those timed
         while the host was slower than at its fastest run by more than the
-        gate's tolerance (:func:`sinelstm.hostspeed.counted`), judged again
-        as each run comes."""
+        gate's tolerance, nor those disturbed while timed
+        (:func:`sinelstm.hostspeed.counted`), judged again as each run comes."""
         values = list(self.data[config].values())
-        keep = hostspeed.counted([p for _, _, p in values], self.tolerance.get(config))
+        keep = hostspeed.counted([v.probe for v in values], self.tolerance.get(config), [v.spread for v in values])
         return [v for v, k in zip(values, keep) if k]
 
     def repeats(self, config: str) -> intervals.Repeats:
         values = self.counted(config)
-        return intervals.Repeats.of([m for m, _, _ in values], [s for _, s, _ in values])
+        return intervals.Repeats.of([v.median for v in values], [v.samples for v in values])
 
     def interval(self, config: str):
         return intervals.median_interval(self.repeats(config), config)
@@ -126,7 +140,8 @@ class Progress:
             return row
         self.status[row.run_id] = row.status
         if row.status == "ok":
-            self.data[config][row.run_id] = (row.ms_per_update_median, ms, row.host_probe_ms)
+            self.data[config][row.run_id] = Timed(row.ms_per_update_median, ms, row.host_probe_ms,
+                                                  hostspeed.spread(row.ms_per_update_p25, row.ms_per_update_p75))
         ci = self.interval(config)
         half = round(ci.rel_halfwidth, 5) if ci is not None else None
         if self.target is None:

@@ -25,24 +25,28 @@ AXES = ["precision", "transport", "scaling"]
 
 def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Finished runs that count (the store has parsed their numbers): not
-    those timed while the host was slower than at its configuration's
-    fastest run by more than the gate's tolerance (:func:`counted`)."""
+    those timed while the host was slower than at their configuration's
+    fastest run by more than the gate's tolerance, nor those disturbed while
+    timed (:func:`counted`)."""
     ok = runs[runs["status"] == "ok"]
     return ok[counted(ok).to_numpy()].copy()
 
 
-def counted(ok: pd.DataFrame) -> pd.Series:
+def counted(ok: pd.DataFrame, disturbed: bool = True) -> pd.Series:
     """Per finished run, whether it counts (:func:`sinelstm.hostspeed.counted`,
-    within each configuration); every run of a folder without the gate's
-    record does."""
+    within each configuration; ``disturbed=False``: by the host's speed
+    alone); every run of a folder without the gate's record does."""
     keep = np.ones(len(ok), dtype=bool)
     if "host_probe_ms" not in ok or not ok["host_probe_ms"].notna().any():
         return pd.Series(keep, index=ok.index)
     keys = [k for k in KEYS + AXES if k in ok]
     groups = ok.groupby(keys, dropna=False).indices.values() if keys else [range(len(ok))]  # positions
+    quartiles = disturbed and {"ms_per_update_p25", "ms_per_update_p75"} <= set(ok.columns)
     for rows in groups:
         g = ok.iloc[list(rows)]
-        keep[list(rows)] = hostspeed.counted(g["host_probe_ms"].tolist(), gate_tolerance(g))
+        spreads = [hostspeed.spread(a, b) for a, b in zip(g["ms_per_update_p25"], g["ms_per_update_p75"])] \
+            if quartiles else None
+        keep[list(rows)] = hostspeed.counted(g["host_probe_ms"].tolist(), gate_tolerance(g), spreads)
     return pd.Series(keep, index=ok.index)
 
 

@@ -92,7 +92,7 @@ class Counts:
     runs: int
     main_runs: int  # finished runs of the summary's implementation
     main_configs: int
-    uncounted: int = 0  # finished, but timed on a host slower than at its configuration's fastest run
+    uncounted: int = 0  # finished, but timed on a slow host or disturbed (analysis.counted)
 
 
 def counts(runs: pd.DataFrame, ok: pd.DataFrame, main: pd.DataFrame) -> Counts:

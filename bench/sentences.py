@@ -44,7 +44,7 @@ def at(batch, units) -> str:
 
 
 def counts(c: facts.Counts, impl: str) -> str:
-    uncounted = f"; {c.uncounted} not counted: timed on a slow host, see below" if c.uncounted else ""
+    uncounted = f"; {c.uncounted} not counted: timed on a slow or disturbed host, see below" if c.uncounted else ""
     return (f"{c.finished} of {c.runs} runs finished ({c.main_runs} with the {impl} implementation, over "
             f"{c.main_configs} configurations{uncounted}); times are medians of per-update times, then the median "
             f"over repeats.")

@@ -217,6 +217,7 @@ class HostWaits:
     stopped: int = 0  # runs the host kept slow past the cap: stopped untimed (status slow-host)
     uncounted: int = 0  # finished runs timed while the host was slower than at their configuration's fastest
     tolerance: float | None = None
+    disturbed: int = 0  # finished runs at full speed whose own updates split in two (hostspeed.undisturbed)
 
 
 def host_waits(runs: pd.DataFrame) -> HostWaits | None:
@@ -232,6 +233,7 @@ def host_waits(runs: pd.DataFrame) -> HostWaits | None:
     slow = gated[gated["host_slow"] > 0]
     # Only runs from before slow-host timed on after their cap (a later run stops instead).
     before = gated["host_probe_ms"].isna() if "host_probe_ms" in gated else True
+    fast, counts = counted(gated, disturbed=False), counted(gated)
     return HostWaits(len(gated), len(slow), float(wait[slow.index].sum()), float(wait.max()) if len(wait) else 0.0,
                      int(((wait >= hostspeed.MAX_WAIT_S) & before).sum()), hostspeed.MAX_WAIT_S, stopped,
-                     int((~counted(gated)).sum()), gate_tolerance(gated))
+                     int((~fast).sum()), gate_tolerance(gated), int((fast & ~counts).sum()))

@@ -3,6 +3,7 @@ differences the data support, and the warning that a machine was noisy.
 Computes nothing (that is :mod:`bench.trust` and :mod:`bench.intervals`)."""
 from bench import intervals, trust
 from bench.sentences import at, fmt_ms, fmt_x
+from sinelstm import hostspeed
 
 ADVICE = ("to measure smaller differences, stop other work on the machine, keep pinning and the host-speed "
           "gate on (the defaults; --no-pin, --host-gate off turn them off) and let noisy configurations run more "
@@ -130,6 +131,13 @@ def host_waits(w) -> str | None:
         after += (f" {w.uncounted} finished run{'s' if many else ''} {'were' if many else 'was'} timed while the "
                   f"host was more than {w.tolerance:.0%} slower than at {'their' if many else 'its'} "
                   f"configuration's fastest run, which the gate learned only later: not counted.")
+    if w.disturbed:
+        many = w.disturbed != 1
+        after += (f" {w.disturbed} finished run{'s' if many else ''} {'were' if many else 'was'} disturbed while "
+                  f"timed: {'their' if many else 'its'} updates split into a fast and a slow group (the 75th "
+                  f"percentile more than {hostspeed.DISTURBED_FLOOR:.0%} above the 25th, and more than "
+                  f"{hostspeed.DISTURBED_FACTOR:g}x the steadiest run's spread), which the host probe between "
+                  f"stretches of updates cannot see: not counted.")
     if not w.slow_runs:
         return (f"The host-speed gate never found the host slow in the {w.runs} finished "
                 f"run{'s' if w.runs != 1 else ''} it checked.{after}")

@@ -190,6 +190,56 @@ def test_a_run_timed_on_a_host_slower_than_its_configurations_fastest_does_not_c
     assert bars.empty and "devices" in bars
 
 
+def split_run(rng, fast_ms: float, slow_share: float, n: int = 400):
+    """Per-update ms of a run the host interrupted: a share of its updates
+    slowed by half, as ChainerMN's were on 2x H200 (hostspeed.undisturbed)."""
+    ms = fast_ms * rng.lognormal(0, 0.02, n)
+    ms[rng.random(n) < slow_share] *= 1.5
+    return ms
+
+
+def test_a_run_whose_updates_split_in_two_does_not_count_and_a_steadily_slower_one_does(tmp_path):
+    """The probe read the host fast at every check, yet runs 1 and 3 had
+    their updates split into a fast and a slow group: they move the median
+    and do not count; run 4, steadily 6 % slower (the host's fast state
+    drifting), counts. The sweep's rounds, the report's runs, the gate's
+    record and its sentence agree."""
+    all_specs = specs(8, units=(5,))
+    progress = adaptive.Progress(tmp_path, all_specs, frame([]), target=0.01, cap=4)
+    config = adaptive.config_key(all_specs[0])
+    rng = np.random.default_rng(3)
+    rows = []
+    for r, (fast, slow_share) in enumerate([(3.0, 0.0), (3.0, 0.4), (3.0, 0.02), (3.0, 0.6), (3.18, 0.0),
+                                           (3.0, 0.0)]):
+        (spec,) = progress.next_round(r)
+        ms = split_run(rng, fast, slow_share)
+        p25, p75 = np.percentile(ms, [25, 75])
+        rows.append(progress.decide(row(spec.run_id, r, float(np.median(ms)), host_probe_ms=1.0, host_gate=0.2,
+                                        ms_per_update_p25=p25, ms_per_update_p75=p75), ms))
+    runs = frame(rows)
+    spreads = [hostspeed.spread(a, b) for a, b in zip(runs["ms_per_update_p25"], runs["ms_per_update_p75"])]
+    assert max(spreads[i] for i in (0, 2, 4, 5)) < 0.1 < 0.3 < min(spreads[1], spreads[3]), spreads
+    assert analysis.ok_runs(runs)["repeat"].tolist() == [0, 2, 4, 5]
+    assert len(progress.counted(config)) == 4 and rows[-1].stop_reason == adaptive.CAP
+    w = trust.host_waits(runs.assign(host_slow=0.0, host_wait_s=0.0))
+    assert (w.uncounted, w.disturbed) == (0, 2)
+    assert "2 finished runs were disturbed while timed" in trust_sentences.host_waits(w)
+    # the gate off: the user asked for no judging, every run counts
+    assert analysis.ok_runs(runs.assign(host_gate=None))["repeat"].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_the_disturbance_bound_follows_the_configurations_steadiest_run():
+    """A configuration whose runs all spread (an eager path with two modes)
+    keeps them; alone, or without quartiles, a run counts."""
+    assert hostspeed.undisturbed([0.03, 0.5, 0.14, 0.16]) == [True, False, True, False]
+    assert hostspeed.undisturbed([0.3, 0.45, 0.7]) == [True, True, False]
+    assert hostspeed.undisturbed([0.9]) == [True]
+    assert hostspeed.undisturbed([None, float("nan"), pd.NA, 0.0, 0.2]) == [True, True, True, True, False]
+    assert hostspeed.spread(2.0, 3.0) == 0.5 and hostspeed.spread(None, 3.0) is None
+    assert hostspeed.counted([1.0, 1.0], 0.2, [0.02, 0.4]) == [True, False]
+    assert hostspeed.counted([1.0, 1.0], None, [0.02, 0.4]) == [True, True]
+
+
 def test_auto_repeats_resume_from_the_folder(tmp_path):
     """A sweep killed after two rounds goes on with round 3 for both
     configurations; a configuration whose round failed gets no more."""
@@ -379,7 +429,7 @@ def test_a_report_whose_profiled_run_does_not_count_renders_and_says_so(tmp_path
     shown = sinebench("report", out)
     assert shown.returncode == 0, shown.stderr
     html = (out / "report.html").read_text()
-    assert "1 not counted: timed on a slow host" in html and "1 finished run was timed while the host" in html
+    assert "1 not counted: timed on a slow or disturbed host" in html and "1 finished run was timed while the host" in html
 
 
 def test_a_sweep_warms_up_first_and_records_it(tmp_path):
