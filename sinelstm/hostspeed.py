@@ -45,7 +45,8 @@ ranks probe at once, and either one slow is slow) and a few runs stopped
 after, not yet measured. On a quiet machine the probe
 varies by a few per cent and the gate never waits. After the run, its
 probes where timing went on (:attr:`HostGate.probe_ms`) say whether it
-counts at all (:func:`counted`).
+counts at all (:func:`counted`), and its own updates' spread whether
+something the probes could not see disturbed it (:func:`undisturbed`).
 
 The probe is the host-bound work itself: a few CPU updates of a private
 model at the article's size (batch 10, n_units 5; sinebench's eager path,
