@@ -169,8 +169,8 @@ def test_time_to_target_over_the_first_repeat_at_the_article_size():
     assert t.times == (("1 GPU", 1.25), ("CPU", 3.0), ("2 GPUs (chainermn)", None))
     assert (t.fastest, t.reached, t.target, t.budget_s) == (("1 GPU", 1.25), 2, 1e-3, 2.0)
     assert sentences.time_to_target(size, t) == ("Time to one-step test MSE 0.001 at batch 10 / n_units 5: fastest "
-                                                 "1 GPU in 1.25 s; 2 of 3 device sets reached it within each run's "
-                                                 "budget (2 s).")
+                                                 "1 GPU in 1.25 s (wall time, evaluations included); 2 of 3 device "
+                                                 "sets reached it within each run's training budget (2 s).")
     assert sentences.time_to_target_each(t) == ("Time to one-step test MSE 0.001 (evaluations included): 1 GPU: "
                                                 "1.25 s; CPU: 3.00 s; not reached: 2 GPUs (chainermn).")
 
@@ -183,7 +183,7 @@ def test_representative_size_without_the_article_size_is_the_most_shared():
     assert size == (100, 50) and len(rep) == 2
     t = facts.time_to_target(rep)
     assert t.fastest is None and sentences.time_to_target(size, t) == (
-        "At batch 100 / n_units 50 no device set reached one-step test MSE 0.001 within each run's budget (2 s).")
+        "At batch 100 / n_units 50 no device set reached one-step test MSE 0.001 within each run's training budget (2 s).")
 
 
 def test_repeat_spread_is_slowest_over_fastest_repeat():

@@ -108,7 +108,7 @@ SUMMARY = [
     "0.501 ms with every phase synchronized).",
     "Where an update's time goes at the article's size on 1 GPU: data 0.6 ms, forward 0.6 ms, backward 0.6 ms (of "
     "3 ms with every phase synchronized).",
-    "At batch 10 / n_units 5 no device set reached one-step test MSE 0.001 within each run's budget (2 s).",
+    "At batch 10 / n_units 5 no device set reached one-step test MSE 0.001 within each run's training budget (2 s).",
     "Repeat to repeat, a configuration's time moved by 10% in the median and by up to 50% (CPU at batch 10 / n_units "
     "5: 0.501 ms to 0.751 ms); smaller differences than that are within this machine's noise.",
 ]
