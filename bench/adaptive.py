@@ -17,8 +17,8 @@ configuration and not a repeat: a later round replaces it, up to
 phases of the lent hosts last minutes. Nor does a finished run timed while
 the host was slower than at the configuration's fastest run by more than
 the gate's tolerance (:meth:`Progress.counted`): the gate could not know
-full speed before it had seen it; nor one whose own updates split into a
-fast and a slow group (:func:`sinelstm.hostspeed.undisturbed`). The decision is written on the row
+full speed before it had seen it; nor one whose own updates spread as
+interruptions inside the run make them (:func:`sinelstm.hostspeed.undisturbed`). The decision is written on the row
 that settles it (``stop_reason``, with ``ci_halfwidth``), so the report can
 say which configurations are known to ±3 % and which only got the cap.
 

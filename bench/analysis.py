@@ -35,10 +35,9 @@ def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
 def counted(ok: pd.DataFrame, disturbed: bool = True) -> pd.Series:
     """Per finished run, whether it counts (:func:`sinelstm.hostspeed.counted`,
     within each configuration; ``disturbed=False``: by the host's speed
-    alone); every run of a folder without the gate's record does."""
+    alone); with the gate off, or in a folder from before it, every run does
+    (:func:`gate_tolerance` None), as in :class:`bench.adaptive.Progress`."""
     keep = np.ones(len(ok), dtype=bool)
-    if "host_probe_ms" not in ok or not ok["host_probe_ms"].notna().any():
-        return pd.Series(keep, index=ok.index)
     keys = [k for k in KEYS + AXES if k in ok]
     groups = ok.groupby(keys, dropna=False).indices.values() if keys else [range(len(ok))]  # positions
     quartiles = disturbed and {"ms_per_update_p25", "ms_per_update_p75"} <= set(ok.columns)
@@ -46,7 +45,8 @@ def counted(ok: pd.DataFrame, disturbed: bool = True) -> pd.Series:
         g = ok.iloc[list(rows)]
         spreads = [hostspeed.spread(a, b) for a, b in zip(g["ms_per_update_p25"], g["ms_per_update_p75"])] \
             if quartiles else None
-        keep[list(rows)] = hostspeed.counted(g["host_probe_ms"].tolist(), gate_tolerance(g), spreads)
+        probes = g["host_probe_ms"].tolist() if "host_probe_ms" in g else [None] * len(g)
+        keep[list(rows)] = hostspeed.counted(probes, gate_tolerance(g), spreads)
     return pd.Series(keep, index=ok.index)
 
 

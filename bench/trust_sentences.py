@@ -134,10 +134,10 @@ def host_waits(w) -> str | None:
     if w.disturbed:
         many = w.disturbed != 1
         after += (f" {w.disturbed} finished run{'s' if many else ''} {'were' if many else 'was'} disturbed while "
-                  f"timed: {'their' if many else 'its'} updates split into a fast and a slow group (the 75th "
-                  f"percentile more than {hostspeed.DISTURBED_FLOOR:.0%} above the 25th, and more than "
-                  f"{hostspeed.DISTURBED_FACTOR:g}x the steadiest run's spread), which the host probe between "
-                  f"stretches of updates cannot see: not counted.")
+                  f"timed: {'their' if many else 'its'} per-update spread (75th percentile over 25th, minus 1) was "
+                  f"above both {hostspeed.DISTURBED_FLOOR:.0%} and {hostspeed.DISTURBED_FACTOR:g}x the steadiest "
+                  f"run's of {'their' if many else 'its'} configuration, the mark of interruptions inside the run "
+                  f"that the host probe between stretches of updates cannot see: not counted.")
     if not w.slow_runs:
         return (f"The host-speed gate never found the host slow in the {w.runs} finished "
                 f"run{'s' if w.runs != 1 else ''} it checked.{after}")

@@ -34,7 +34,9 @@ def measured(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs.assign(quality_status=runs["quality_status"].where(runs["status"] != DIVERGED, DIVERGED))
     finished = runs["status"] == "ok"
     keep = runs["status"] == DIVERGED
-    keep[finished] = counted(runs[finished]).to_numpy()  # not those timed on a slow host (bench.analysis)
+    # Not those timed on a slow host (bench.analysis); a run whose updates merely spread (disturbed) keeps its
+    # seed: leaving out a seed that never converged would turn an infinite olympic mean finite.
+    keep[finished] = counted(runs[finished], disturbed=False).to_numpy()
     return runs[keep & runs["quality_status"].notna()]
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adaptive, analysis, facts, intervals, pinning, plots_maps, samples, trust, trust_sentences
+from bench import adaptive, analysis, facts, intervals, pinning, plots_maps, samples, trust, trust_sentences, ttq
 from bench.grid import expand_grid
 from bench.run_options import DEFAULT
 from bench.schema import RunRow
@@ -221,6 +221,10 @@ def test_a_run_whose_updates_split_in_two_does_not_count_and_a_steadily_slower_o
     assert max(spreads[i] for i in (0, 2, 4, 5)) < 0.1 < 0.3 < min(spreads[1], spreads[3]), spreads
     assert analysis.ok_runs(runs)["repeat"].tolist() == [0, 2, 4, 5]
     assert len(progress.counted(config)) == 4 and rows[-1].stop_reason == adaptive.CAP
+    # a sweep resumed from the folder's rows judges the same runs as the live one
+    resumed = adaptive.Progress(tmp_path, all_specs, frame(rows), target=0.01, cap=4)
+    assert sorted(v.median for v in resumed.counted(config)) == sorted(v.median for v in progress.counted(config))
+    assert len(resumed.data[config]) == 6 and resumed.full(config)
     w = trust.host_waits(runs.assign(host_slow=0.0, host_wait_s=0.0))
     assert (w.uncounted, w.disturbed) == (0, 2)
     assert "2 finished runs were disturbed while timed" in trust_sentences.host_waits(w)
@@ -238,6 +242,15 @@ def test_the_disturbance_bound_follows_the_configurations_steadiest_run():
     assert hostspeed.spread(2.0, 3.0) == 0.5 and hostspeed.spread(None, 3.0) is None
     assert hostspeed.counted([1.0, 1.0], 0.2, [0.02, 0.4]) == [True, False]
     assert hostspeed.counted([1.0, 1.0], None, [0.02, 0.4]) == [True, True]
+    with pytest.raises(ValueError):
+        hostspeed.counted([1.0, 1.0], 0.2, [0.02])
+    # the report's rule: a gated folder without probes still leaves the spread-out run out, as the sweep does
+    runs = frame([row(f"r{i}", i, 1.0, host_gate=0.2, ms_per_update_p25=1.0, ms_per_update_p75=1.0 + sp)
+                  for i, sp in enumerate([0.02, 0.4, 0.03])])
+    assert analysis.counted(runs).tolist() == [True, False, True]
+    # time to quality keeps the spread-out run's seed (it did not converge: dropping it would hide that)
+    assert ttq.measured(runs.assign(quality_status=["reached", "not-reached", "reached"]))["repeat"].tolist() == \
+        [0, 1, 2]
 
 
 def test_auto_repeats_resume_from_the_folder(tmp_path):
@@ -429,7 +442,8 @@ def test_a_report_whose_profiled_run_does_not_count_renders_and_says_so(tmp_path
     shown = sinebench("report", out)
     assert shown.returncode == 0, shown.stderr
     html = (out / "report.html").read_text()
-    assert "1 not counted: timed on a slow or disturbed host" in html and "1 finished run was timed while the host" in html
+    assert "1 not counted: timed on a slow or disturbed host" in html
+    assert "1 finished run was timed while the host" in html
 
 
 def test_a_sweep_warms_up_first_and_records_it(tmp_path):
