@@ -18,9 +18,10 @@ phases of the lent hosts last minutes. Nor does a finished run timed while
 the host was slower than at the configuration's fastest run by more than
 the gate's tolerance (:meth:`Progress.counted`): the gate could not know
 full speed before it had seen it; nor one whose own updates spread as
-interruptions inside the run make them (:func:`sinelstm.hostspeed.undisturbed`). The decision is written on the row
-that settles it (``stop_reason``, with ``ci_halfwidth``), so the report can
-say which configurations are known to ±3 % and which only got the cap.
+interruptions inside the run make them (:func:`sinelstm.hostspeed.undisturbed`).
+The decision is written on the row that settles it (``stop_reason``, with
+``ci_halfwidth``), so the report can say which configurations are known to
+±3 % and which only got the cap.
 
 Repeat r trains from seed r, and runs that stop at the quality target have
 different lengths: the interval is about the time per update, which
@@ -36,7 +37,7 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import NamedTuple
 
-from bench import intervals, samples as per_update
+from bench import analysis, intervals, samples as per_update
 from bench.schema import SLOW_HOST, RunRow
 from sinelstm import hostspeed
 
@@ -82,8 +83,7 @@ class Progress:
         self.tolerance = {self.key[s.run_id]: s.train.budget.host_gate for s in specs}
         self.data = defaultdict(dict)  # config -> {run_id: Timed}
         probes = ok["host_probe_ms"] if "host_probe_ms" in ok else [None] * len(ok)
-        spreads = [hostspeed.spread(a, b) for a, b in zip(ok["ms_per_update_p25"], ok["ms_per_update_p75"])] \
-            if len(ok) else []
+        spreads = analysis.spreads(ok) or [None] * len(ok)
         for rid, median, probe, spread in (zip(ok["run_id"], ok["ms_per_update_median"], probes, spreads)
                                            if len(ok) else ()):
             self.data[self.key[rid]][rid] = Timed(float(median), got.get(rid), probe, spread)

@@ -40,14 +40,19 @@ def counted(ok: pd.DataFrame, disturbed: bool = True) -> pd.Series:
     keep = np.ones(len(ok), dtype=bool)
     keys = [k for k in KEYS + AXES if k in ok]
     groups = ok.groupby(keys, dropna=False).indices.values() if keys else [range(len(ok))]  # positions
-    quartiles = disturbed and {"ms_per_update_p25", "ms_per_update_p75"} <= set(ok.columns)
     for rows in groups:
         g = ok.iloc[list(rows)]
-        spreads = [hostspeed.spread(a, b) for a, b in zip(g["ms_per_update_p25"], g["ms_per_update_p75"])] \
-            if quartiles else None
         probes = g["host_probe_ms"].tolist() if "host_probe_ms" in g else [None] * len(g)
-        keep[list(rows)] = hostspeed.counted(probes, gate_tolerance(g), spreads)
+        keep[list(rows)] = hostspeed.counted(probes, gate_tolerance(g), spreads(g) if disturbed else None)
     return pd.Series(keep, index=ok.index)
+
+
+def spreads(rows: pd.DataFrame) -> list | None:
+    """Each run's per-update spread (:func:`sinelstm.hostspeed.spread`);
+    None for a frame without the quartiles."""
+    if not {"ms_per_update_p25", "ms_per_update_p75"} <= set(rows.columns):
+        return None
+    return [hostspeed.spread(a, b) for a, b in zip(rows["ms_per_update_p25"], rows["ms_per_update_p75"])]
 
 
 def gate_tolerance(rows: pd.DataFrame) -> float | None:

@@ -217,7 +217,7 @@ class HostWaits:
     stopped: int = 0  # runs the host kept slow past the cap: stopped untimed (status slow-host)
     uncounted: int = 0  # finished runs timed while the host was slower than at their configuration's fastest
     tolerance: float | None = None
-    disturbed: int = 0  # finished runs at full speed whose own updates split in two (hostspeed.undisturbed)
+    disturbed: int = 0  # finished runs at full speed whose own updates spread too widely (hostspeed.undisturbed)
 
 
 def host_waits(runs: pd.DataFrame) -> HostWaits | None:

@@ -96,8 +96,8 @@ _REPS = 5  # the probe's median of five updates, so one interrupt does not read 
 _RANK = 5  # the reference: the fifth-fastest probe seen (the fastest until five are)
 # A run counts only if its per-update spread is at most this, or this many
 # times its configuration's steadiest run's (:func:`undisturbed`). Re-reading
-# results/h200x2-repro-2026-11-28: most runs spread by 2-9 %, split ones by up
-# to 46 %; a floor of 0.10 or 0.15 gave ChainerMN's figure the same spread
+# results/h200x2-repro-2026-11-28: most runs spread by 2-9 %, disturbed ones by
+# up to 46 %; a floor of 0.10 or 0.15 gave ChainerMN's figure the same spread
 # between sweeps (3-5 %), and 0.15 leaves out fewer runs.
 DISTURBED_FLOOR, DISTURBED_FACTOR = 0.15, 2.0
 _IMPLAUSIBLE = 4.0  # a folder's reference this much faster than a run's first probe is not believed
@@ -317,7 +317,8 @@ def counted(probes_ms, tolerance: float | None, spreads=None) -> list:
         return [True] * len(values)
     best = min(known) if known else None
     fast = [p is None or p <= best * (1 + tol) for p in values]
-    return [f and u for f, u in zip(fast, undisturbed(spreads if spreads is not None else [None] * len(values)))]
+    calm = undisturbed(spreads) if spreads is not None else [True] * len(values)
+    return [f and c for f, c in zip(fast, calm)]
 
 
 def undisturbed(spreads) -> list:
