@@ -5,6 +5,7 @@
 # settings (sinelstm/graph_gemm.py):
 #   SINEBENCH_GRAD_CHUNK    rows a part, beside the chain; 0: one product after the loop
 #   SINEBENCH_DH_SPLIT      auto, 1 or 2
+#   SINEBENCH_LANES         the batch in this many chains, each on its own stream
 # PRECISION=fp32 leaves tf32 out.
 # Variants interleaved round by round, so that a drifting machine favours
 # none. First the captured path's GPU tests (TESTS=0 skips them).
@@ -16,13 +17,13 @@ VARIANTS=${VARIANTS:-"one:GRAD_CHUNK=0 parts:GRAD_CHUNK=4096"}
 ROUNDS=${ROUNDS:-2}
 start_log "RES=$RES scripts/gpu_gradparts.sh"
 N=$(nvidia-smi -L | wc -l)
-DEVICES=0,$(seq -s+ 0 $((N - 1)))
+DEVICES=${DEVICES:-0,$(seq -s+ 0 $((N - 1)))}
 if [ "${TESTS:-1}" = 1 ]; then
   echo "== tests $(date -u)"
   timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_graph.py -m "gpu or multigpu" \
-    -k "parts or two_gpus or dh_split" 2>&1 | tail -3
+    -k "${TESTS_K:-parts or two_gpus or dh_split or lanes}" 2>&1 | tail -3
 fi
-COMMON=(--impl graph --strategy chainermn --precision "${PRECISION:-fp32,tf32}" --units 1024 --batchsize 4096
+COMMON=(--impl graph --strategy chainermn --precision "${PRECISION:-fp32,tf32}" --units 1024 --batchsize "${BATCHES:-4096}"
         --recipe article --full-budget --updates 150 --max-seconds 1.5 --warmup 5 --eval-every 1000 --repeats 1
         --host-gate off --no-report --no-progress)
 for round in $(seq "$ROUNDS"); do
@@ -41,9 +42,9 @@ import pandas as pd
 rows = [pd.read_csv(f).assign(run=f.split("/")[-2]) for f in sorted(glob.glob(sys.argv[1] + "/*-r*/runs.csv"))]
 d = pd.concat(rows)
 d["variant"] = d.run.str.rsplit("-r", n=1).str[0]
-print(d.pivot_table(index=["variant", "run"], columns=["precision", "devices"],
+print(d.pivot_table(index=["variant", "run"], columns=["precision", "batchsize", "devices"],
                     values="ms_per_update_median").round(3).to_string())
-m = d.groupby(["variant", "precision", "devices"]).ms_per_update_median.median().unstack("devices")
+m = d.groupby(["variant", "precision", "batchsize", "devices"]).ms_per_update_median.median().unstack("devices")
 one = m.columns[0]
 for c in m.columns[1:]:
     m[f"speedup {c}"] = m[one] / m[c]

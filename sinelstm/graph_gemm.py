@@ -72,10 +72,25 @@ DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
 # update from 19.58 to 19.08 ms at batch 4096, and from 9.99 to 9.91 ms at
 # 2048, but made batch 1024 0.5 % slower; in TF32, whose products are four
 # times faster, batch 4096 was 3 % slower. So "auto" makes parts in FP32
-# from batch 2048 (per GPU) and keeps one product after the loop otherwise.
+# from batch 2048 (per GPU) and keeps one product after the loop otherwise,
+# and where two lanes run (below: 9.78 ms against 9.80 in parts).
 # SINEBENCH_GRAD_CHUNK=ROWS fixes the rows (0: one product), for an A/B.
 GRAD_CHUNK = os.environ.get("SINEBENCH_GRAD_CHUNK", "auto")
 _GRAD_ROWS, _GRAD_MIN_BATCH = 4096, 2048  # "auto" in FP32
+# The batch's sequences in lanes, each a chain of products and step kernels
+# on a stream of its own (the sequences are independent until the weights'
+# gradient sums them). On an H200 at n_units 1024 in FP32
+# (results/h200x2-lanes-2026-11-28) two lanes took batch 2048 from 9.92 to
+# 9.72 ms and two GPUs at 4096 (2048 each) from 9.99 to 9.78, with the
+# weights' gradient as one product after the loop; they made batches 1024
+# and 4096 1-2 % slower, four lanes were slower everywhere, and in TF32 two
+# lanes were slower at 2048 and 4096. cuBLAS runs the (2048, 4096, 1024)
+# products slowly (45-47 TFLOP/s, against 48-49 at 1024 and 4096 rows:
+# results/h200x2-tuning-2026-11-27): two lanes run them as two products of
+# 1024 rows side by side. So "auto" makes two lanes in FP32 for a batch per
+# GPU from 1536 to 3071 only. SINEBENCH_LANES=L fixes the count, for an A/B.
+LANES = os.environ.get("SINEBENCH_LANES", "auto")
+_LANE_BATCHES = (1536, 3072)  # "auto": two lanes in FP32 from the first, below the second
 _TIMING_REPS = 7  # of each choice, before capture
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
 
@@ -320,7 +335,9 @@ def _grad_rows(batch: int) -> int:
         arithmetic = precision.process_precision()
         if arithmetic == "3xtf32":  # beside the dh chain, at every batch: its products are slower than TF32's
             return _GRAD_ROWS
-        return _GRAD_ROWS if arithmetic == "fp32" and batch >= _GRAD_MIN_BATCH else 0
+        if arithmetic != "fp32" or batch < _GRAD_MIN_BATCH or lanes(batch) > 1:  # one product after the loop
+            return 0
+        return _GRAD_ROWS
     try:
         rows = int(GRAD_CHUNK)
     except ValueError:
@@ -329,6 +346,26 @@ def _grad_rows(batch: int) -> int:
         raise ValueError(f"SINEBENCH_GRAD_CHUNK={GRAD_CHUNK!r}: auto, or rows per part of the recurrent weights' "
                          "gradient (0: one product)")
     return rows
+
+
+def lanes(batch: int) -> int:
+    """How many lanes (:data:`LANES`) a batch per GPU runs in: at most one
+    per sequence; 3xtf32 keeps one."""
+    arithmetic = precision.process_precision()
+    if LANES == "auto":
+        return 2 if arithmetic == "fp32" and _LANE_BATCHES[0] <= batch < _LANE_BATCHES[1] else 1
+    try:
+        count = int(LANES)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"SINEBENCH_LANES={LANES!r}: auto, or the number of lanes (at least 1)")
+    return 1 if arithmetic == "3xtf32" else max(1, min(count, batch))
+
+
+def lane_rows(batch: int, count: int) -> list:
+    """Each lane's sequences ``(r0, r1)``, in order, as even as they divide."""
+    return [(batch * i // count, batch * (i + 1) // count) for i in range(count)]
 
 
 def grad_parts(T: int, B: int, rows: int) -> list:
@@ -402,7 +439,12 @@ class GemmGraphs(GpuGraphs):
         self.dhn = cupy.zeros((_MAX_SPLITS, B, n), cupy.float32)  # dh's parts (_dh)
         if X3_K < 1:
             raise ValueError(f"SINEBENCH_X3_K={X3_K}: give the terms per call, at least 1")
-        self.dh_splits = self._fastest_dh_split()
+        # The lanes: the first on the capturing stream, each with a handle.
+        self.rows = lane_rows(B, lanes(B))
+        self.lane_streams = [self.capture_stream] + [cupy.cuda.Stream(non_blocking=True) for _ in self.rows[1:]]
+        self.lane_blas = [self.blas] + [Blas(st) for st in self.lane_streams[1:]]
+        # dh in parts over K is for one lane (its buffer holds a whole batch per part)
+        self.dh_splits = self._fastest_dh_split() if len(self.rows) == 1 else 1
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
         if self.x3:
@@ -448,19 +490,24 @@ class GemmGraphs(GpuGraphs):
                   exact=True)
         if self.x3:
             self.k["gemm_split_w"](_blocks(G * n), (_BLOCK,), (up.flat.params, self.wx, self.wy), stream=s)
+        self._spread(s)
         for t in range(T):
-            if t:  # act[t] = hs[t-1] W_lat^T
-                if self.x3:
-                    for i, (k0, k1) in enumerate(x3_ranges(n, X3_K)):
-                        blas.gemm(OP_T, OP_N, G, B, k1 - k0, self._at(self.wx, k0), 3 * n,
-                                  self._at(self.hx, (t - 1) * B * 3 * n + k0), 3 * n, self._at(self.act, t * B * G), G,
-                                  accumulate=i > 0)
-                else:
-                    blas.gemm(OP_T, OP_N, G, B, n, self._p("/l2/lateral/W"), n, self._at(self.hs, (t - 1) * B * n),
-                              n, self._at(self.act, t * B * G), G)
-            self.k["gemm_forward_step"](_blocks(B * n), (_BLOCK,), (
-                self.x1[0, t * B:], self.uv, up.flat.params, self.act[t], self.cs[t - 1] if t else self.cs[t],
-                self.cs[t], self.hs[t], self.hx[t], np.int32(B), np.int32(t == 0), np.int32(self.x3)), stream=s)
+            for (r0, r1), ls, lb in zip(self.rows, self.lane_streams, self.lane_blas):
+                rows = r1 - r0
+                if t:  # act[t] = hs[t-1] W_lat^T, this lane's rows
+                    if self.x3:
+                        for i, (k0, k1) in enumerate(x3_ranges(n, X3_K)):
+                            lb.gemm(OP_T, OP_N, G, rows, k1 - k0, self._at(self.wx, k0), 3 * n,
+                                    self._at(self.hx, ((t - 1) * B + r0) * 3 * n + k0), 3 * n,
+                                    self._at(self.act, (t * B + r0) * G), G, accumulate=i > 0)
+                    else:
+                        lb.gemm(OP_T, OP_N, G, rows, n, self._p("/l2/lateral/W"), n,
+                                self._at(self.hs, ((t - 1) * B + r0) * n), n, self._at(self.act, (t * B + r0) * G), G)
+                prev = self.cs[t - 1] if t else self.cs[t]
+                self.k["gemm_forward_step"](_blocks(rows * n), (_BLOCK,), (
+                    self.x1[0, t * B + r0:], self.uv, up.flat.params, self.act[t, r0:], prev[r0:], self.cs[t, r0:],
+                    self.hs[t, r0:], self.hx[t, r0:], np.int32(rows), np.int32(t == 0), np.int32(self.x3)), stream=ls)
+        self._gather(s)
         warps = _BLOCK // 32
         self.k["gemm_output_loss"]((-(-T * B // warps),), (_BLOCK,), (
             self.hs, self.tgt, up.flat.params, self.dy, self.loss, self.small[-1:], np.int32(T), np.int32(B),
@@ -477,16 +524,22 @@ class GemmGraphs(GpuGraphs):
         T, B, n = up.seqlen, up.batch, up.n
         G, R = 4 * n, T * B
         parts = dict(grad_parts(T, B, self.grad_rows))  # t0 -> t1
+        self._spread(s)
+        lanes = list(zip(self.rows, self.lane_streams, self.lane_blas))
         for t in reversed(range(T)):
-            self.k["gemm_backward_step"](_blocks(B * n), (_BLOCK,), (
-                self.act[t], self.cs[t], self.cs[t - 1] if t else self.cs[t], self.dy[t * B:], up.flat.params,
-                self.dhn, self.dc, self.dgx[t], np.int32(B), np.int32(t == 0), np.int32(t == T - 1),
-                np.int32(self.dh_splits), np.int32(self.x3)), stream=s)
-            if t in parts:  # steps t to t1 - 1 have their gate gradients: their part, beside the chain
-                self._fork(s)
+            for (r0, r1), ls, _ in lanes:
+                prev = self.cs[t - 1] if t else self.cs[t]
+                self.k["gemm_backward_step"](_blocks((r1 - r0) * n), (_BLOCK,), (
+                    self.act[t, r0:], self.cs[t, r0:], prev[r0:], self.dy[t * B + r0:], up.flat.params,
+                    self.dhn[0, r0:], self.dc[r0:], self.dgx[t, r0:], np.int32(r1 - r0), np.int32(t == 0),
+                    np.int32(t == T - 1), np.int32(self.dh_splits), np.int32(self.x3)), stream=ls)
+            if t in parts:  # steps t to t1 - 1 have their gate gradients (every lane's): their part, beside
+                self._fork(*self.lane_streams)
                 self._dw(self.side_blas, t, parts[t])
             if t:  # dh for step t-1 = dg[t] W_lat
-                self._dh(t, self.dh_splits)
+                for rows, _, lb in lanes:
+                    self._dh(t, self.dh_splits, rows, lb)
+        self._gather(s)
         if T > 1 and not parts:  # the recurrent weights' gradient as one product
             self._dw(blas, 1, T)
         if overlap:  # its all-reduce runs beside the memory-bound products below
@@ -523,21 +576,22 @@ class GemmGraphs(GpuGraphs):
                       self._at(self.dgx, (t0 * B + r0) * 3 * G + g), 3 * G, self._g("/l2/lateral/W"), n,
                       accumulate=i > 0 or not first)
 
-    def _dh(self, t, splits):
-        """dh for step t - 1 = dg[t] W_lat, as ``splits`` parts over K that
-        the step kernel sums."""
+    def _dh(self, t, splits, rows=None, blas=None):
+        """dh for step t - 1 = dg[t] W_lat, for the sequences ``rows``
+        (``(r0, r1)``; all by default) on ``blas``'s stream, as ``splits``
+        parts over K that the step kernel sums."""
         up = self.up
         n, G, B = up.n, 4 * up.n, up.batch
-        dg = self._at(self.act, t * B * G)
+        (r0, r1), blas = rows or (0, B), blas or self.blas
+        dg, out = self._at(self.act, (t * B + r0) * G), self._at(self.dhn, r0 * n)
         if self.x3:  # small*big + big*small + big*big, K = 12n, in calls (x3_ranges)
             for i, (k0, k1) in enumerate(x3_ranges(G, X3_K)):
-                self.blas.gemm(OP_N, OP_N, n, B, k1 - k0, self._at(self.wy, k0 * n), n,
-                               self._at(self.dgx, t * B * 3 * G + k0), 3 * G, self.dhn.data.ptr, n, accumulate=i > 0)
+                blas.gemm(OP_N, OP_N, n, r1 - r0, k1 - k0, self._at(self.wy, k0 * n), n,
+                          self._at(self.dgx, (t * B + r0) * 3 * G + k0), 3 * G, out, n, accumulate=i > 0)
         elif splits == 1:
-            self.blas.gemm(OP_N, OP_N, n, B, G, self._p("/l2/lateral/W"), n, dg, G, self.dhn.data.ptr, n)
+            blas.gemm(OP_N, OP_N, n, r1 - r0, G, self._p("/l2/lateral/W"), n, dg, G, out, n)
         else:
-            self.blas.gemm_split_k(OP_N, OP_N, n, up.batch, G, self._p("/l2/lateral/W"), n, dg, G,
-                                   self.dhn.data.ptr, n, splits)
+            blas.gemm_split_k(OP_N, OP_N, n, r1 - r0, G, self._p("/l2/lateral/W"), n, dg, G, out, n, splits)
 
     def _fastest_dh_split(self) -> int:
         """1 or 2: whichever computes the backward's dh product faster here,
@@ -581,11 +635,26 @@ class GemmGraphs(GpuGraphs):
         self.events.append(event)
         return event
 
-    def _fork(self, s):
-        """Make the side stream wait for what ``s`` has queued."""
-        ready = self._event()
-        ready.record(s)
-        self.side.wait_event(ready)
+    def _fork(self, *streams):
+        """Make the side stream wait for what ``streams`` have queued."""
+        self._wait(self.side, streams)
+
+    def _wait(self, waiter, streams):
+        """Make ``waiter`` wait for what each of ``streams`` has queued."""
+        for stream in streams:
+            if stream is not waiter:
+                ready = self._event()
+                ready.record(stream)
+                waiter.wait_event(ready)
+
+    def _spread(self, s):
+        """Make every lane wait for what ``s`` has queued."""
+        for stream in self.lane_streams[1:]:
+            self._wait(stream, [s])
+
+    def _gather(self, s):
+        """Make ``s`` wait for every lane."""
+        self._wait(s, self.lane_streams[1:])
 
     def _join(self):
         """An event at the end of what the side stream has queued."""

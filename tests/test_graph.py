@@ -14,6 +14,7 @@ from sinelstm.config import Budget, TrainConfig
 from sinelstm.devices import parse_device_set
 from sinelstm.flat import FlatState, offsets
 from sinelstm.graph import PATH_CPU, PATH_EAGER, PATH_GEMM, PATH_GPU, compiled_path
+from sinelstm import precision
 from sinelstm.graph_cuda import MAX_UNITS
 from sinelstm.recipes import RECIPES
 from sinelstm.strategy import SingleProcess
@@ -171,6 +172,45 @@ def test_dh_split_over_k_equals_eager(monkeypatch, optimizer):
     assert res.passed, res
 
 
+def test_lanes_share_the_sequences_out_once_each(monkeypatch):
+    """Every sequence in one lane, lanes in order and as even as they
+    divide; at most one lane per sequence, one in 3xtf32; a bad count is
+    refused, naming the variable."""
+    from sinelstm import graph_gemm
+
+    for B, L in ((8, 2), (8, 3), (4096, 2), (5, 4), (1, 1)):
+        rows = graph_gemm.lane_rows(B, L)
+        assert [r for r0, r1 in rows for r in range(r0, r1)] == list(range(B))
+        assert max(r1 - r0 for r0, r1 in rows) - min(r1 - r0 for r0, r1 in rows) <= 1
+    monkeypatch.setenv("CUPY_TF32", "0")
+    monkeypatch.setattr(graph_gemm, "LANES", "2")
+    assert graph_gemm.lanes(4096) == 2 and graph_gemm.lanes(1) == 1
+    monkeypatch.setenv(precision.SPLIT_ENV, "1")
+    assert graph_gemm.lanes(4096) == 1
+    monkeypatch.delenv(precision.SPLIT_ENV)
+    monkeypatch.setattr(graph_gemm, "LANES", "auto")  # two lanes in FP32 where the batch per GPU is about 2048
+    assert [graph_gemm.lanes(B) for B in (1024, 1535, 1536, 2048, 3071, 3072, 4096)] == [1, 1, 2, 2, 2, 1, 1]
+    monkeypatch.setenv("CUPY_TF32", "1")
+    assert graph_gemm.lanes(2048) == 1
+    for bad in ("0", "two"):
+        monkeypatch.setattr(graph_gemm, "LANES", bad)
+        with pytest.raises(ValueError, match="SINEBENCH_LANES"):
+            graph_gemm.lanes(4096)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("count,optimizer", [("2", "adam"), ("3", "sgd"), ("3", "adam")])
+def test_lanes_equal_eager(monkeypatch, count, optimizer):
+    """The batch in two lanes (four sequences each at verify's batch of 8)
+    and in three (uneven: 2, 3, 3), each lane on its own stream, the
+    weights' gradient in parts after every lane's steps, at 96 units."""
+    from sinelstm import graph_gemm
+
+    monkeypatch.setattr(graph_gemm, "LANES", count)
+    res = _verify_cublas_path(optimizer)
+    assert res.passed, res
+
+
 def test_the_recurrent_gradient_parts_cover_each_step_once():
     """Latest steps first (backward's order), steps 1 to T - 1 once each,
     about the rows asked for and at least one step a part."""
@@ -190,8 +230,12 @@ def test_the_recurrent_gradient_is_in_parts_in_fp32_at_large_batches_only(monkey
 
     monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", "auto")
     monkeypatch.setenv("CUPY_TF32", "0")
+    monkeypatch.setattr(graph_gemm, "LANES", "1")
     assert graph_gemm._grad_rows(4096) == graph_gemm._grad_rows(2048) == graph_gemm._GRAD_ROWS > 0
     assert graph_gemm._grad_rows(1024) == 0  # slower there
+    monkeypatch.setattr(graph_gemm, "LANES", "auto")
+    assert graph_gemm._grad_rows(2048) == 0  # two lanes: one product was faster
+    assert graph_gemm._grad_rows(4096) == graph_gemm._GRAD_ROWS
     monkeypatch.setenv("CUPY_TF32", "1")
     assert graph_gemm._grad_rows(4096) == 0
     monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", "2048")
@@ -217,13 +261,14 @@ def test_recurrent_gradient_in_parts_or_one_product_equals_eager(monkeypatch, ro
 
 @pytest.mark.multigpu
 @pytest.mark.mpi
-@pytest.mark.parametrize("rows", ["4096", "1"])
-def test_captured_all_reduce_equals_eager_on_two_gpus(rows):
+@pytest.mark.parametrize("rows,lanes", [("4096", "1"), ("1", "1"), ("1", "2")])
+def test_captured_all_reduce_equals_eager_on_two_gpus(rows, lanes):
     """The default parts (one at verify's batch) and one step a part, whose
-    all-reduce then follows the side stream's last part."""
+    all-reduce then follows the side stream's last part; and with two lanes."""
+    env = {**cli_env(), "SINEBENCH_GRAD_CHUNK": rows, "SINEBENCH_LANES": lanes}
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "verify", "--devices", "0+1", "--strategy",
                            "chainermn", "--impl", "graph", "--optimizer", "sgd,adam"], capture_output=True,
-                          text=True, env={**cli_env(), "SINEBENCH_GRAD_CHUNK": rows}, cwd=PROJECT_ROOT, timeout=300)
+                          text=True, env=env, cwd=PROJECT_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("PASS") == 4  # two optimizers, two widths
 
