@@ -22,17 +22,22 @@ def interval(c: intervals.Comparison | None, slower: bool = False) -> str:
     return f" ({point}; {ends})" if point else f" ({ends})"
 
 
+_TIGHT = 0.05  # an interval narrower than this (high / low - 1) is written with decimals
+
+
 def interval_parts(c: intervals.Comparison | None, slower: bool = False) -> tuple | None:
     """(the point to write instead of the sentence's own, or None; '95 %
     interval LOW–HIGH'), or None without an interval."""
     if c is None or c.interval is None:
         return None
     low, high = (1 / c.interval.high, 1 / c.interval.low) if slower else (c.interval.low, c.interval.high)
-    if fmt_x(low) != fmt_x(high):
+    if fmt_x(low) != fmt_x(high) and high > low * (1 + _TIGHT):
         return None, f"95 % interval {fmt_x(low)}–{fmt_x(high)}"
-    # Tight: the ends read alike at two digits ('1.9×–1.9×'). Write the
-    # point with them, with as many decimals as it takes for the ends to
-    # differ (at most three), so that the point never reads outside them.
+    # Tight: at two digits the ends read alike ('1.9×–1.9×') or, across a
+    # rounding boundary, as a wide interval around the wrong point (1.947
+    # to 1.952 read '1.9×–2×', the point '1.9×'). Write the point with
+    # them, with as many decimals as it takes for the ends to differ (at
+    # most three), so that the point never reads outside them.
     point = 1 / c.interval.value if slower else c.interval.value
     for decimals in (2, 3):
         if f"{low:.{decimals}f}" != f"{high:.{decimals}f}":
