@@ -202,8 +202,9 @@ def test_lanes_share_the_sequences_out_once_each(monkeypatch):
 @pytest.mark.parametrize("count,optimizer", [("2", "adam"), ("3", "sgd"), ("3", "adam")])
 def test_lanes_equal_eager(monkeypatch, count, optimizer):
     """The batch in two lanes (four sequences each at verify's batch of 8)
-    and in three (uneven: 2, 3, 3), each lane on its own stream, the
-    weights' gradient in parts after every lane's steps, at 96 units."""
+    and in three (uneven: 2, 3, 3), each lane on its own stream, at 96
+    units; the weights' gradient is one product after every lane's chain
+    (in parts, each after every lane's steps: the two-GPU test's)."""
     from sinelstm import graph_gemm
 
     monkeypatch.setattr(graph_gemm, "LANES", count)
