@@ -22,7 +22,11 @@ def interval(c: intervals.Comparison | None, slower: bool = False) -> str:
     return f" ({point}; {ends})" if point else f" ({ends})"
 
 
-_TIGHT = 0.05  # an interval narrower than this (high / low - 1) is written with decimals
+# An interval narrower than this (high / low - 1) is written with more
+# digits where two already tell its ends apart: across a rounding boundary
+# two digits read as a wide interval around the wrong point (1.947 to
+# 1.952 read '1.9×–2×', the point '1.9×').
+_TIGHT = 0.05
 
 
 def interval_parts(c: intervals.Comparison | None, slower: bool = False) -> tuple | None:
@@ -33,17 +37,21 @@ def interval_parts(c: intervals.Comparison | None, slower: bool = False) -> tupl
     low, high = (1 / c.interval.high, 1 / c.interval.low) if slower else (c.interval.low, c.interval.high)
     if fmt_x(low) != fmt_x(high) and high > low * (1 + _TIGHT):
         return None, f"95 % interval {fmt_x(low)}–{fmt_x(high)}"
-    # Tight: at two digits the ends read alike ('1.9×–1.9×') or, across a
-    # rounding boundary, as a wide interval around the wrong point (1.947
-    # to 1.952 read '1.9×–2×', the point '1.9×'). Write the point with
-    # them, with as many decimals as it takes for the ends to differ (at
-    # most three), so that the point never reads outside them.
+    # Tight: write the point with its ends, with as many significant digits
+    # as it takes for the ends to differ (at most four), so that the point
+    # never reads outside them.
     point = 1 / c.interval.value if slower else c.interval.value
-    for decimals in (2, 3):
-        if f"{low:.{decimals}f}" != f"{high:.{decimals}f}":
+    for digits in (3, 4):
+        if _digits(low, digits) != _digits(high, digits):
             break
-    lo, pt, hi = (f"{x:,.{decimals}f}×" for x in (low, point, high))
+    lo, pt, hi = (f"{_digits(x, digits)}×" for x in (low, point, high))
     return pt, f"95 % interval {lo}–{hi}"
+
+
+def _digits(x: float, digits: int) -> str:
+    """``x`` to ``digits`` significant digits, trailing zeros kept (0.530);
+    whole numbers from ``digits`` digits on (1,520), never an exponent."""
+    return f"{x:,.0f}" if abs(x) >= 10 ** (digits - 1) else f"{x:#.{digits}g}".rstrip(".")
 
 
 def verdict_word(c: intervals.Comparison | None, faster: str, slower: str) -> str:

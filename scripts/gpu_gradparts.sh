@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Where the graph path computes the recurrent weights' gradient (issue 16),
-# at batch 4096 / n_units 1024, one GPU and all GPUs of the host
-# (chainermn), fp32 and tf32. Each variant is a set of environment
+# Where the graph path computes the recurrent weights' gradient, and in how
+# many lanes (issue 16), at batch 4096 / n_units 1024, one GPU and all GPUs
+# of the host (chainermn), fp32 and tf32 (BATCHES, DEVICES change them). Each variant is a set of environment
 # settings (sinelstm/graph_gemm.py):
 #   SINEBENCH_GRAD_CHUNK    rows a part, beside the chain; 0: one product after the loop
 #   SINEBENCH_DH_SPLIT      auto, 1 or 2
@@ -23,7 +23,8 @@ if [ "${TESTS:-1}" = 1 ]; then
   timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_graph.py -m "gpu or multigpu" \
     -k "${TESTS_K:-parts or two_gpus or dh_split or lanes}" 2>&1 | tail -3
 fi
-COMMON=(--impl graph --strategy chainermn --precision "${PRECISION:-fp32,tf32}" --units 1024 --batchsize "${BATCHES:-4096}"
+COMMON=(--impl graph --strategy chainermn --precision "${PRECISION:-fp32,tf32}" --units 1024
+        --batchsize "${BATCHES:-4096}"
         --recipe article --full-budget --updates 150 --max-seconds 1.5 --warmup 5 --eval-every 1000 --repeats 1
         --host-gate off --no-report --no-progress)
 for round in $(seq "$ROUNDS"); do

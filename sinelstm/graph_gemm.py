@@ -14,7 +14,10 @@ the saved activations with the gate gradients in place, and the recurrent
 weights' gradient is one product over all steps after the loop or (FP32,
 large batches: ``GRAD_CHUNK``) a few products of one or more steps each, on
 a second stream as soon as backward has their gate gradients, beside the
-chain of ``dh`` products and step kernels. Only the three recurrent
+chain of ``dh`` products and step kernels. A batch can run in lanes
+(:func:`lanes`): each lane a share of the sequences, its chain of products
+and step kernels on a stream of its own, the lanes side by side in the
+graph until the weights' gradient sums them. Only the three recurrent
 products (forward, ``dh``, the weights' gradient) take the run's precision;
 the rank-one and output products are memory-bound and stay FP32. In
 ``3xtf32`` each recurrent product is three TF32 products of split operands
@@ -73,7 +76,8 @@ DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
 # 2048, but made batch 1024 0.5 % slower; in TF32, whose products are four
 # times faster, batch 4096 was 3 % slower. So "auto" makes parts in FP32
 # from batch 2048 (per GPU) and keeps one product after the loop otherwise,
-# and where two lanes run (below: 9.78 ms against 9.80 in parts).
+# and where two lanes run: there parts were no faster (9.80 against 9.78 ms,
+# within the rounds' spread), and one product is the simpler graph.
 # SINEBENCH_GRAD_CHUNK=ROWS fixes the rows (0: one product), for an A/B.
 GRAD_CHUNK = os.environ.get("SINEBENCH_GRAD_CHUNK", "auto")
 _GRAD_ROWS, _GRAD_MIN_BATCH = 4096, 2048  # "auto" in FP32
@@ -81,14 +85,15 @@ _GRAD_ROWS, _GRAD_MIN_BATCH = 4096, 2048  # "auto" in FP32
 # on a stream of its own (the sequences are independent until the weights'
 # gradient sums them). On an H200 at n_units 1024 in FP32
 # (results/h200x2-lanes-2026-11-28) two lanes took batch 2048 from 9.92 to
-# 9.72 ms and two GPUs at 4096 (2048 each) from 9.99 to 9.78, with the
-# weights' gradient as one product after the loop; they made batches 1024
-# and 4096 1-2 % slower, four lanes were slower everywhere, and in TF32 two
-# lanes were slower at 2048 and 4096. cuBLAS runs the (2048, 4096, 1024)
-# products slowly (45-47 TFLOP/s, against 48-49 at 1024 and 4096 rows:
-# results/h200x2-tuning-2026-11-27): two lanes run them as two products of
-# 1024 rows side by side. So "auto" makes two lanes in FP32 for a batch per
-# GPU from 1536 to 3071 only. SINEBENCH_LANES=L fixes the count, for an A/B.
+# 9.72 ms, and two GPUs at 4096 (2048 each) from 9.99 to 9.78 with the
+# weights' gradient as one product after the loop. They made batches 1024
+# and 4096 per GPU 0.7-2.8 % slower, three and four lanes were slower
+# still, and in TF32 (measured at 2048 and 4096 per GPU, one round) two
+# lanes were slower. Why two products of 1024 rows side by side beat one of
+# 2048 is not profiled: more tiles in flight at once, as with dh's two parts
+# over K at 2048 (_fastest_dh_split), is the likely reason. So "auto" makes
+# two lanes in FP32 for a batch per GPU from 1536 to 3071 (measured at 2048
+# only). SINEBENCH_LANES=L fixes the count, for an A/B.
 LANES = os.environ.get("SINEBENCH_LANES", "auto")
 _LANE_BATCHES = (1536, 3072)  # "auto": two lanes in FP32 from the first, below the second
 _TIMING_REPS = 7  # of each choice, before capture
@@ -350,7 +355,8 @@ def _grad_rows(batch: int) -> int:
 
 def lanes(batch: int) -> int:
     """How many lanes (:data:`LANES`) a batch per GPU runs in: at most one
-    per sequence; 3xtf32 keeps one."""
+    per sequence. 3xtf32 keeps one: its code takes lanes, but they were
+    never measured there."""
     arithmetic = precision.process_precision()
     if LANES == "auto":
         return 2 if arithmetic == "fp32" and _LANE_BATCHES[0] <= batch < _LANE_BATCHES[1] else 1
@@ -360,7 +366,7 @@ def lanes(batch: int) -> int:
         count = 0
     if count < 1:
         raise ValueError(f"SINEBENCH_LANES={LANES!r}: auto, or the number of lanes (at least 1)")
-    return 1 if arithmetic == "3xtf32" else max(1, min(count, batch))
+    return 1 if arithmetic == "3xtf32" else min(count, batch)
 
 
 def lane_rows(batch: int, count: int) -> list:
@@ -443,8 +449,9 @@ class GemmGraphs(GpuGraphs):
         self.rows = lane_rows(B, lanes(B))
         self.lane_streams = [self.capture_stream] + [cupy.cuda.Stream(non_blocking=True) for _ in self.rows[1:]]
         self.lane_blas = [self.blas] + [Blas(st) for st in self.lane_streams[1:]]
-        # dh in parts over K is for one lane (its buffer holds a whole batch per part)
-        self.dh_splits = self._fastest_dh_split() if len(self.rows) == 1 else 1
+        # dh in parts over K is for one lane: the step kernel finds part s at
+        # s * (its rows) * n, which is a whole batch per part only with one
+        self.dh_splits = self._fastest_dh_split(len(self.rows))
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
         if self.x3:
@@ -525,9 +532,9 @@ class GemmGraphs(GpuGraphs):
         G, R = 4 * n, T * B
         parts = dict(grad_parts(T, B, self.grad_rows))  # t0 -> t1
         self._spread(s)
-        lanes = list(zip(self.rows, self.lane_streams, self.lane_blas))
+        chains = list(zip(self.rows, self.lane_streams, self.lane_blas))
         for t in reversed(range(T)):
-            for (r0, r1), ls, _ in lanes:
+            for (r0, r1), ls, _ in chains:
                 prev = self.cs[t - 1] if t else self.cs[t]
                 self.k["gemm_backward_step"](_blocks((r1 - r0) * n), (_BLOCK,), (
                     self.act[t, r0:], self.cs[t, r0:], prev[r0:], self.dy[t * B + r0:], up.flat.params,
@@ -537,8 +544,8 @@ class GemmGraphs(GpuGraphs):
                 self._fork(*self.lane_streams)
                 self._dw(self.side_blas, t, parts[t])
             if t:  # dh for step t-1 = dg[t] W_lat
-                for rows, _, lb in lanes:
-                    self._dh(t, self.dh_splits, rows, lb)
+                for span, _, lb in chains:
+                    self._dh(t, self.dh_splits, span, lb)
         self._gather(s)
         if T > 1 and not parts:  # the recurrent weights' gradient as one product
             self._dw(blas, 1, T)
@@ -576,13 +583,13 @@ class GemmGraphs(GpuGraphs):
                       self._at(self.dgx, (t0 * B + r0) * 3 * G + g), 3 * G, self._g("/l2/lateral/W"), n,
                       accumulate=i > 0 or not first)
 
-    def _dh(self, t, splits, rows=None, blas=None):
-        """dh for step t - 1 = dg[t] W_lat, for the sequences ``rows``
+    def _dh(self, t, splits, span=None, blas=None):
+        """dh for step t - 1 = dg[t] W_lat, for the sequences ``span``
         (``(r0, r1)``; all by default) on ``blas``'s stream, as ``splits``
         parts over K that the step kernel sums."""
         up = self.up
         n, G, B = up.n, 4 * up.n, up.batch
-        (r0, r1), blas = rows or (0, B), blas or self.blas
+        (r0, r1), blas = span or (0, B), blas or self.blas
         dg, out = self._at(self.act, (t * B + r0) * G), self._at(self.dhn, r0 * n)
         if self.x3:  # small*big + big*small + big*big, K = 12n, in calls (x3_ranges)
             for i, (k0, k1) in enumerate(x3_ranges(G, X3_K)):
@@ -593,7 +600,7 @@ class GemmGraphs(GpuGraphs):
         else:
             blas.gemm_split_k(OP_N, OP_N, n, r1 - r0, G, self._p("/l2/lateral/W"), n, dg, G, out, n, splits)
 
-    def _fastest_dh_split(self) -> int:
+    def _fastest_dh_split(self, lane_count: int = 1) -> int:
         """1 or 2: whichever computes the backward's dh product faster here,
         timed before capture. The product's output is (B, n) with K = 4n: at
         batch 2048 / n_units 1024 it has about one 128x128 tile per SM of an
@@ -608,9 +615,14 @@ class GemmGraphs(GpuGraphs):
         profiled; each rank) times for itself: where the two are close the
         choice can differ between them, which may be what happened there.
         The parts' operands stay 16-byte aligned, as the one product's are,
-        only for n even."""
+        only for n even. With several lanes: one product (see setup)."""
         if DH_SPLIT not in ("auto", "1", str(_MAX_SPLITS)):
             raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT!r}: choose auto, 1 or {_MAX_SPLITS}")
+        if lane_count > 1:
+            if DH_SPLIT == str(_MAX_SPLITS):
+                raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT} takes one lane; {lane_count} run here "
+                                 "(SINEBENCH_LANES=1 for both)")
+            return 1
         if (4 * self.up.n) % (_MAX_SPLITS * 4) or precision.process_precision() != "fp32":
             return 1
         if DH_SPLIT != "auto":

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 import sinelstm  # noqa: F401
-
+from sinelstm import precision
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.devices import parse_device_set
 from sinelstm.flat import FlatState, offsets
 from sinelstm.graph import PATH_CPU, PATH_EAGER, PATH_GEMM, PATH_GPU, compiled_path
-from sinelstm import precision
 from sinelstm.graph_cuda import MAX_UNITS
 from sinelstm.recipes import RECIPES
 from sinelstm.strategy import SingleProcess
@@ -208,6 +207,9 @@ def test_lanes_equal_eager(monkeypatch, count, optimizer):
     from sinelstm import graph_gemm
 
     monkeypatch.setattr(graph_gemm, "LANES", count)
+    monkeypatch.setattr(graph_gemm, "GRAD_CHUNK", "0")
+    monkeypatch.delenv(precision.SPLIT_ENV, raising=False)
+    assert graph_gemm.lanes(8) == int(count)
     res = _verify_cublas_path(optimizer)
     assert res.passed, res
 
@@ -262,10 +264,11 @@ def test_recurrent_gradient_in_parts_or_one_product_equals_eager(monkeypatch, ro
 
 @pytest.mark.multigpu
 @pytest.mark.mpi
-@pytest.mark.parametrize("rows,lanes", [("4096", "1"), ("1", "1"), ("1", "2")])
+@pytest.mark.parametrize("rows,lanes", [("4096", "1"), ("1", "1"), ("1", "2"), ("0", "2")])
 def test_captured_all_reduce_equals_eager_on_two_gpus(rows, lanes):
     """The default parts (one at verify's batch) and one step a part, whose
-    all-reduce then follows the side stream's last part; and with two lanes."""
+    all-reduce then follows the side stream's last part; with two lanes, in
+    parts and as one product (what two GPUs at batch 4096 run)."""
     env = {**cli_env(), "SINEBENCH_GRAD_CHUNK": rows, "SINEBENCH_LANES": lanes}
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "verify", "--devices", "0+1", "--strategy",
                            "chainermn", "--impl", "graph", "--optimizer", "sgd,adam"], capture_output=True,

@@ -519,6 +519,10 @@ def test_a_tight_interval_is_written_with_ends_that_differ_and_the_point_between
     assert trust_sentences.interval(tighter) == " (0.530×; 95 % interval 0.528×–0.532×)"
     across = intervals.Comparison(intervals.Interval(1.949, 1.947, 1.952, True), 1e-9)  # '1.9×–2×' at 2 digits
     assert trust_sentences.interval(across) == " (1.949×; 95 % interval 1.947×–1.952×)"
+    small = intervals.Comparison(intervals.Interval(0.00125, 0.00123, 0.00127, True), 1e-9)
+    assert trust_sentences.interval(small) == " (0.00125×; 95 % interval 0.00123×–0.00127×)"
+    large = intervals.Comparison(intervals.Interval(1512.0, 1504.0, 1519.0, True), 1e-9)
+    assert trust_sentences.interval(large) == " (1,512×; 95 % interval 1,504×–1,519×)"
     wide = intervals.Comparison(intervals.Interval(1.5, 1.3, 1.7, True), 1e-9)
     assert trust_sentences.interval(wide) == " (95 % interval 1.3×–1.7×)"
 

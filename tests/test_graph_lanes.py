@@ -1,0 +1,173 @@
+"""The lanes of the captured cuBLAS update (sinelstm.graph_gemm), ordered
+as they must be, checked without a GPU: the update is recorded against
+stand-ins for CUDA streams, events, cuBLAS and the kernels, which keep the
+order a graph capture would (each operation after the one before it on its
+stream and after the events its stream waited for), and every operation
+that reads another's output must come after it."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from sinelstm import graph_gemm
+
+T, B, N = 4, 6, 2  # steps, sequences, units: three lanes of two sequences
+G = 4 * N
+
+
+class Ptr(SimpleNamespace):
+    """A device pointer: a buffer's name and a byte offset."""
+
+    def __add__(self, nbytes):
+        return Ptr(name=self.name, at=self.at + nbytes)
+
+
+class Buf:
+    """A device array by element index, so that slices know their offset."""
+
+    def __init__(self, name, shape, index=None):
+        self.name, self.index = name, np.arange(int(np.prod(shape))).reshape(shape) if index is None else index
+
+    def __getitem__(self, key):
+        return Buf(self.name, None, self.index[key])
+
+    @property
+    def size(self):
+        return self.index.size
+
+    @property
+    def data(self):
+        return SimpleNamespace(ptr=Ptr(name=self.name, at=4 * int(self.index.flat[0])))
+
+
+class Recorder:
+    """What was captured: operations with the operations they come after."""
+
+    def __init__(self):
+        self.ops = []  # (stream, what, args, deps)
+
+    def run(self, stream, what, args):
+        self.ops.append((stream, what, args, ({stream.last} | stream.waits) - {None}))
+        stream.last, stream.waits = len(self.ops) - 1, set()
+
+    def before(self, a, b) -> bool:
+        """Does operation a come before operation b?"""
+        todo, seen = [b], set()
+        while todo:
+            for d in self.ops[todo.pop()][3]:
+                if d == a:
+                    return True
+                if d not in seen:
+                    seen.add(d)
+                    todo.append(d)
+        return False
+
+    def find(self, what, buf=None, at=None) -> list:
+        return [i for i, (_, w, args, _) in enumerate(self.ops) if w == what and (buf is None or any(
+            isinstance(x, Ptr) and x.name == buf and x.at == 4 * at for x in _pointers(args)))]
+
+
+def _pointers(args):
+    return [a.data.ptr if isinstance(a, Buf) else a for a in args]
+
+
+class Stream:
+    def __init__(self, rec, name):
+        self.rec, self.name, self.last, self.waits = rec, name, None, set()
+
+    def wait_event(self, event):
+        self.waits |= event.deps
+
+
+class Event:
+    def record(self, stream):
+        self.deps = {stream.last} | stream.waits
+
+
+class Blas:
+    def __init__(self, stream):
+        self.stream = stream
+
+    def gemm(self, *args, **kwargs):
+        self.stream.rec.run(self.stream, "gemm", args)
+
+    gemm_split_k = gemm
+
+
+def record(grad_rows: int, lanes: int = 3):
+    """The forward and backward of an update in ``lanes`` lanes, with the
+    weights' gradient in parts of ``grad_rows`` rows (0: one product)."""
+    rec = Recorder()
+    s = Stream(rec, "s")
+    g = object.__new__(graph_gemm.GemmGraphs)
+    layout = {"/l2/upward/W": 0, "/l1/W": G * N, "/l2/lateral/W": G * N + 2 * N, "/l3/W": 2 * G * N + 2 * N}
+    size = 3 * G * N
+    flat = SimpleNamespace(start=layout.__getitem__, params=Buf("params", (size,)), grads=Buf("grads", (size,)))
+    g.up = SimpleNamespace(seqlen=T, batch=B, n=N, burn_in=0, flat=flat)
+    g.cupy = SimpleNamespace(cuda=SimpleNamespace(Event=lambda **kw: Event()))
+    g.k = {name: (lambda name: lambda grid, block, args, stream: rec.run(stream, name, args))(name)
+           for name in graph_gemm._NAMES}
+    g.capture_stream, g.side, g.events, g.x3, g.nccl = s, Stream(rec, "side"), [], False, None
+    g.blas, g.side_blas = Blas(s), Blas(g.side)
+    g.rows = graph_gemm.lane_rows(B, lanes)
+    g.lane_streams = [s] + [Stream(rec, f"lane{i}") for i in range(1, lanes)]
+    g.lane_blas = [g.blas] + [Blas(st) for st in g.lane_streams[1:]]
+    g.grad_rows, g.dh_splits = grad_rows, 1
+    g.act, g.cs, g.hs = Buf("act", (T, B, G)), Buf("cs", (T, B, N)), Buf("hs", (T, B, N))
+    g.hx, g.dgx = g.hs, g.act
+    g.x1, g.tgt, g.dy = Buf("x1", (2, T * B)), Buf("tgt", (T * B,)), Buf("dy", (T * B,))
+    g.uv, g.small, g.loss = Buf("uv", (2 * G,)), Buf("small", (2 * G + N + 1,)), Buf("loss", (1,))
+    g.dhn, g.dc = Buf("dhn", (2, B, N)), Buf("dc", (B, N))
+    g._forward(s)
+    g._backward(s)
+    return rec, g
+
+
+def check(rec, g):
+    """Every read after the write it reads; every lane back on the capturing
+    stream before what follows on it."""
+    uv = rec.find("gemm")[0]  # the update's first product: [u v], read by every forward step
+    loss = rec.find("gemm_output_loss")
+    assert len(loss) == 1
+    for r0, _ in g.rows:
+        for t in range(T):
+            fwd = rec.find("gemm_forward_step", "act", (t * B + r0) * G)
+            bwd = rec.find("gemm_backward_step", "act", (t * B + r0) * G)
+            assert len(fwd) == len(bwd) == 1, (t, r0)
+            assert rec.before(uv, fwd[0]), ("[u v] before the forward step", t, r0)
+            assert rec.before(fwd[0], loss[0]), ("the forward's last step before the loss", t, r0)
+            assert rec.before(loss[0], bwd[0]), ("dy (the loss kernel's) before the backward step", t, r0)
+            readers = [i for i in rec.find("gemm") if _reads_steps_gradient(rec.ops[i][2], t)]
+            assert bool(readers) == (t > 0), ("dW reads steps 1 to T - 1", t, readers)  # step 0: no recurrent product
+            assert all(rec.before(bwd[0], i) for i in readers), ("gate gradients before dW", t, r0)
+    ends = rec.find("gemm", "small", 2 * G)  # after the loop, on the capturing stream: reads every step's act, hs
+    assert ends and all(rec.before(i, ends[0]) for i in rec.find("gemm_backward_step")), "lanes joined before the end"
+
+
+def _reads_steps_gradient(args, t) -> bool:
+    """A product of the recurrent weights' gradient over steps that include t
+    (its B operand is act from step t0, K rows: steps t0 to t0 + K/B)."""
+    m, n, k, a, lda, b = args[2:8]
+    if not (isinstance(b, Ptr) and b.name == "act" and m == N and n == G):
+        return False
+    t0 = b.at // 4 // (B * G)
+    return t0 <= t < t0 + k // B
+
+
+@pytest.mark.parametrize("grad_rows,lanes", [(0, 3), (B, 3), (2 * B, 2), (0, 1)])
+def test_lanes_read_only_what_is_written_before(grad_rows, lanes):
+    check(*record(grad_rows, lanes))
+
+
+@pytest.mark.parametrize("broken", ["_gather", "_spread"])
+def test_the_check_catches_a_lane_left_unjoined(monkeypatch, broken):
+    monkeypatch.setattr(graph_gemm.GemmGraphs, broken, lambda self, s: None)
+    with pytest.raises(AssertionError):
+        check(*record(0))
+
+
+def test_the_check_catches_a_part_that_waits_for_one_lane(monkeypatch):
+    fork = graph_gemm.GemmGraphs._fork
+    monkeypatch.setattr(graph_gemm.GemmGraphs, "_fork", lambda self, *streams: fork(self, streams[0]))
+    with pytest.raises(AssertionError, match="gate gradients before dW"):
+        check(*record(B))
