@@ -166,7 +166,7 @@ def test_dh_split_over_k_equals_eager(monkeypatch, optimizer):
     kernel (chosen where it is faster: large batches), at 96 units."""
     from sinelstm import graph_gemm
 
-    monkeypatch.setattr(graph_gemm.GemmGraphs, "_fastest_dh_split", lambda self: graph_gemm._MAX_SPLITS)
+    monkeypatch.setattr(graph_gemm.GemmGraphs, "_fastest_dh_split", lambda self, lane_count=1: graph_gemm._MAX_SPLITS)
     res = _verify_cublas_path(optimizer)
     assert res.passed, res
 
