@@ -620,8 +620,8 @@ class GemmGraphs(GpuGraphs):
             raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT!r}: choose auto, 1 or {_MAX_SPLITS}")
         if lane_count > 1:
             if DH_SPLIT == str(_MAX_SPLITS):
-                raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT} takes one lane; {lane_count} run here "
-                                 "(SINEBENCH_LANES=1 for both)")
+                raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT} needs one lane, and {lane_count} run here: "
+                                 "set SINEBENCH_LANES=1 with it")
             return 1
         if (4 * self.up.n) % (_MAX_SPLITS * 4) or precision.process_precision() != "fp32":
             return 1
