@@ -499,7 +499,7 @@ class GemmGraphs(GpuGraphs):
             self.k["gemm_split_w"](_blocks(G * n), (_BLOCK,), (up.flat.params, self.wx, self.wy), stream=s)
         self._spread(s)
         for t in range(T):
-            for (r0, r1), ls, lb in zip(self.rows, self.lane_streams, self.lane_blas):
+            for (r0, r1), ls, lb in self._chains():
                 rows = r1 - r0
                 if t:  # act[t] = hs[t-1] W_lat^T, this lane's rows
                     if self.x3:
@@ -532,7 +532,7 @@ class GemmGraphs(GpuGraphs):
         G, R = 4 * n, T * B
         parts = dict(grad_parts(T, B, self.grad_rows))  # t0 -> t1
         self._spread(s)
-        chains = list(zip(self.rows, self.lane_streams, self.lane_blas))
+        chains = self._chains()
         for t in reversed(range(T)):
             for (r0, r1), ls, _ in chains:
                 prev = self.cs[t - 1] if t else self.cs[t]
@@ -658,6 +658,10 @@ class GemmGraphs(GpuGraphs):
                 ready = self._event()
                 ready.record(stream)
                 waiter.wait_event(ready)
+
+    def _chains(self) -> list:
+        """Each lane's sequences ``(r0, r1)``, stream and cuBLAS handle."""
+        return list(zip(self.rows, self.lane_streams, self.lane_blas))
 
     def _spread(self, s):
         """Make every lane wait for what ``s`` has queued."""
