@@ -4,8 +4,10 @@
 # of the host (chainermn), fp32 and tf32 (BATCHES, DEVICES change them). Each variant is a set of environment
 # settings (sinelstm/graph_gemm.py):
 #   SINEBENCH_GRAD_CHUNK    rows a part, beside the chain; 0: one product after the loop
-#   SINEBENCH_DH_SPLIT      auto, 1 or 2
+#   SINEBENCH_DH_SPLIT      auto, 1, 2 or 4
 #   SINEBENCH_LANES         the batch in this many chains, each on its own stream
+# and TREE=PATH runs that variant from another source tree (sinelstm/ and
+# bench/ of an earlier commit, its .commit beside them), for an A/B of code.
 # PRECISION=fp32 leaves tf32 out.
 # Variants interleaved round by round, so that a drifting machine favours
 # none. First the captured path's GPU tests (TESTS=0 skips them).
@@ -32,7 +34,14 @@ for round in $(seq "$ROUNDS"); do
     name=${v%%:*}
     settings=()
     IFS=, read -ra pairs <<< "${v#*:}"
-    for p in "${pairs[@]}"; do settings+=("SINEBENCH_$p"); done
+    for p in "${pairs[@]}"; do
+      if [[ $p == TREE=* ]]; then  # that tree's code first on the path, named by its commit
+        tree=$(cd "${p#TREE=}" && pwd)
+        settings+=("PYTHONPATH=$tree${PYTHONPATH#"$PWD"}" "SINEBENCH_GIT_COMMIT=$(cat "$tree/.commit")")
+      else
+        settings+=("SINEBENCH_$p")
+      fi
+    done
     echo "== $name (${settings[*]}) round $round $(date -u)"
     env "${settings[@]}" timeout 150 $SB sweep --devices "$DEVICES" "${COMMON[@]}" --out "$RES/$name-r$round"
   done

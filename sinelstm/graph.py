@@ -38,6 +38,7 @@ from sinelstm.updaters import Step, Updater, set_lr, shard
 # time: the graph reads update k's from device memory.
 CHUNK = 1024
 PATH_GPU, PATH_GEMM, PATH_CPU, PATH_EAGER = "cuda-graph", "cuda-graph-gemm", "numba", "eager"
+NCCL_AVG = 4  # ncclAvg in nccl.h (NCCL >= 2.10; not every CuPy names it)
 
 
 def compiled_path(is_gpu: bool, n_units: int) -> str:
@@ -221,7 +222,7 @@ class GpuGraphs:
 
         s = self.capture_stream
         scratch = self.cupy.zeros_like(self.up.flat.grads)
-        self.nccl.allReduce(scratch.data.ptr, scratch.data.ptr, scratch.size, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, s.ptr)
+        self.nccl.allReduce(scratch.data.ptr, scratch.data.ptr, scratch.size, nccl.NCCL_FLOAT32, NCCL_AVG, s.ptr)
         s.synchronize()
 
     def _capture(self, ops):
@@ -238,11 +239,14 @@ class GpuGraphs:
         return graph
 
     def _allreduce_range(self, buf, start, stop, stream):
-        """Sum ``buf[start:stop]`` over the ranks, in place, on ``stream``."""
+        """Average ``buf[start:stop]`` over the ranks, in place, on
+        ``stream``: NCCL divides as it sums, so the optimizer takes the
+        mean gradient as it is, with no pass of its own to scale it (nor
+        to write the scaled gradient back for the model to read)."""
         from cupy.cuda import nccl
 
         ptr = buf.data.ptr + start * buf.itemsize
-        self.nccl.allReduce(ptr, ptr, stop - start, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, stream.ptr)
+        self.nccl.allReduce(ptr, ptr, stop - start, nccl.NCCL_FLOAT32, NCCL_AVG, stream.ptr)
 
     def _common(self):
         """Where the kernels find update k's windows."""
@@ -325,7 +329,7 @@ class PersistentGraphs(GpuGraphs):
         m = f.m if up.adam else f.grads
         v = f.v if up.adam else f.grads
         self.k["optimizer_step"]((1,), (1024,), (
-            f.params, f.grads, m, v, self.counter, np.float32(1.0 / up.size), np.float32(up.clip),
+            f.params, f.grads, m, v, self.counter, np.float32(1.0), np.float32(up.clip),  # averaged: no scale
             np.float64(up.peak), np.float64(up.log_ratio), np.int32(up.decay), np.float64(up.beta1),
             np.float64(up.beta2), np.float32(up.eps), np.int32(1 if up.adam else 0)), stream=s)
 

@@ -30,7 +30,7 @@ With several GPUs (one process each) the all-reduce is captured too: the
 recurrent weights' gradient on the second stream (after its last part),
 beside the memory-bound products that end backward, then one small
 all-reduce of the rest. The input projection's gradient is rank one, so
-the ranks sum its two vectors (``du``, ``dv``, 8n floats) rather than its
+the ranks average its two vectors (``du``, ``dv``, 8n floats) rather than its
 (4n, n) matrix: half the bytes of the eager path's all-reduce.
 
 Buffers are time-major, ``(T, B, ...)``, so that every product's operand is
@@ -59,12 +59,15 @@ from sinelstm.graph_cuda import HEADER
 OVERLAPS = ("tail", "none")
 OVERLAP = os.environ.get("SINEBENCH_COMM_OVERLAP", OVERLAPS[0])
 _BLOCK = 256
-_MAX_SPLITS = 2  # parts over K that the backward's dh product may be split into (FP32)
+# Parts over K that the backward's dh product may be split into (FP32):
+# the candidates _fastest_dh_split times, the first being one product.
+_SPLITS = (1, 2, 4)
+_MAX_SPLITS = max(_SPLITS)
 # 3xTF32: the most big*big terms one cuBLAS call sums (see x3_ranges).
 # SINEBENCH_X3_K=K changes it, for measuring the choice.
 X3_K = int(os.environ.get("SINEBENCH_X3_K", 512))
-# "auto": timed (GemmGraphs._fastest_dh_split); "1" or "2" fixes it, for
-# measuring the choice (an A/B on one machine).
+# "auto": timed (GemmGraphs._fastest_dh_split); one of _SPLITS fixes it,
+# for measuring the choice (an A/B on one machine).
 DH_SPLIT = os.environ.get("SINEBENCH_DH_SPLIT", "auto")
 # The recurrent weights' gradient (the sum over steps of dg[t]^T hs[t-1])
 # in parts of about this many rows (steps x batch, at least one step), each
@@ -97,6 +100,7 @@ _GRAD_ROWS, _GRAD_MIN_BATCH = 4096, 2048  # "auto" in FP32
 LANES = os.environ.get("SINEBENCH_LANES", "auto")
 _LANE_BATCHES = (1536, 3072)  # "auto": two lanes in FP32 from the first, below the second
 _TIMING_REPS = 7  # of each choice, before capture
+_TIMED_CALLS = 4  # products a timing brackets
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
 
 _SOURCE = HEADER + r"""
@@ -245,13 +249,12 @@ extern "C" __global__ void gemm_finish(const float* __restrict__ p, float* __res
     if (e < G) g[O_BUP + e] = duv[G + e];
 }
 
-extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float scale, float* __restrict__ norm) {
+extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float* __restrict__ norm) {
     __shared__ float red[32];
     float sq = 0.f;
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
          e += (long long)gridDim.x * blockDim.x) {
-        const float ge = g[e] * scale;
-        sq += ge * ge;
+        sq += g[e] * g[e];
     }
     #pragma unroll
     for (int m = 16; m > 0; m >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, m);
@@ -268,7 +271,7 @@ extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float scale,
 // separate kernel, after every block has read it.
 extern "C" __global__ void gemm_optimizer(
         float* __restrict__ p, float* g, float* m, float* v,  // SGD passes g as m and v (unread)
-        const int* __restrict__ counter, const float* __restrict__ norm, float scale, float clip, double peak,
+        const int* __restrict__ counter, const float* __restrict__ norm, float clip, double peak,
         double log_ratio, int decay, double beta1, double beta2, float eps, int adam) {
     const int k = *counter;
     const float rate = clip > 0.f ? fminf(clip / sqrtf(*norm), 1.f) : 1.f;
@@ -276,8 +279,8 @@ extern "C" __global__ void gemm_optimizer(
     const float b1 = (float)(1.0 - beta1), b2 = (float)(1.0 - beta2);
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
          e += (long long)gridDim.x * blockDim.x) {
-        const float ge = (g[e] * scale) * rate;
-        if (scale != 1.f || rate != 1.f) g[e] = ge;  // the model's grads read as the step used them
+        const float ge = g[e] * rate;
+        if (rate != 1.f) g[e] = ge;  // the model's grads read as the step used them
         update_element(p, m, v, e, ge, step, b1, b2, eps, adam);
     }
 }
@@ -374,6 +377,14 @@ def lane_rows(batch: int, count: int) -> list:
     return [(batch * i // count, batch * (i + 1) // count) for i in range(count)]
 
 
+def pick_split(times: dict) -> int:
+    """The dh product's parts over K from each choice's time
+    (``{parts: ms}``, 1 among them): the fastest, if it beats the one
+    product by _SPLIT_MARGIN; a tie keeps the one product."""
+    fastest = min(times, key=times.get)
+    return fastest if times[fastest] < times[1] * (1 - _SPLIT_MARGIN) else 1
+
+
 def grad_parts(T: int, B: int, rows: int) -> list:
     """The steps ``(t0, t1)`` of each part of the recurrent weights'
     gradient, in the order backward completes them (latest steps first),
@@ -438,7 +449,7 @@ class GemmGraphs(GpuGraphs):
         self.tgt = cupy.empty(R, cupy.float32)
         self.dy = cupy.empty(R, cupy.float32)
         self.uv = cupy.empty(2 * G, cupy.float32)  # u = W_up w1, v = W_up b1 (b_up added by the step kernel)
-        # Gradients summed over ranks in one small all-reduce: du, dv (the
+        # Gradients averaged over ranks in one small all-reduce: du, dv (the
         # input projection's, rank one), then the output layer's W and b,
         # copied into the flat gradients before the step.
         self.small = cupy.empty(2 * G + n + 1, cupy.float32)
@@ -601,46 +612,54 @@ class GemmGraphs(GpuGraphs):
             blas.gemm_split_k(OP_N, OP_N, n, r1 - r0, G, self._p("/l2/lateral/W"), n, dg, G, out, n, splits)
 
     def _fastest_dh_split(self, lane_count: int = 1) -> int:
-        """1 or 2: whichever computes the backward's dh product faster here,
-        timed before capture. The product's output is (B, n) with K = 4n: at
-        batch 2048 / n_units 1024 it has about one 128x128 tile per SM of an
-        H200 and two parts over K took 0.362 ms against 0.384 in FP32; at
-        4096 (two tiles per SM) and in TF32 they were no faster
-        (scripts/gpu_probe_splitk.py), so TF32 keeps the one product: in
-        a TF32 sweep on 2 GPUs with the choice timed, updates were 8 % slower
-        than with it fixed at one, as if the timing had chosen the parts
-        there (the profiled run of the same configuration had not). Each
-        timing brackets one product, its host launch included, which a
-        replayed graph does not have, and each updater (warm-up, timed,
-        profiled; each rank) times for itself: where the two are close the
-        choice can differ between them, which may be what happened there.
-        The parts' operands stay 16-byte aligned, as the one product's are,
-        only for n even. With several lanes: one product (see setup)."""
-        if DH_SPLIT not in ("auto", "1", str(_MAX_SPLITS)):
-            raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT!r}: choose auto, 1 or {_MAX_SPLITS}")
+        """1, 2 or 4 (_SPLITS): whichever computes the backward's dh product
+        fastest here, timed before capture. The product's output is (B, n)
+        with K = 4n: at n_units 1024 on an H200 it has about one 128x128
+        tile per SM at batch 2048 and half of one at 1024, and parts over K
+        give the SMs more tiles to overlap. Alone
+        (scripts/gpu_probe_splitk.py, FP32) two parts took 0.362 ms against
+        0.384 at batch 2048, four parts 0.192 against 0.200 at 1024; at
+        4096 (two tiles per SM) and in TF32 parts were no faster, so TF32
+        keeps the one product: in a TF32 sweep on 2 GPUs with the choice
+        timed, updates were 8 % slower than with it fixed at one, as if the
+        timing had chosen the parts there (the profiled run of the same
+        configuration had not). Each timing brackets _TIMED_CALLS products
+        back to back, as a replayed graph runs them (one product's host
+        launch would be a twentieth of its time), and each updater
+        (warm-up, timed, profiled; each rank) times for itself: where two
+        choices are close they can differ between them. Parts must beat
+        the one product by _SPLIT_MARGIN. Their operands stay 16-byte
+        aligned, as the one product's are, only where 4n / parts is a
+        multiple of 4. With several lanes: one product (see setup)."""
+        choices = ", ".join(map(str, _SPLITS))
+        if DH_SPLIT != "auto" and DH_SPLIT not in map(str, _SPLITS):
+            raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT!r}: choose auto or one of {choices}")
         if lane_count > 1:
-            if DH_SPLIT == str(_MAX_SPLITS):
+            if DH_SPLIT not in ("auto", "1"):
                 raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT} needs one lane, and {lane_count} run here: "
                                  "set SINEBENCH_LANES=1 with it")
             return 1
-        if (4 * self.up.n) % (_MAX_SPLITS * 4) or precision.process_precision() != "fp32":
+        if precision.process_precision() != "fp32":
             return 1
+        usable = [s for s in _SPLITS if (4 * self.up.n) % (s * 4) == 0]
         if DH_SPLIT != "auto":
-            return int(DH_SPLIT)
+            return int(DH_SPLIT) if int(DH_SPLIT) in usable else 1
+        if len(usable) == 1:
+            return 1
         cupy, s = self.cupy, self.capture_stream
         start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-        times = {1: [], _MAX_SPLITS: []}
+        times = {splits: [] for splits in usable}
         with s:
             for rep in range(_TIMING_REPS + 2):
                 for splits in times:
                     start.record(s)
-                    self._dh(0, splits)
+                    for _ in range(_TIMED_CALLS):
+                        self._dh(0, splits)
                     stop.record(s)
                     stop.synchronize()
                     if rep >= 2:  # two warm-ups
                         times[splits].append(cupy.cuda.get_elapsed_time(start, stop))
-        one, parts = (float(np.median(t)) for t in times.values())
-        return _MAX_SPLITS if parts < one * (1 - _SPLIT_MARGIN) else 1
+        return pick_split({splits: float(np.median(t)) for splits, t in times.items()})
 
     def _event(self):
         event = self.cupy.cuda.Event(block=False, disable_timing=True)
@@ -697,14 +716,13 @@ class GemmGraphs(GpuGraphs):
         self.k["gemm_finish"](_blocks(G * n), (_BLOCK,), (f.params, f.grads, self.small), stream=s)
         blas.gemm(OP_N, OP_N, n, 2, G, self._p("/l2/upward/W"), n, self.small.data.ptr, G, self._g("/l1/W"), n,
                   exact=True)
-        scale = np.float32(1.0 / up.size)
         grid = (min(1024, _blocks(f.grads.size)[0]),)
         if up.clip > 0:
-            self.k["gemm_sqnorm"](grid, (_BLOCK,), (f.grads, scale, self.norm), stream=s)
+            self.k["gemm_sqnorm"](grid, (_BLOCK,), (f.grads, self.norm), stream=s)
         m = f.m if up.adam else f.grads
         v = f.v if up.adam else f.grads
         self.k["gemm_optimizer"](grid, (_BLOCK,), (
-            f.params, f.grads, m, v, self.counter, self.norm, scale, np.float32(up.clip), np.float64(up.peak),
+            f.params, f.grads, m, v, self.counter, self.norm, np.float32(up.clip), np.float64(up.peak),
             np.float64(up.log_ratio), np.int32(up.decay), np.float64(up.beta1), np.float64(up.beta2),
             np.float32(up.eps), np.int32(1 if up.adam else 0)), stream=s)
         self.k["gemm_count"]((1,), (1,), (self.counter,), stream=s)

@@ -56,6 +56,14 @@ class Heap:
         return np.lib.stride_tricks.as_strided(self.mem[e:], shape=(rows, cols), strides=(4, 4 * ld))
 
 
+    def rest(self, a):
+        """Memory from view ``a``'s first element to its buffer's end, as a
+        kernel that gets ``a``'s pointer can reach it."""
+        e = (a.__array_interface__["data"][0] - self.base) // 4
+        stop = next(t for s, t in self.spans if s <= e < t)
+        return self.mem[e:stop]
+
+
 class Buffer(np.ndarray):
     @property
     def data(self):
@@ -98,7 +106,7 @@ def sig(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def step_kernels(n, offs):
+def step_kernels(n, offs, heap):
     """NumPy ports of graph_gemm's kernels that the forward and backward call."""
     G, f32 = 4 * n, np.float32
 
@@ -140,7 +148,8 @@ def step_kernels(n, offs):
 
     def backward_step(grid, block, args, stream=None):
         act_t, c_t, c_prev, dy_t, p, dhn, dc, dgx_t, B, first, last, splits, x3 = args
-        act_t, c_t, c_prev, dy_t, p, dhn, dc, dgx_t = map(flat, (act_t, c_t, c_prev, dy_t, p, dhn, dc, dgx_t))
+        act_t, c_t, c_prev, dy_t, p, dc, dgx_t = map(flat, (act_t, c_t, c_prev, dy_t, p, dc, dgx_t))
+        dhn = heap.rest(dhn)  # the parts past the first: the kernel reads on from the pointer
         B, first, last, splits = int(B), int(first), int(last), int(splits)
         i = np.arange(B * n)
         b, j = i // n, i % n
@@ -171,12 +180,12 @@ def step_kernels(n, offs):
             "gemm_backward_step": backward_step, "gemm_split_w": split_w}
 
 
-def emulate(monkeypatch, mode, n=12, B=3, T=5, burn_in=1, grad_rows=None, x3_k=None, seed=0):
+def emulate(monkeypatch, mode, n=12, B=3, T=5, burn_in=1, grad_rows=None, x3_k=None, seed=0, dh_split="1"):
     """GemmGraphs' forward and backward in ``mode``, from its own setup;
     returns it, the flat parameters and the windows."""
     monkeypatch.setenv("CUPY_TF32", "1" if mode == "tf32" else "0")
     monkeypatch.setenv("SINEBENCH_3XTF32", "1" if mode == "3xtf32" else "0")
-    monkeypatch.setattr(graph_gemm, "DH_SPLIT", "1")  # FP32's split is timed on a GPU; fixed here
+    monkeypatch.setattr(graph_gemm, "DH_SPLIT", dh_split)  # FP32's split is timed on a GPU; fixed here
     if x3_k is not None:
         monkeypatch.setattr(graph_gemm, "X3_K", x3_k)
     if grad_rows is not None:
@@ -192,7 +201,7 @@ def emulate(monkeypatch, mode, n=12, B=3, T=5, burn_in=1, grad_rows=None, x3_k=N
     # updates: a first call that adds to its output (beta = 1) is caught.
     flat = types.SimpleNamespace(params=params, grads=heap.alloc(size, GARBAGE), start=lambda name: offs[name])
     monkeypatch.setattr(graph_gemm, "Blas", fake_blas(heap))
-    monkeypatch.setattr(graph_gemm, "kernels", lambda units: step_kernels(units, offs))
+    monkeypatch.setattr(graph_gemm, "kernels", lambda units: step_kernels(units, offs, heap))
     fake_cupy = types.SimpleNamespace(
         float32=np.float32, empty=lambda shape, dtype: heap.alloc(shape, GARBAGE), zeros=lambda shape, dtype: heap.alloc(shape),
         ones=lambda shape, dtype: heap.alloc(shape, 1.0),
@@ -250,6 +259,30 @@ def errors(g, offs, series, starts) -> dict:
 def test_the_captured_products_compute_the_cpu_update(monkeypatch, mode, grad_rows):
     err = errors(*emulate(monkeypatch, mode, grad_rows=grad_rows))
     assert all(e < 2e-5 for e in err.values()), err  # float32 storage, float64 sums: FP32's rounding only
+
+
+@pytest.mark.parametrize("dh_split", ["2", "4"])
+def test_dh_in_parts_over_k_summed_by_the_step_kernel(monkeypatch, dh_split):
+    g, *rest = emulate(monkeypatch, "fp32", dh_split=dh_split)
+    assert g.dh_splits == int(dh_split)
+    err = errors(g, *rest)
+    assert all(e < 2e-5 for e in err.values()), err
+
+
+def test_the_fastest_dh_split_must_beat_one_product_by_the_margin():
+    pick = graph_gemm.pick_split
+    assert pick({1: 0.200, 2: 0.204, 4: 0.192}) == 4
+    assert pick({1: 0.384, 2: 0.362, 4: 0.365}) == 2
+    assert pick({1: 0.200, 2: 0.199, 4: 0.197}) == 1  # within 2 %: the one product
+    assert pick({1: 0.709, 2: 0.711, 4: 0.726}) == 1
+
+
+def test_a_dh_split_that_does_not_divide_k_falls_back_to_one_product(monkeypatch):
+    g, *_ = emulate(monkeypatch, "fp32", n=6, dh_split="4")  # 4n = 24: parts of 6, not a multiple of 4
+    assert g.dh_splits == 1
+    monkeypatch.setattr(graph_gemm, "DH_SPLIT", "3")
+    with pytest.raises(ValueError, match="SINEBENCH_DH_SPLIT"):
+        g._fastest_dh_split()
 
 
 @pytest.mark.parametrize("x3_k", [3, 8])  # big*big cut mid-step and mid-block, or at the blocks' edges

@@ -160,13 +160,14 @@ def _verify_cublas_path(optimizer: str):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("splits", [2, 4])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_dh_split_over_k_equals_eager(monkeypatch, optimizer):
-    """The backward's dh product as two parts over K, summed by the step
-    kernel (chosen where it is faster: large batches), at 96 units."""
+def test_dh_split_over_k_equals_eager(monkeypatch, optimizer, splits):
+    """The backward's dh product as parts over K, summed by the step
+    kernel (chosen where it is faster), at 96 units."""
     from sinelstm import graph_gemm
 
-    monkeypatch.setattr(graph_gemm.GemmGraphs, "_fastest_dh_split", lambda self, lane_count=1: graph_gemm._MAX_SPLITS)
+    monkeypatch.setattr(graph_gemm.GemmGraphs, "_fastest_dh_split", lambda self, lane_count=1: splits)
     res = _verify_cublas_path(optimizer)
     assert res.passed, res
 
