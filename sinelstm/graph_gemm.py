@@ -31,7 +31,11 @@ recurrent weights' gradient on the second stream (after its last part),
 beside the memory-bound products that end backward, then one small
 all-reduce of the rest. The input projection's gradient is rank one, so
 the ranks average its two vectors (``du``, ``dv``, 8n floats) rather than its
-(4n, n) matrix: half the bytes of the eager path's all-reduce.
+(4n, n) matrix: half the bytes of the eager path's all-reduce. The
+recurrent weights' gradient is reduce-scattered instead, where the ranks
+share it evenly: each rank updates its shard of those weights (its share
+of the optimizer, a fixed cost per GPU otherwise) and all-gathers the
+shards beside the update of the rest (``SHARD_OPTIMIZER``).
 
 Buffers are time-major, ``(T, B, ...)``, so that every product's operand is
 one contiguous matrix; products are written column-major (BLAS), so a
@@ -48,7 +52,7 @@ import numpy as np
 
 from sinelstm import precision
 from sinelstm.cublas_capture import OP_N, OP_T, Blas
-from sinelstm.graph import GpuGraphs
+from sinelstm.graph import NCCL_AVG, GpuGraphs
 from sinelstm.graph_cuda import HEADER
 
 # Whether the recurrent weights' all-reduce runs beside the memory-bound
@@ -99,6 +103,16 @@ _GRAD_ROWS, _GRAD_MIN_BATCH = 4096, 2048  # "auto" in FP32
 # only). SINEBENCH_LANES=L fixes the count, for an A/B.
 LANES = os.environ.get("SINEBENCH_LANES", "auto")
 _LANE_BATCHES = (1536, 3072)  # "auto": two lanes in FP32 from the first, below the second
+# With several ranks, each updates its own shard of the recurrent weights
+# (a 1/N share of the optimizer's arithmetic and memory traffic, which does
+# not shrink with the batch per GPU: 0.13 ms an update at n_units 1024 on
+# an H200, a fixed cost that 4 GPUs at batch 1024 each pay in full): their
+# gradient is reduce-scattered rather than all-reduced, and the updated
+# shards all-gathered beside the rest of the step, the same bytes on the
+# link as the all-reduce (ZeRO's stage 1, for one tensor). Each rank's
+# moments and gradient of those weights are then current only in its own
+# shard; its parameters are whole. "off" all-reduces, for an A/B.
+SHARD_OPTIMIZER = os.environ.get("SINEBENCH_SHARD_OPTIMIZER", "auto")
 _TIMING_REPS = 7  # of each choice, before capture
 _TIMED_CALLS = 4  # products a timing brackets
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
@@ -249,12 +263,21 @@ extern "C" __global__ void gemm_finish(const float* __restrict__ p, float* __res
     if (e < G) g[O_BUP + e] = duv[G + e];
 }
 
-extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float* __restrict__ norm) {
+// The optimizer's elements: count of them from lo, leaving out skip_n of
+// them from skip_lo on (the recurrent weights that other ranks update).
+__device__ __forceinline__ long long element(long long i, long long lo, long long skip_lo, long long skip_n) {
+    const long long e = lo + i;
+    return e < skip_lo ? e : e + skip_n;
+}
+
+extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float* __restrict__ norm, long long lo,
+                                       long long count, long long skip_lo, long long skip_n) {
     __shared__ float red[32];
     float sq = 0.f;
-    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
-         e += (long long)gridDim.x * blockDim.x) {
-        sq += g[e] * g[e];
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < count;
+         i += (long long)gridDim.x * blockDim.x) {
+        const float ge = g[element(i, lo, skip_lo, skip_n)];
+        sq += ge * ge;
     }
     #pragma unroll
     for (int m = 16; m > 0; m >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, m);
@@ -272,13 +295,15 @@ extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float* __res
 extern "C" __global__ void gemm_optimizer(
         float* __restrict__ p, float* g, float* m, float* v,  // SGD passes g as m and v (unread)
         const int* __restrict__ counter, const float* __restrict__ norm, float clip, double peak,
-        double log_ratio, int decay, double beta1, double beta2, float eps, int adam) {
+        double log_ratio, int decay, double beta1, double beta2, float eps, int adam, long long lo, long long count,
+        long long skip_lo, long long skip_n) {
     const int k = *counter;
     const float rate = clip > 0.f ? fminf(clip / sqrtf(*norm), 1.f) : 1.f;
     const float step = step_size(k, peak, log_ratio, decay, beta1, beta2, adam);
     const float b1 = (float)(1.0 - beta1), b2 = (float)(1.0 - beta2);
-    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
-         e += (long long)gridDim.x * blockDim.x) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < count;
+         i += (long long)gridDim.x * blockDim.x) {
+        const long long e = element(i, lo, skip_lo, skip_n);
         const float ge = g[e] * rate;
         if (rate != 1.f) g[e] = ge;  // the model's grads read as the step used them
         update_element(p, m, v, e, ge, step, b1, b2, eps, adam);
@@ -377,6 +402,25 @@ def lane_rows(batch: int, count: int) -> list:
     return [(batch * i // count, batch * (i + 1) // count) for i in range(count)]
 
 
+def _nccl():
+    from cupy.cuda import nccl
+
+    return nccl
+
+
+def shard_range(lateral_start: int, lateral_size: int, rank: int, size: int) -> tuple | None:
+    """The rank's shard ``(lo, hi)`` of the recurrent weights (flat
+    element indices), or None: one rank, ``SINEBENCH_SHARD_OPTIMIZER=off``,
+    or a size the ranks cannot share evenly (NCCL's reduce-scatter and
+    all-gather move equal counts)."""
+    if SHARD_OPTIMIZER not in ("auto", "off"):
+        raise ValueError(f"SINEBENCH_SHARD_OPTIMIZER={SHARD_OPTIMIZER!r}: choose auto or off")
+    if size == 1 or SHARD_OPTIMIZER == "off" or lateral_size % size:
+        return None
+    count = lateral_size // size
+    return lateral_start + rank * count, lateral_start + (rank + 1) * count
+
+
 def pick_split(times: dict) -> int:
     """The dh product's parts over K from each choice's time
     (``{parts: ms}``, 1 among them): the fastest, if it beats the one
@@ -465,6 +509,8 @@ class GemmGraphs(GpuGraphs):
         self.dh_splits = self._fastest_dh_split(len(self.rows))
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
+        self.shard = None if self.nccl is None else shard_range(
+            f.start("/l2/lateral/W"), G * n, up.rank, up.size)
         if self.x3:
             self.hx = cupy.empty((T, B, 3 * n), cupy.float32)
             self.dgx = cupy.empty((T, B, 3 * G), cupy.float32)
@@ -697,9 +743,28 @@ class GemmGraphs(GpuGraphs):
         done.record(self.side)
         return done
 
+    def _warm_nccl(self):
+        super()._warm_nccl()
+        if self.shard is not None:  # the reduce-scatter and all-gather connect lazily too
+            s, (lo, hi) = self.capture_stream, self.shard
+            scratch = self.cupy.zeros((hi - lo) * self.up.size, self.cupy.float32)
+            count, fp32 = hi - lo, _nccl().NCCL_FLOAT32
+            mine = self._at(scratch, self.up.rank * count)  # in place, as in the update
+            self.nccl.reduceScatter(scratch.data.ptr, mine, count, fp32, NCCL_AVG, s.ptr)
+            self.nccl.allGather(mine, scratch.data.ptr, count, fp32, s.ptr)
+            s.synchronize()
+
     def _allreduce_lat(self, stream):
+        """The recurrent weights' gradient averaged over the ranks: each
+        rank's own shard of it where the optimizer is sharded."""
         f = self.up.flat
-        self._allreduce_range(f.grads, f.start("/l2/lateral/W"), f.start("/l3/W"), stream)
+        lat = f.start("/l2/lateral/W")
+        if self.shard is None:
+            self._allreduce_range(f.grads, lat, f.start("/l3/W"), stream)
+            return
+        lo, hi = self.shard
+        self.nccl.reduceScatter(self._g("/l2/lateral/W"), self._at(f.grads, lo), hi - lo, _nccl().NCCL_FLOAT32,
+                                NCCL_AVG, stream.ptr)
 
     def _allreduce(self, s):
         if self.nccl is None:
@@ -716,13 +781,45 @@ class GemmGraphs(GpuGraphs):
         self.k["gemm_finish"](_blocks(G * n), (_BLOCK,), (f.params, f.grads, self.small), stream=s)
         blas.gemm(OP_N, OP_N, n, 2, G, self._p("/l2/upward/W"), n, self.small.data.ptr, G, self._g("/l1/W"), n,
                   exact=True)
-        grid = (min(1024, _blocks(f.grads.size)[0]),)
-        if up.clip > 0:
-            self.k["gemm_sqnorm"](grid, (_BLOCK,), (f.grads, self.norm), stream=s)
+        mine, rest = self._optimizer_parts()
+        if up.clip > 0:  # the norm of the whole (averaged) gradient: the shards' squares summed over ranks first
+            if mine:
+                self._sqnorm(mine, s)
+                self.nccl.allReduce(self.norm.data.ptr, self.norm.data.ptr, 1, _nccl().NCCL_FLOAT32,
+                                    _nccl().NCCL_SUM, s.ptr)
+            self._sqnorm(rest, s)
+        if mine:  # this rank's shard of the recurrent weights, then every rank's shard to every rank, beside the rest
+            self._optimize(mine, s)
+            self._fork(s)
+            lo, hi = self.shard
+            self.nccl.allGather(self._at(f.params, lo), self._p("/l2/lateral/W"), hi - lo, _nccl().NCCL_FLOAT32,
+                                self.side.ptr)
+        self._optimize(rest, s)
+        if mine:
+            s.wait_event(self._join())
+        self.k["gemm_count"]((1,), (1,), (self.counter,), stream=s)
+
+    def _optimizer_parts(self):
+        """The optimizer's calls, as the kernels' (first element, count,
+        skipped from, skipped count): this rank's shard of the recurrent
+        weights (None when not sharded) and the rest of the parameters."""
+        f = self.up.flat
+        size = f.grads.size
+        if self.shard is None:
+            return None, (0, size, 0, 0)
+        lo, hi = self.shard
+        lat, L = f.start("/l2/lateral/W"), f.start("/l3/W") - f.start("/l2/lateral/W")
+        return (lo, hi - lo, 0, 0), (0, size - L, lat, L)
+
+    def _sqnorm(self, part, s):
+        self.k["gemm_sqnorm"]((min(1024, _blocks(part[1])[0]),), (_BLOCK,), (
+            self.up.flat.grads, self.norm) + tuple(map(np.int64, part)), stream=s)
+
+    def _optimize(self, part, s):
+        up, f = self.up, self.up.flat
         m = f.m if up.adam else f.grads
         v = f.v if up.adam else f.grads
-        self.k["gemm_optimizer"](grid, (_BLOCK,), (
+        self.k["gemm_optimizer"]((min(1024, _blocks(part[1])[0]),), (_BLOCK,), (
             f.params, f.grads, m, v, self.counter, self.norm, np.float32(up.clip), np.float64(up.peak),
             np.float64(up.log_ratio), np.int32(up.decay), np.float64(up.beta1), np.float64(up.beta2),
-            np.float32(up.eps), np.int32(1 if up.adam else 0)), stream=s)
-        self.k["gemm_count"]((1,), (1,), (self.counter,), stream=s)
+            np.float32(up.eps), np.int32(1 if up.adam else 0)) + tuple(map(np.int64, part)), stream=s)

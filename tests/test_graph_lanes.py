@@ -1,9 +1,11 @@
-"""The lanes of the captured cuBLAS update (sinelstm.graph_gemm), ordered
-as they must be, checked without a GPU: the update is recorded against
-stand-ins for CUDA streams, events, cuBLAS and the kernels, which keep the
-order a graph capture would (each operation after the one before it on its
-stream and after the events its stream waited for), and every operation
-that reads another's output must come after it."""
+"""The lanes of the captured cuBLAS update (sinelstm.graph_gemm), and its
+end with several ranks (the gradient's collectives, the sharded optimizer),
+ordered as they must be, checked without a GPU: the update is recorded
+against stand-ins for CUDA streams, events, cuBLAS, NCCL and the kernels,
+which keep the order a graph capture would (each operation after the one
+before it on its stream and after the events its stream waited for), and
+every operation that reads another's output must come after it."""
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -74,6 +76,7 @@ def _pointers(args):
 class Stream:
     def __init__(self, rec, name):
         self.rec, self.name, self.last, self.waits = rec, name, None, set()
+        self.ptr = self  # what the code hands NCCL and the runtime: the stream itself here
 
     def wait_event(self, event):
         self.waits |= event.deps
@@ -94,17 +97,36 @@ class Blas:
     gemm_split_k = gemm
 
 
-def record(grad_rows: int, lanes: int = 3):
+class Nccl:
+    """NCCL's calls, recorded on the stream they are given."""
+
+    def allReduce(self, send, recv, count, dtype, op, stream):  # noqa: N802 (NCCL's names)
+        stream.rec.run(stream, "allReduce", (send, recv, count))
+
+    def reduceScatter(self, send, recv, count, dtype, op, stream):  # noqa: N802
+        stream.rec.run(stream, "reduceScatter", (send, recv, count))
+
+    def allGather(self, send, recv, count, dtype, stream):  # noqa: N802
+        stream.rec.run(stream, "allGather", (send, recv, count))
+
+
+def record(grad_rows: int, lanes: int = 3, ranks: int = 1, rank: int = 0, clip: float = 0.0):
     """The forward and backward of an update in ``lanes`` lanes, with the
-    weights' gradient in parts of ``grad_rows`` rows (0: one product)."""
+    weights' gradient in parts of ``grad_rows`` rows (0: one product); with
+    several ``ranks``, as this ``rank``, the backward with its collectives
+    and the optimizer's step after it."""
     rec = Recorder()
     s = Stream(rec, "s")
     g = object.__new__(graph_gemm.GemmGraphs)
     layout = {"/l2/upward/W": 0, "/l1/W": G * N, "/l2/lateral/W": G * N + 2 * N, "/l3/W": 2 * G * N + 2 * N}
     size = 3 * G * N
-    flat = SimpleNamespace(start=layout.__getitem__, params=Buf("params", (size,)), grads=Buf("grads", (size,)))
-    g.up = SimpleNamespace(seqlen=T, batch=B, n=N, burn_in=0, flat=flat)
-    g.cupy = SimpleNamespace(cuda=SimpleNamespace(Event=lambda **kw: Event()))
+    flat = SimpleNamespace(start=layout.__getitem__, params=Buf("params", (size,)), grads=Buf("grads", (size,)),
+                           m=Buf("m", (size,)), v=Buf("v", (size,)))
+    g.up = SimpleNamespace(seqlen=T, batch=B, n=N, burn_in=0, flat=flat, rank=rank, size=ranks, clip=clip, adam=True,
+                           peak=1e-3, log_ratio=0.0, decay=0, beta1=0.9, beta2=0.999, eps=1e-8)
+    runtime = SimpleNamespace(memcpyDeviceToDevice=3,
+                              memcpyAsync=lambda dst, src, nbytes, kind, stream: rec.run(stream, "memcpy", (dst, src)))
+    g.cupy = SimpleNamespace(cuda=SimpleNamespace(Event=lambda **kw: Event(), runtime=runtime))
     g.k = {name: (lambda name: lambda grid, block, args, stream: rec.run(stream, name, args))(name)
            for name in graph_gemm._NAMES}
     g.capture_stream, g.side, g.events, g.x3, g.nccl = s, Stream(rec, "side"), [], False, None
@@ -118,8 +140,15 @@ def record(grad_rows: int, lanes: int = 3):
     g.x1, g.tgt, g.dy = Buf("x1", (2, T * B)), Buf("tgt", (T * B,)), Buf("dy", (T * B,))
     g.uv, g.small, g.loss = Buf("uv", (2 * G,)), Buf("small", (2 * G + N + 1,)), Buf("loss", (1,))
     g.dhn, g.dc = Buf("dhn", (2, B, N)), Buf("dc", (B, N))
+    g.counter, g.norm = Buf("counter", (1,)), Buf("norm", (1,))
     g._forward(s)
-    g._backward(s)
+    if ranks == 1:
+        g._backward(s)
+        return rec, g
+    g.nccl = Nccl()
+    g.shard = graph_gemm.shard_range(layout["/l2/lateral/W"], G * N, rank, ranks)
+    g._backward_overlapped(s)
+    g._step(s)
     return rec, g
 
 
@@ -171,3 +200,85 @@ def test_the_check_catches_a_part_that_waits_for_one_lane(monkeypatch):
     monkeypatch.setattr(graph_gemm.GemmGraphs, "_fork", lambda self, *streams: fork(self, streams[0]))
     with pytest.raises(AssertionError, match="gate gradients before dW"):
         check(*record(B))
+
+
+@pytest.fixture
+def fake_nccl(monkeypatch):
+    """The module constants and the small all-reduce without CuPy's NCCL."""
+    monkeypatch.setattr(graph_gemm, "_nccl", lambda: SimpleNamespace(NCCL_FLOAT32=7, NCCL_SUM=0))
+    monkeypatch.setattr(graph_gemm.GemmGraphs, "_allreduce_range", lambda self, buf, start, stop, stream: Nccl(
+        ).allReduce(buf.data.ptr + 4 * start, buf.data.ptr + 4 * start, stop - start, 7, 4, stream))
+
+
+def check_step(rec, g):
+    """The recurrent weights' gradient summed over ranks after every product
+    that writes it and before the optimizer reads it; with the optimizer
+    sharded, the shard's update before it is gathered, and the gathered
+    weights before the update ends; the gradient's norm over every rank's
+    shard before any step uses it."""
+    lat = g.up.flat.start("/l2/lateral/W")
+    dw = [i for i in rec.find("gemm") if rec.ops[i][2][9] == Ptr(name="grads", at=4 * lat)]
+    assert dw
+    coll = rec.find("reduceScatter") if g.shard else rec.find("allReduce", "grads", lat)
+    assert len(coll) == 1 and all(rec.before(i, coll[0]) for i in dw), "every dW product before its collective"
+    opt = rec.find("gemm_optimizer")
+    parts = {(int(args[-4]), int(args[-3])): i for i, (_, _, args, _) in [(i, rec.ops[i]) for i in opt]}
+    end = rec.find("gemm_count")
+    assert len(end) == 1 and all(rec.before(i, end[0]) for i in opt), "every step before the count"
+    reads_all = [rec.find("gemm_finish")[0], rec.find("memcpy")[0], rec.find("allReduce", "small", 0)[0]]
+    for i in opt:
+        assert rec.before(coll[0], i), "the averaged gradient before the step"
+        assert all(rec.before(r, i) for r in reads_all), "the rest of the gradient before the step"
+    if g.up.clip:
+        norms = rec.find("gemm_sqnorm")
+        assert norms and all(rec.before(n, i) for n in norms for i in opt), "the norm before the step"
+    if not g.shard:
+        assert list(parts) == [(0, g.up.flat.grads.size)]
+        return
+    lo, hi = g.shard
+    L = G * N
+    assert set(parts) == {(lo, hi - lo), (0, g.up.flat.grads.size - L)}, "this rank's shard, and all but the weights"
+    gather = rec.find("allGather")
+    assert len(gather) == 1 and rec.before(parts[(lo, hi - lo)], gather[0]), "the shard's step before it is gathered"
+    assert rec.before(gather[0], end[0]), "the gathered weights before the update ends"
+    if g.up.clip:
+        mine, rest = rec.find("gemm_sqnorm")
+        total = rec.find("allReduce", "norm", 0)
+        assert len(total) == 1 and rec.before(mine, total[0]) and rec.before(total[0], rest), \
+            "the shards' squares summed over ranks before the rest adds to them once"
+
+
+@pytest.mark.parametrize("ranks,rank,clip", [(2, 0, 0.0), (2, 1, 1.0), (4, 3, 1.0)])
+def test_the_sharded_step_reads_only_what_is_written_before(fake_nccl, monkeypatch, ranks, rank, clip):
+    check_step(*record(0, lanes=1, ranks=ranks, rank=rank, clip=clip))
+    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "off")
+    check_step(*record(0, lanes=1, ranks=ranks, rank=rank, clip=clip))
+
+
+def test_the_shards_cover_the_weights_once():
+    L = 4 * 6 * 6
+    for ranks in (2, 3, 4):
+        shards = [graph_gemm.shard_range(100, L, r, ranks) for r in range(ranks)]
+        assert [e for lo, hi in shards for e in range(lo, hi)] == list(range(100, 100 + L))
+    assert graph_gemm.shard_range(100, L, 0, 1) is None
+    assert graph_gemm.shard_range(100, 4 * 5 * 5, 0, 3) is None  # 100 does not split in 3: the all-reduce
+
+
+@pytest.mark.parametrize("broken", ["_fork", "_join"])
+def test_the_check_catches_a_gather_out_of_order(fake_nccl, monkeypatch, broken):
+    """The step's fork (the gather waits for the shard's update) or join
+    (the update ends after the gather) left out; backward's kept."""
+    real = getattr(graph_gemm.GemmGraphs, broken)
+
+    def in_step_only(self, *args):
+        if sys._getframe(1).f_code.co_name != "_step":
+            return real(self, *args)
+        if broken == "_join":
+            unjoined = Event()
+            unjoined.deps = set()
+            return unjoined
+        return None
+
+    monkeypatch.setattr(graph_gemm.GemmGraphs, broken, in_step_only)
+    with pytest.raises(AssertionError, match="gathered"):
+        check_step(*record(0, lanes=1, ranks=2, rank=1))
