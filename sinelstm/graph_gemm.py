@@ -32,10 +32,9 @@ beside the memory-bound products that end backward, then one small
 all-reduce of the rest. The input projection's gradient is rank one, so
 the ranks average its two vectors (``du``, ``dv``, 8n floats) rather than its
 (4n, n) matrix: half the bytes of the eager path's all-reduce. The
-recurrent weights' gradient is reduce-scattered instead, where the ranks
-share it evenly: each rank updates its shard of those weights (its share
-of the optimizer, a fixed cost per GPU otherwise) and all-gathers the
-shards beside the update of the rest (``SHARD_OPTIMIZER``).
+recurrent weights' gradient can be reduce-scattered instead
+(``SHARD_OPTIMIZER``, off by default): each rank then updates its shard of
+those weights and all-gathers the shards beside the update of the rest.
 
 Buffers are time-major, ``(T, B, ...)``, so that every product's operand is
 one contiguous matrix; products are written column-major (BLAS), so a
@@ -103,16 +102,18 @@ _GRAD_ROWS, _GRAD_MIN_BATCH = 4096, 2048  # "auto" in FP32
 # only). SINEBENCH_LANES=L fixes the count, for an A/B.
 LANES = os.environ.get("SINEBENCH_LANES", "auto")
 _LANE_BATCHES = (1536, 3072)  # "auto": two lanes in FP32 from the first, below the second
-# With several ranks, each updates its own shard of the recurrent weights
-# (a 1/N share of the optimizer's arithmetic and memory traffic, which does
-# not shrink with the batch per GPU: 0.13 ms an update at n_units 1024 on
-# an H200, a fixed cost that 4 GPUs at batch 1024 each pay in full): their
-# gradient is reduce-scattered rather than all-reduced, and the updated
-# shards all-gathered beside the rest of the step, the same bytes on the
-# link as the all-reduce (ZeRO's stage 1, for one tensor). Each rank's
-# moments and gradient of those weights are then current only in its own
-# shard; its parameters are whole. "off" all-reduces, for an A/B.
-SHARD_OPTIMIZER = os.environ.get("SINEBENCH_SHARD_OPTIMIZER", "auto")
+# SINEBENCH_SHARD_OPTIMIZER=on: with several ranks, each updates its own
+# shard of the recurrent weights (a 1/N share of the optimizer's memory
+# traffic, which does not shrink with the batch per GPU: about 0.1 ms an
+# update at n_units 1024 on an H200): their gradient is reduce-scattered
+# rather than all-reduced, and the updated shards all-gathered beside the
+# update of the rest, the same bytes on the link as the all-reduce (ZeRO's
+# stage 1, for one tensor). Each rank's moments and gradient of those
+# weights are then current only in its own shard; its parameters are
+# whole. Off by default: on 2 H200s at batch 4096 (2048 per GPU) it made
+# an update 0.04 ms slower (results/h200x2-floor-2026-11-28), the
+# all-gather costing more than the shard saves.
+SHARD_OPTIMIZER = os.environ.get("SINEBENCH_SHARD_OPTIMIZER", "off")
 _TIMING_REPS = 7  # of each choice, before capture
 _TIMED_CALLS = 4  # products a timing brackets
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
@@ -291,18 +292,45 @@ extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float* __res
 }
 
 // As graph_cuda's optimizer_step, over the whole grid; the count is a
-// separate kernel, after every block has read it.
+// separate kernel, after every block has read it. Memory-bound (7 floats
+// moved per Adam parameter): with quad set (the elements' starts multiples
+// of 4, so every four in a row are one aligned float4) each thread moves
+// four parameters in one 16-byte access per array.
+__device__ __forceinline__ void update_lane(float& p, float& g, float& m, float& v, float rate, float step, float b1,
+                                            float b2, float eps, int adam) {
+    const float ge = g * rate;
+    g = ge;
+    update_values(p, m, v, ge, step, b1, b2, eps, adam);
+}
+
 extern "C" __global__ void gemm_optimizer(
         float* __restrict__ p, float* g, float* m, float* v,  // SGD passes g as m and v (unread)
         const int* __restrict__ counter, const float* __restrict__ norm, float clip, double peak,
         double log_ratio, int decay, double beta1, double beta2, float eps, int adam, long long lo, long long count,
-        long long skip_lo, long long skip_n) {
+        long long skip_lo, long long skip_n, int quad) {
     const int k = *counter;
     const float rate = clip > 0.f ? fminf(clip / sqrtf(*norm), 1.f) : 1.f;
     const float step = step_size(k, peak, log_ratio, decay, beta1, beta2, adam);
     const float b1 = (float)(1.0 - beta1), b2 = (float)(1.0 - beta2);
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < count;
-         i += (long long)gridDim.x * blockDim.x) {
+    const long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x, stride = (long long)gridDim.x * blockDim.x;
+    const long long quads = quad ? count / 4 : 0;
+    for (long long q = first; q < quads; q += stride) {
+        const long long e = element(4 * q, lo, skip_lo, skip_n);
+        float4 p4 = *reinterpret_cast<const float4*>(p + e), g4 = *reinterpret_cast<const float4*>(g + e);
+        float4 m4 = adam ? *reinterpret_cast<const float4*>(m + e) : g4;
+        float4 v4 = adam ? *reinterpret_cast<const float4*>(v + e) : g4;
+        update_lane(p4.x, g4.x, m4.x, v4.x, rate, step, b1, b2, eps, adam);
+        update_lane(p4.y, g4.y, m4.y, v4.y, rate, step, b1, b2, eps, adam);
+        update_lane(p4.z, g4.z, m4.z, v4.z, rate, step, b1, b2, eps, adam);
+        update_lane(p4.w, g4.w, m4.w, v4.w, rate, step, b1, b2, eps, adam);
+        *reinterpret_cast<float4*>(p + e) = p4;
+        if (adam) {
+            *reinterpret_cast<float4*>(m + e) = m4;
+            *reinterpret_cast<float4*>(v + e) = v4;
+        }
+        if (rate != 1.f) *reinterpret_cast<float4*>(g + e) = g4;  // the model's grads read as the step used them
+    }
+    for (long long i = 4 * quads + first; i < count; i += stride) {
         const long long e = element(i, lo, skip_lo, skip_n);
         const float ge = g[e] * rate;
         if (rate != 1.f) g[e] = ge;  // the model's grads read as the step used them
@@ -413,8 +441,8 @@ def shard_range(lateral_start: int, lateral_size: int, rank: int, size: int) -> 
     element indices), or None: one rank, ``SINEBENCH_SHARD_OPTIMIZER=off``,
     or a size the ranks cannot share evenly (NCCL's reduce-scatter and
     all-gather move equal counts)."""
-    if SHARD_OPTIMIZER not in ("auto", "off"):
-        raise ValueError(f"SINEBENCH_SHARD_OPTIMIZER={SHARD_OPTIMIZER!r}: choose auto or off")
+    if SHARD_OPTIMIZER not in ("on", "off"):
+        raise ValueError(f"SINEBENCH_SHARD_OPTIMIZER={SHARD_OPTIMIZER!r}: choose on or off")
     if size == 1 or SHARD_OPTIMIZER == "off" or lateral_size % size:
         return None
     count = lateral_size // size
@@ -822,4 +850,5 @@ class GemmGraphs(GpuGraphs):
         self.k["gemm_optimizer"]((min(1024, _blocks(part[1])[0]),), (_BLOCK,), (
             f.params, f.grads, m, v, self.counter, self.norm, np.float32(up.clip), np.float64(up.peak),
             np.float64(up.log_ratio), np.int32(up.decay), np.float64(up.beta1), np.float64(up.beta2),
-            np.float32(up.eps), np.int32(1 if up.adam else 0)) + tuple(map(np.int64, part)), stream=s)
+            np.float32(up.eps), np.int32(1 if up.adam else 0)) + tuple(map(np.int64, part)) + (
+            np.int32(all(x % 4 == 0 for x in (part[0], part[2], part[3]))),), stream=s)

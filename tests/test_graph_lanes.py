@@ -222,7 +222,7 @@ def check_step(rec, g):
     coll = rec.find("reduceScatter") if g.shard else rec.find("allReduce", "grads", lat)
     assert len(coll) == 1 and all(rec.before(i, coll[0]) for i in dw), "every dW product before its collective"
     opt = rec.find("gemm_optimizer")
-    parts = {(int(args[-4]), int(args[-3])): i for i, (_, _, args, _) in [(i, rec.ops[i]) for i in opt]}
+    parts = {(int(args[-5]), int(args[-4])): i for i, (_, _, args, _) in [(i, rec.ops[i]) for i in opt]}
     end = rec.find("gemm_count")
     assert len(end) == 1 and all(rec.before(i, end[0]) for i in opt), "every step before the count"
     reads_all = [rec.find("gemm_finish")[0], rec.find("memcpy")[0], rec.find("allReduce", "small", 0)[0]]
@@ -250,18 +250,26 @@ def check_step(rec, g):
 
 @pytest.mark.parametrize("ranks,rank,clip", [(2, 0, 0.0), (2, 1, 1.0), (4, 3, 1.0)])
 def test_the_sharded_step_reads_only_what_is_written_before(fake_nccl, monkeypatch, ranks, rank, clip):
-    check_step(*record(0, lanes=1, ranks=ranks, rank=rank, clip=clip))
-    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "off")
-    check_step(*record(0, lanes=1, ranks=ranks, rank=rank, clip=clip))
+    check_step(*record(0, lanes=1, ranks=ranks, rank=rank, clip=clip))  # off: the all-reduce
+    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "on")
+    rec, g = record(0, lanes=1, ranks=ranks, rank=rank, clip=clip)
+    assert g.shard
+    check_step(rec, g)
 
 
-def test_the_shards_cover_the_weights_once():
+def test_the_shards_cover_the_weights_once(monkeypatch):
+    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "on")
     L = 4 * 6 * 6
     for ranks in (2, 3, 4):
         shards = [graph_gemm.shard_range(100, L, r, ranks) for r in range(ranks)]
         assert [e for lo, hi in shards for e in range(lo, hi)] == list(range(100, 100 + L))
     assert graph_gemm.shard_range(100, L, 0, 1) is None
     assert graph_gemm.shard_range(100, 4 * 5 * 5, 0, 3) is None  # 100 does not split in 3: the all-reduce
+    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "off")
+    assert graph_gemm.shard_range(100, L, 0, 2) is None
+    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "auto")
+    with pytest.raises(ValueError, match="SINEBENCH_SHARD_OPTIMIZER"):
+        graph_gemm.shard_range(100, L, 0, 2)
 
 
 @pytest.mark.parametrize("broken", ["_fork", "_join"])
@@ -280,5 +288,6 @@ def test_the_check_catches_a_gather_out_of_order(fake_nccl, monkeypatch, broken)
         return None
 
     monkeypatch.setattr(graph_gemm.GemmGraphs, broken, in_step_only)
+    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "on")
     with pytest.raises(AssertionError, match="gathered"):
         check_step(*record(0, lanes=1, ranks=2, rank=1))
