@@ -60,27 +60,17 @@ __device__ __forceinline__ float step_size(int k, double peak, double log_ratio,
     return adam ? (float)(lr * sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t))) : (float)lr;
 }
 
-// One parameter's Adam (b1 = 1 - beta1, b2 = 1 - beta2) or SGD update,
-// on values (update_element: in memory).
-__device__ __forceinline__ void update_values(float& p, float& m, float& v, float ge, float step, float b1, float b2,
-                                              float eps, int adam) {
-    if (adam) {
-        m = m + b1 * (ge - m);
-        v = v + b2 * (ge * ge - v);
-        p -= step * m / (sqrtf(v) + eps);
-    } else {
-        p -= step * ge;
-    }
-}
-
+// One parameter's Adam (b1 = 1 - beta1, b2 = 1 - beta2) or SGD update.
 __device__ __forceinline__ void update_element(float* p, float* m, float* v, long long e, float ge, float step,
                                                float b1, float b2, float eps, int adam) {
-    float pe = p[e], me = adam ? m[e] : 0.f, ve = adam ? v[e] : 0.f;
-    update_values(pe, me, ve, ge, step, b1, b2, eps, adam);
-    p[e] = pe;
     if (adam) {
+        const float me = m[e] + b1 * (ge - m[e]);
+        const float ve = v[e] + b2 * (ge * ge - v[e]);
         m[e] = me;
         v[e] = ve;
+        p[e] -= step * me / (sqrtf(ve) + eps);
+    } else {
+        p[e] -= step * ge;
     }
 }
 """

@@ -31,10 +31,7 @@ recurrent weights' gradient on the second stream (after its last part),
 beside the memory-bound products that end backward, then one small
 all-reduce of the rest. The input projection's gradient is rank one, so
 the ranks average its two vectors (``du``, ``dv``, 8n floats) rather than its
-(4n, n) matrix: half the bytes of the eager path's all-reduce. The
-recurrent weights' gradient can be reduce-scattered instead
-(``SHARD_OPTIMIZER``, off by default): each rank then updates its shard of
-those weights and all-gathers the shards beside the update of the rest.
+(4n, n) matrix: half the bytes of the eager path's all-reduce.
 
 Buffers are time-major, ``(T, B, ...)``, so that every product's operand is
 one contiguous matrix; products are written column-major (BLAS), so a
@@ -51,7 +48,7 @@ import numpy as np
 
 from sinelstm import precision
 from sinelstm.cublas_capture import OP_N, OP_T, Blas
-from sinelstm.graph import NCCL_AVG, GpuGraphs
+from sinelstm.graph import GpuGraphs
 from sinelstm.graph_cuda import HEADER
 
 # Whether the recurrent weights' all-reduce runs beside the memory-bound
@@ -102,18 +99,6 @@ _GRAD_ROWS, _GRAD_MIN_BATCH = 4096, 2048  # "auto" in FP32
 # only). SINEBENCH_LANES=L fixes the count, for an A/B.
 LANES = os.environ.get("SINEBENCH_LANES", "auto")
 _LANE_BATCHES = (1536, 3072)  # "auto": two lanes in FP32 from the first, below the second
-# SINEBENCH_SHARD_OPTIMIZER=on: with several ranks, each updates its own
-# shard of the recurrent weights (a 1/N share of the optimizer's memory
-# traffic, which does not shrink with the batch per GPU: about 0.1 ms an
-# update at n_units 1024 on an H200): their gradient is reduce-scattered
-# rather than all-reduced, and the updated shards all-gathered beside the
-# update of the rest, the same bytes on the link as the all-reduce (ZeRO's
-# stage 1, for one tensor). Each rank's moments and gradient of those
-# weights are then current only in its own shard; its parameters are
-# whole. Off by default: on 2 H200s at batch 4096 (2048 per GPU) it made
-# an update 0.04 ms slower (results/h200x2-floor-2026-11-28), the
-# all-gather costing more than the shard saves.
-SHARD_OPTIMIZER = os.environ.get("SINEBENCH_SHARD_OPTIMIZER", "off")
 _TIMING_REPS = 7  # of each choice, before capture
 _TIMED_CALLS = 4  # products a timing brackets
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
@@ -264,21 +249,12 @@ extern "C" __global__ void gemm_finish(const float* __restrict__ p, float* __res
     if (e < G) g[O_BUP + e] = duv[G + e];
 }
 
-// The optimizer's elements: count of them from lo, leaving out skip_n of
-// them from skip_lo on (the recurrent weights that other ranks update).
-__device__ __forceinline__ long long element(long long i, long long lo, long long skip_lo, long long skip_n) {
-    const long long e = lo + i;
-    return e < skip_lo ? e : e + skip_n;
-}
-
-extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float* __restrict__ norm, long long lo,
-                                       long long count, long long skip_lo, long long skip_n) {
+extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float* __restrict__ norm) {
     __shared__ float red[32];
     float sq = 0.f;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < count;
-         i += (long long)gridDim.x * blockDim.x) {
-        const float ge = g[element(i, lo, skip_lo, skip_n)];
-        sq += ge * ge;
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
+         e += (long long)gridDim.x * blockDim.x) {
+        sq += g[e] * g[e];
     }
     #pragma unroll
     for (int m = 16; m > 0; m >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, m);
@@ -292,46 +268,17 @@ extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float* __res
 }
 
 // As graph_cuda's optimizer_step, over the whole grid; the count is a
-// separate kernel, after every block has read it. Memory-bound (7 floats
-// moved per Adam parameter): with quad set (the elements' starts multiples
-// of 4, so every four in a row are one aligned float4) each thread moves
-// four parameters in one 16-byte access per array.
-__device__ __forceinline__ void update_lane(float& p, float& g, float& m, float& v, float rate, float step, float b1,
-                                            float b2, float eps, int adam) {
-    const float ge = g * rate;
-    g = ge;
-    update_values(p, m, v, ge, step, b1, b2, eps, adam);
-}
-
+// separate kernel, after every block has read it.
 extern "C" __global__ void gemm_optimizer(
         float* __restrict__ p, float* g, float* m, float* v,  // SGD passes g as m and v (unread)
         const int* __restrict__ counter, const float* __restrict__ norm, float clip, double peak,
-        double log_ratio, int decay, double beta1, double beta2, float eps, int adam, long long lo, long long count,
-        long long skip_lo, long long skip_n, int quad) {
+        double log_ratio, int decay, double beta1, double beta2, float eps, int adam) {
     const int k = *counter;
     const float rate = clip > 0.f ? fminf(clip / sqrtf(*norm), 1.f) : 1.f;
     const float step = step_size(k, peak, log_ratio, decay, beta1, beta2, adam);
     const float b1 = (float)(1.0 - beta1), b2 = (float)(1.0 - beta2);
-    const long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x, stride = (long long)gridDim.x * blockDim.x;
-    const long long quads = quad ? count / 4 : 0;
-    for (long long q = first; q < quads; q += stride) {
-        const long long e = element(4 * q, lo, skip_lo, skip_n);
-        float4 p4 = *reinterpret_cast<const float4*>(p + e), g4 = *reinterpret_cast<const float4*>(g + e);
-        float4 m4 = adam ? *reinterpret_cast<const float4*>(m + e) : g4;
-        float4 v4 = adam ? *reinterpret_cast<const float4*>(v + e) : g4;
-        update_lane(p4.x, g4.x, m4.x, v4.x, rate, step, b1, b2, eps, adam);
-        update_lane(p4.y, g4.y, m4.y, v4.y, rate, step, b1, b2, eps, adam);
-        update_lane(p4.z, g4.z, m4.z, v4.z, rate, step, b1, b2, eps, adam);
-        update_lane(p4.w, g4.w, m4.w, v4.w, rate, step, b1, b2, eps, adam);
-        *reinterpret_cast<float4*>(p + e) = p4;
-        if (adam) {
-            *reinterpret_cast<float4*>(m + e) = m4;
-            *reinterpret_cast<float4*>(v + e) = v4;
-        }
-        if (rate != 1.f) *reinterpret_cast<float4*>(g + e) = g4;  // the model's grads read as the step used them
-    }
-    for (long long i = 4 * quads + first; i < count; i += stride) {
-        const long long e = element(i, lo, skip_lo, skip_n);
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
+         e += (long long)gridDim.x * blockDim.x) {
         const float ge = g[e] * rate;
         if (rate != 1.f) g[e] = ge;  // the model's grads read as the step used them
         update_element(p, m, v, e, ge, step, b1, b2, eps, adam);
@@ -430,25 +377,6 @@ def lane_rows(batch: int, count: int) -> list:
     return [(batch * i // count, batch * (i + 1) // count) for i in range(count)]
 
 
-def _nccl():
-    from cupy.cuda import nccl
-
-    return nccl
-
-
-def shard_range(lateral_start: int, lateral_size: int, rank: int, size: int) -> tuple | None:
-    """The rank's shard ``(lo, hi)`` of the recurrent weights (flat
-    element indices), or None: one rank, ``SINEBENCH_SHARD_OPTIMIZER=off``,
-    or a size the ranks cannot share evenly (NCCL's reduce-scatter and
-    all-gather move equal counts)."""
-    if SHARD_OPTIMIZER not in ("on", "off"):
-        raise ValueError(f"SINEBENCH_SHARD_OPTIMIZER={SHARD_OPTIMIZER!r}: choose on or off")
-    if size == 1 or SHARD_OPTIMIZER == "off" or lateral_size % size:
-        return None
-    count = lateral_size // size
-    return lateral_start + rank * count, lateral_start + (rank + 1) * count
-
-
 def pick_split(times: dict) -> int:
     """The dh product's parts over K from each choice's time
     (``{parts: ms}``, 1 among them): the fastest, if it beats the one
@@ -537,8 +465,6 @@ class GemmGraphs(GpuGraphs):
         self.dh_splits = self._fastest_dh_split(len(self.rows))
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
-        self.shard = None if self.nccl is None else shard_range(
-            f.start("/l2/lateral/W"), G * n, up.rank, up.size)
         if self.x3:
             self.hx = cupy.empty((T, B, 3 * n), cupy.float32)
             self.dgx = cupy.empty((T, B, 3 * G), cupy.float32)
@@ -771,28 +697,9 @@ class GemmGraphs(GpuGraphs):
         done.record(self.side)
         return done
 
-    def _warm_nccl(self):
-        super()._warm_nccl()
-        if self.shard is not None:  # the reduce-scatter and all-gather connect lazily too
-            s, (lo, hi) = self.capture_stream, self.shard
-            scratch = self.cupy.zeros((hi - lo) * self.up.size, self.cupy.float32)
-            count, fp32 = hi - lo, _nccl().NCCL_FLOAT32
-            mine = self._at(scratch, self.up.rank * count)  # in place, as in the update
-            self.nccl.reduceScatter(scratch.data.ptr, mine, count, fp32, NCCL_AVG, s.ptr)
-            self.nccl.allGather(mine, scratch.data.ptr, count, fp32, s.ptr)
-            s.synchronize()
-
     def _allreduce_lat(self, stream):
-        """The recurrent weights' gradient averaged over the ranks: each
-        rank's own shard of it where the optimizer is sharded."""
         f = self.up.flat
-        lat = f.start("/l2/lateral/W")
-        if self.shard is None:
-            self._allreduce_range(f.grads, lat, f.start("/l3/W"), stream)
-            return
-        lo, hi = self.shard
-        self.nccl.reduceScatter(self._g("/l2/lateral/W"), self._at(f.grads, lo), hi - lo, _nccl().NCCL_FLOAT32,
-                                NCCL_AVG, stream.ptr)
+        self._allreduce_range(f.grads, f.start("/l2/lateral/W"), f.start("/l3/W"), stream)
 
     def _allreduce(self, s):
         if self.nccl is None:
@@ -809,46 +716,13 @@ class GemmGraphs(GpuGraphs):
         self.k["gemm_finish"](_blocks(G * n), (_BLOCK,), (f.params, f.grads, self.small), stream=s)
         blas.gemm(OP_N, OP_N, n, 2, G, self._p("/l2/upward/W"), n, self.small.data.ptr, G, self._g("/l1/W"), n,
                   exact=True)
-        mine, rest = self._optimizer_parts()
-        if up.clip > 0:  # the norm of the whole (averaged) gradient: the shards' squares summed over ranks first
-            if mine:
-                self._sqnorm(mine, s)
-                self.nccl.allReduce(self.norm.data.ptr, self.norm.data.ptr, 1, _nccl().NCCL_FLOAT32,
-                                    _nccl().NCCL_SUM, s.ptr)
-            self._sqnorm(rest, s)
-        if mine:  # this rank's shard of the recurrent weights, then every rank's shard to every rank, beside the rest
-            self._optimize(mine, s)
-            self._fork(s)
-            lo, hi = self.shard
-            self.nccl.allGather(self._at(f.params, lo), self._p("/l2/lateral/W"), hi - lo, _nccl().NCCL_FLOAT32,
-                                self.side.ptr)
-        self._optimize(rest, s)
-        if mine:
-            s.wait_event(self._join())
-        self.k["gemm_count"]((1,), (1,), (self.counter,), stream=s)
-
-    def _optimizer_parts(self):
-        """The optimizer's calls, as the kernels' (first element, count,
-        skipped from, skipped count): this rank's shard of the recurrent
-        weights (None when not sharded) and the rest of the parameters."""
-        f = self.up.flat
-        size = f.grads.size
-        if self.shard is None:
-            return None, (0, size, 0, 0)
-        lo, hi = self.shard
-        lat, L = f.start("/l2/lateral/W"), f.start("/l3/W") - f.start("/l2/lateral/W")
-        return (lo, hi - lo, 0, 0), (0, size - L, lat, L)
-
-    def _sqnorm(self, part, s):
-        self.k["gemm_sqnorm"]((min(1024, _blocks(part[1])[0]),), (_BLOCK,), (
-            self.up.flat.grads, self.norm) + tuple(map(np.int64, part)), stream=s)
-
-    def _optimize(self, part, s):
-        up, f = self.up, self.up.flat
+        grid = (min(1024, _blocks(f.grads.size)[0]),)
+        if up.clip > 0:
+            self.k["gemm_sqnorm"](grid, (_BLOCK,), (f.grads, self.norm), stream=s)
         m = f.m if up.adam else f.grads
         v = f.v if up.adam else f.grads
-        self.k["gemm_optimizer"]((min(1024, _blocks(part[1])[0]),), (_BLOCK,), (
+        self.k["gemm_optimizer"](grid, (_BLOCK,), (
             f.params, f.grads, m, v, self.counter, self.norm, np.float32(up.clip), np.float64(up.peak),
             np.float64(up.log_ratio), np.int32(up.decay), np.float64(up.beta1), np.float64(up.beta2),
-            np.float32(up.eps), np.int32(1 if up.adam else 0)) + tuple(map(np.int64, part)) + (
-            np.int32(all(x % 4 == 0 for x in (part[0], part[2], part[3]))),), stream=s)
+            np.float32(up.eps), np.int32(1 if up.adam else 0)), stream=s)
+        self.k["gemm_count"]((1,), (1,), (self.counter,), stream=s)

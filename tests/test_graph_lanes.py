@@ -1,11 +1,10 @@
 """The lanes of the captured cuBLAS update (sinelstm.graph_gemm), and its
-end with several ranks (the gradient's collectives, the sharded optimizer),
+end with several ranks (the gradient's all-reduces, the optimizer's step),
 ordered as they must be, checked without a GPU: the update is recorded
 against stand-ins for CUDA streams, events, cuBLAS, NCCL and the kernels,
 which keep the order a graph capture would (each operation after the one
 before it on its stream and after the events its stream waited for), and
 every operation that reads another's output must come after it."""
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -103,18 +102,13 @@ class Nccl:
     def allReduce(self, send, recv, count, dtype, op, stream):  # noqa: N802 (NCCL's names)
         stream.rec.run(stream, "allReduce", (send, recv, count))
 
-    def reduceScatter(self, send, recv, count, dtype, op, stream):  # noqa: N802
-        stream.rec.run(stream, "reduceScatter", (send, recv, count))
-
-    def allGather(self, send, recv, count, dtype, stream):  # noqa: N802
-        stream.rec.run(stream, "allGather", (send, recv, count))
 
 
-def record(grad_rows: int, lanes: int = 3, ranks: int = 1, rank: int = 0, clip: float = 0.0):
+def record(grad_rows: int, lanes: int = 3, ranks: int = 1, clip: float = 0.0):
     """The forward and backward of an update in ``lanes`` lanes, with the
     weights' gradient in parts of ``grad_rows`` rows (0: one product); with
-    several ``ranks``, as this ``rank``, the backward with its collectives
-    and the optimizer's step after it."""
+    several ``ranks``, the backward with its all-reduces and the
+    optimizer's step after it."""
     rec = Recorder()
     s = Stream(rec, "s")
     g = object.__new__(graph_gemm.GemmGraphs)
@@ -122,7 +116,7 @@ def record(grad_rows: int, lanes: int = 3, ranks: int = 1, rank: int = 0, clip: 
     size = 3 * G * N
     flat = SimpleNamespace(start=layout.__getitem__, params=Buf("params", (size,)), grads=Buf("grads", (size,)),
                            m=Buf("m", (size,)), v=Buf("v", (size,)))
-    g.up = SimpleNamespace(seqlen=T, batch=B, n=N, burn_in=0, flat=flat, rank=rank, size=ranks, clip=clip, adam=True,
+    g.up = SimpleNamespace(seqlen=T, batch=B, n=N, burn_in=0, flat=flat, size=ranks, clip=clip, adam=True,
                            peak=1e-3, log_ratio=0.0, decay=0, beta1=0.9, beta2=0.999, eps=1e-8)
     runtime = SimpleNamespace(memcpyDeviceToDevice=3,
                               memcpyAsync=lambda dst, src, nbytes, kind, stream: rec.run(stream, "memcpy", (dst, src)))
@@ -146,7 +140,6 @@ def record(grad_rows: int, lanes: int = 3, ranks: int = 1, rank: int = 0, clip: 
         g._backward(s)
         return rec, g
     g.nccl = Nccl()
-    g.shard = graph_gemm.shard_range(layout["/l2/lateral/W"], G * N, rank, ranks)
     g._backward_overlapped(s)
     g._step(s)
     return rec, g
@@ -204,90 +197,38 @@ def test_the_check_catches_a_part_that_waits_for_one_lane(monkeypatch):
 
 @pytest.fixture
 def fake_nccl(monkeypatch):
-    """The module constants and the small all-reduce without CuPy's NCCL."""
-    monkeypatch.setattr(graph_gemm, "_nccl", lambda: SimpleNamespace(NCCL_FLOAT32=7, NCCL_SUM=0))
+    """The all-reduce without CuPy's NCCL."""
     monkeypatch.setattr(graph_gemm.GemmGraphs, "_allreduce_range", lambda self, buf, start, stop, stream: Nccl(
         ).allReduce(buf.data.ptr + 4 * start, buf.data.ptr + 4 * start, stop - start, 7, 4, stream))
 
 
 def check_step(rec, g):
-    """The recurrent weights' gradient summed over ranks after every product
-    that writes it and before the optimizer reads it; with the optimizer
-    sharded, the shard's update before it is gathered, and the gathered
-    weights before the update ends; the gradient's norm over every rank's
-    shard before any step uses it."""
+    """The recurrent weights' gradient averaged over ranks after every
+    product that writes it, and the whole gradient (with its norm, where
+    clipped) before the optimizer reads it; the count after the step."""
     lat = g.up.flat.start("/l2/lateral/W")
     dw = [i for i in rec.find("gemm") if rec.ops[i][2][9] == Ptr(name="grads", at=4 * lat)]
-    assert dw
-    coll = rec.find("reduceScatter") if g.shard else rec.find("allReduce", "grads", lat)
-    assert len(coll) == 1 and all(rec.before(i, coll[0]) for i in dw), "every dW product before its collective"
-    opt = rec.find("gemm_optimizer")
-    parts = {(int(args[-5]), int(args[-4])): i for i, (_, _, args, _) in [(i, rec.ops[i]) for i in opt]}
-    end = rec.find("gemm_count")
-    assert len(end) == 1 and all(rec.before(i, end[0]) for i in opt), "every step before the count"
-    reads_all = [rec.find("gemm_finish")[0], rec.find("memcpy")[0], rec.find("allReduce", "small", 0)[0]]
-    for i in opt:
-        assert rec.before(coll[0], i), "the averaged gradient before the step"
-        assert all(rec.before(r, i) for r in reads_all), "the rest of the gradient before the step"
-    if g.up.clip:
-        norms = rec.find("gemm_sqnorm")
-        assert norms and all(rec.before(n, i) for n in norms for i in opt), "the norm before the step"
-    if not g.shard:
-        assert list(parts) == [(0, g.up.flat.grads.size)]
-        return
-    lo, hi = g.shard
-    L = G * N
-    assert set(parts) == {(lo, hi - lo), (0, g.up.flat.grads.size - L)}, "this rank's shard, and all but the weights"
-    gather = rec.find("allGather")
-    assert len(gather) == 1 and rec.before(parts[(lo, hi - lo)], gather[0]), "the shard's step before it is gathered"
-    assert rec.before(gather[0], end[0]), "the gathered weights before the update ends"
-    if g.up.clip:
-        mine, rest = rec.find("gemm_sqnorm")
-        total = rec.find("allReduce", "norm", 0)
-        assert len(total) == 1 and rec.before(mine, total[0]) and rec.before(total[0], rest), \
-            "the shards' squares summed over ranks before the rest adds to them once"
+    lateral = rec.find("allReduce", "grads", lat)
+    assert dw and len(lateral) == 1 and all(rec.before(i, lateral[0]) for i in dw), "every dW product before its sum"
+    opt, end = rec.find("gemm_optimizer"), rec.find("gemm_count")
+    assert len(opt) == len(end) == 1 and rec.before(opt[0], end[0]), "the step before the count"
+    assert rec.before(lateral[0], opt[0]), "the averaged gradient before the step"
+    rest = [rec.find("gemm_finish")[0], rec.find("memcpy")[0], rec.find("allReduce", "small", 0)[0]]
+    assert all(rec.before(r, opt[0]) for r in rest), "the rest of the gradient before the step"
+    norm = rec.find("gemm_sqnorm")
+    assert len(norm) == bool(g.up.clip), "the norm where the gradient is clipped"
+    assert all(rec.before(r, n) and rec.before(n, opt[0]) for n in norm for r in rest + lateral), "the norm's order"
 
 
-@pytest.mark.parametrize("ranks,rank,clip", [(2, 0, 0.0), (2, 1, 1.0), (4, 3, 1.0)])
-def test_the_sharded_step_reads_only_what_is_written_before(fake_nccl, monkeypatch, ranks, rank, clip):
-    check_step(*record(0, lanes=1, ranks=ranks, rank=rank, clip=clip))  # off: the all-reduce
-    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "on")
-    rec, g = record(0, lanes=1, ranks=ranks, rank=rank, clip=clip)
-    assert g.shard
-    check_step(rec, g)
+@pytest.mark.parametrize("clip", [0.0, 1.0])
+def test_the_step_reads_only_what_is_written_before(fake_nccl, clip):
+    check_step(*record(0, lanes=1, ranks=2, clip=clip))
+    check_step(*record(B, lanes=2, ranks=4, clip=clip))  # gradient in parts, two lanes
 
 
-def test_the_shards_cover_the_weights_once(monkeypatch):
-    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "on")
-    L = 4 * 6 * 6
-    for ranks in (2, 3, 4):
-        shards = [graph_gemm.shard_range(100, L, r, ranks) for r in range(ranks)]
-        assert [e for lo, hi in shards for e in range(lo, hi)] == list(range(100, 100 + L))
-    assert graph_gemm.shard_range(100, L, 0, 1) is None
-    assert graph_gemm.shard_range(100, 4 * 5 * 5, 0, 3) is None  # 100 does not split in 3: the all-reduce
-    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "off")
-    assert graph_gemm.shard_range(100, L, 0, 2) is None
-    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "auto")
-    with pytest.raises(ValueError, match="SINEBENCH_SHARD_OPTIMIZER"):
-        graph_gemm.shard_range(100, L, 0, 2)
-
-
-@pytest.mark.parametrize("broken", ["_fork", "_join"])
-def test_the_check_catches_a_gather_out_of_order(fake_nccl, monkeypatch, broken):
-    """The step's fork (the gather waits for the shard's update) or join
-    (the update ends after the gather) left out; backward's kept."""
-    real = getattr(graph_gemm.GemmGraphs, broken)
-
-    def in_step_only(self, *args):
-        if sys._getframe(1).f_code.co_name != "_step":
-            return real(self, *args)
-        if broken == "_join":
-            unjoined = Event()
-            unjoined.deps = set()
-            return unjoined
-        return None
-
-    monkeypatch.setattr(graph_gemm.GemmGraphs, broken, in_step_only)
-    monkeypatch.setattr(graph_gemm, "SHARD_OPTIMIZER", "on")
-    with pytest.raises(AssertionError, match="gathered"):
-        check_step(*record(0, lanes=1, ranks=2, rank=1))
+def test_the_check_catches_a_step_before_the_sum(fake_nccl, monkeypatch):
+    """Backward's last join (the capturing stream waits for the side
+    stream's all-reduce) left out."""
+    monkeypatch.setattr(graph_gemm.GemmGraphs, "_join", lambda self: SimpleNamespace(deps=set()))
+    with pytest.raises(AssertionError, match="averaged gradient before the step"):
+        check_step(*record(0, lanes=1, ranks=2))
