@@ -26,13 +26,10 @@ gate gradients split as well, side by side along K, so that the forward and
 ``dh`` products read one operand each, of three times the K, in calls of a
 bounded sum (:func:`x3_ranges`).
 
-With several GPUs (one process each) the all-reduces are captured too, on
-the second stream: first a small one (the input projection's and output
-layer's gradients) beside the recurrent weights' gradient product, then
-that gradient's (after its last part) beside the optimizer's step on every
-other parameter; only those weights' step waits for it (the whole step,
-where the gradient is clipped: its norm needs all of it). The input
-projection's gradient is rank one, so
+With several GPUs (one process each) the all-reduce is captured too: the
+recurrent weights' gradient on the second stream (after its last part),
+beside the memory-bound products that end backward, then one small
+all-reduce of the rest. The input projection's gradient is rank one, so
 the ranks average its two vectors (``du``, ``dv``, 8n floats) rather than its
 (4n, n) matrix: half the bytes of the eager path's all-reduce.
 
@@ -54,12 +51,10 @@ from sinelstm.cublas_capture import OP_N, OP_T, Blas
 from sinelstm.graph import GpuGraphs
 from sinelstm.graph_cuda import HEADER
 
-# Whether the recurrent weights' all-reduce runs beside the end of the
-# update ("tail": since 2026-11-28 beside the optimizer's step on the other
-# parameters, before that beside the memory-bound products that end
-# backward) or after backward, before the step ("none"). Beside the
-# recurrent products themselves it was slower (NCCL's blocks take SMs from
-# them: results/h200x4-overlap-2026-11-27). The environment variable is
+# Whether the recurrent weights' all-reduce runs beside the memory-bound
+# products at the end of backward ("tail") or after them ("none"). Beside
+# the recurrent products themselves it was slower (NCCL's blocks take SMs
+# from them: results/h200x4-overlap-2026-11-27). The environment variable is
 # for measuring the choice (scripts/gpu_overlap.sh).
 OVERLAPS = ("tail", "none")
 OVERLAP = os.environ.get("SINEBENCH_COMM_OVERLAP", OVERLAPS[0])
@@ -272,28 +267,18 @@ extern "C" __global__ void gemm_sqnorm(const float* __restrict__ g, float* __res
     }
 }
 
-// The optimizer's elements: count of them from lo, leaving out skip_n of
-// them from skip_lo on (the recurrent weights, updated apart).
-__device__ __forceinline__ long long element(long long i, long long lo, long long skip_lo, long long skip_n) {
-    const long long e = lo + i;
-    return e < skip_lo ? e : e + skip_n;
-}
-
-// As graph_cuda's optimizer_step, over the whole grid, on the elements
-// that element() names; the count is a separate kernel, after every
-// block of every call has read it.
+// As graph_cuda's optimizer_step, over the whole grid; the count is a
+// separate kernel, after every block has read it.
 extern "C" __global__ void gemm_optimizer(
         float* __restrict__ p, float* g, float* m, float* v,  // SGD passes g as m and v (unread)
         const int* __restrict__ counter, const float* __restrict__ norm, float clip, double peak,
-        double log_ratio, int decay, double beta1, double beta2, float eps, int adam, long long lo, long long count,
-        long long skip_lo, long long skip_n) {
+        double log_ratio, int decay, double beta1, double beta2, float eps, int adam) {
     const int k = *counter;
     const float rate = clip > 0.f ? fminf(clip / sqrtf(*norm), 1.f) : 1.f;
     const float step = step_size(k, peak, log_ratio, decay, beta1, beta2, adam);
     const float b1 = (float)(1.0 - beta1), b2 = (float)(1.0 - beta2);
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < count;
-         i += (long long)gridDim.x * blockDim.x) {
-        const long long e = element(i, lo, skip_lo, skip_n);
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < P_SIZE;
+         e += (long long)gridDim.x * blockDim.x) {
         const float ge = g[e] * rate;
         if (rate != 1.f) g[e] = ge;  // the model's grads read as the step used them
         update_element(p, m, v, e, ge, step, b1, b2, eps, adam);
@@ -480,7 +465,6 @@ class GemmGraphs(GpuGraphs):
         self.dh_splits = self._fastest_dh_split(len(self.rows))
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
-        self._pending = None  # the recurrent weights' all-reduce, still running at the step (_backprop)
         if self.x3:
             self.hx = cupy.empty((T, B, 3 * n), cupy.float32)
             self.dgx = cupy.empty((T, B, 3 * G), cupy.float32)
@@ -574,26 +558,21 @@ class GemmGraphs(GpuGraphs):
                 for span, _, lb in chains:
                     self._dh(t, self.dh_splits, span, lb)
         self._gather(s)
+        if T > 1 and not parts:  # the recurrent weights' gradient as one product
+            self._dw(blas, 1, T)
+        if overlap:  # its all-reduce runs beside the memory-bound products below
+            if not parts:
+                self._fork(s)
+            self._allreduce_lat(self.side)  # after the side stream's last part
         # The output layer's weights: hs^T dy. The rank-one input projection:
-        # [du dv] = dg^T [x 1]. Both into the small buffer, whose all-reduce
-        # runs beside the recurrent weights' gradient (with peers).
+        # [du dv] = dg^T [x 1]. Both into the small buffer.
         blas.gemm(OP_N, OP_N, n, 1, R, self.hs.data.ptr, n, self.dy.data.ptr, R, self._at(self.small, 2 * G), n,
                   exact=True)
         blas.gemm(OP_N, OP_N, G, 2, R, self.act.data.ptr, G, self.x1.data.ptr, R, self.small.data.ptr, G, exact=True)
         if overlap:
             self._fork(s)
             self._allreduce_range(self.small, 0, self.small.size, self.side)
-            small = self._join()
-        if T > 1 and not parts:  # the recurrent weights' gradient as one product
-            self._dw(blas, 1, T)
-        self._pending = None
-        if overlap:  # its all-reduce runs beside the start of the step (_step)
-            if not parts:
-                self._fork(s)
-            self._allreduce_lat(self.side)  # after the side stream's last part
-            s.wait_event(small)
-            self._pending = self._join()
-        elif parts:
+        if overlap or parts:
             s.wait_event(self._join())
 
     def _dw(self, blas, t0, t1):
@@ -729,40 +708,21 @@ class GemmGraphs(GpuGraphs):
         self._allreduce_range(self.small, 0, self.small.size, s)
 
     def _step(self, s):
-        """The optimizer's step. Where backward left the recurrent weights'
-        all-reduce running (``_pending``: with peers, in the whole update)
-        the rest of the parameters are updated beside it, unless the
-        gradient is clipped (its norm needs all of it first)."""
         up, f, blas = self.up, self.up.flat, self.blas
         n, G = up.n, 4 * up.n
-        pending, self._pending = self._pending, None
-        if pending is not None and up.clip > 0:
-            s.wait_event(pending)
-            pending = None
         self.cupy.cuda.runtime.memcpyAsync(self._g("/l3/W"), self._at(self.small, 2 * G), 4 * (n + 1),
                                            self.cupy.cuda.runtime.memcpyDeviceToDevice, s.ptr)
         # The input projection's gradients from the (summed) du, dv.
         self.k["gemm_finish"](_blocks(G * n), (_BLOCK,), (f.params, f.grads, self.small), stream=s)
         blas.gemm(OP_N, OP_N, n, 2, G, self._p("/l2/upward/W"), n, self.small.data.ptr, G, self._g("/l1/W"), n,
                   exact=True)
-        if up.clip > 0:  # the norm needs the whole gradient
-            self.k["gemm_sqnorm"]((min(1024, _blocks(f.grads.size)[0]),), (_BLOCK,), (f.grads, self.norm), stream=s)
-        lat, L, size = f.start("/l2/lateral/W"), G * n, f.grads.size
-        if pending is None:
-            self._optimize((0, size, 0, 0), s)
-        else:  # all but the recurrent weights while their all-reduce runs, then they
-            self._optimize((0, size - L, lat, L), s)
-            s.wait_event(pending)
-            self._optimize((lat, L, 0, 0), s)
-        self.k["gemm_count"]((1,), (1,), (self.counter,), stream=s)
-
-    def _optimize(self, part, s):
-        """The optimizer's step on ``part``: (first element, count, skipped
-        from, skipped count), as the kernel's ``element``."""
-        up, f = self.up, self.up.flat
+        grid = (min(1024, _blocks(f.grads.size)[0]),)
+        if up.clip > 0:
+            self.k["gemm_sqnorm"](grid, (_BLOCK,), (f.grads, self.norm), stream=s)
         m = f.m if up.adam else f.grads
         v = f.v if up.adam else f.grads
-        self.k["gemm_optimizer"]((min(1024, _blocks(part[1])[0]),), (_BLOCK,), (
+        self.k["gemm_optimizer"](grid, (_BLOCK,), (
             f.params, f.grads, m, v, self.counter, self.norm, np.float32(up.clip), np.float64(up.peak),
             np.float64(up.log_ratio), np.int32(up.decay), np.float64(up.beta1), np.float64(up.beta2),
-            np.float32(up.eps), np.int32(1 if up.adam else 0)) + tuple(map(np.int64, part)), stream=s)
+            np.float32(up.eps), np.int32(1 if up.adam else 0)), stream=s)
+        self.k["gemm_count"]((1,), (1,), (self.counter,), stream=s)

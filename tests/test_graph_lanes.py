@@ -204,30 +204,20 @@ def fake_nccl(monkeypatch):
 
 def check_step(rec, g):
     """The recurrent weights' gradient averaged over ranks after every
-    product that writes it and before their step reads it; the rest of the
-    gradient before the rest's step (beside that all-reduce, unless the
-    gradient is clipped: then its norm, of all of it, before any step);
-    the count after every step."""
-    f = g.up.flat
-    lat, L, size = f.start("/l2/lateral/W"), G * N, f.grads.size
+    product that writes it, and the whole gradient (with its norm, where
+    clipped) before the optimizer reads it; the count after the step."""
+    lat = g.up.flat.start("/l2/lateral/W")
     dw = [i for i in rec.find("gemm") if rec.ops[i][2][9] == Ptr(name="grads", at=4 * lat)]
     lateral = rec.find("allReduce", "grads", lat)
     assert dw and len(lateral) == 1 and all(rec.before(i, lateral[0]) for i in dw), "every dW product before its sum"
-    steps = {tuple(int(x) for x in rec.ops[i][2][-4:]): i for i in rec.find("gemm_optimizer")}
-    end = rec.find("gemm_count")
-    assert len(end) == 1 and all(rec.before(i, end[0]) for i in steps.values()), "every step before the count"
+    opt, end = rec.find("gemm_optimizer"), rec.find("gemm_count")
+    assert len(opt) == len(end) == 1 and rec.before(opt[0], end[0]), "the step before the count"
+    assert rec.before(lateral[0], opt[0]), "the averaged gradient before the step"
     rest = [rec.find("gemm_finish")[0], rec.find("memcpy")[0], rec.find("allReduce", "small", 0)[0]]
+    assert all(rec.before(r, opt[0]) for r in rest), "the rest of the gradient before the step"
     norm = rec.find("gemm_sqnorm")
     assert len(norm) == bool(g.up.clip), "the norm where the gradient is clipped"
-    if g.up.clip:
-        assert list(steps) == [(0, size, 0, 0)], "one step over all, after the norm"
-        assert all(rec.before(r, norm[0]) for r in rest + lateral) and rec.before(norm[0], steps[(0, size, 0, 0)]), \
-            "the norm's order"
-        return
-    assert set(steps) == {(0, size - L, lat, L), (lat, L, 0, 0)}, "the rest, and the recurrent weights apart"
-    assert rec.before(lateral[0], steps[(lat, L, 0, 0)]), "the averaged gradient before the step"
-    assert all(rec.before(r, steps[(0, size - L, lat, L)]) for r in rest), "the rest of the gradient before its step"
-    assert not rec.before(lateral[0], steps[(0, size - L, lat, L)]), "the rest's step beside the all-reduce"
+    assert all(rec.before(r, n) and rec.before(n, opt[0]) for n in norm for r in rest + lateral), "the norm's order"
 
 
 @pytest.mark.parametrize("clip", [0.0, 1.0])
