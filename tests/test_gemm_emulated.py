@@ -55,7 +55,6 @@ class Heap:
         assert any(s <= e and last < t for s, t in self.spans), "an operand spans no one buffer"
         return np.lib.stride_tricks.as_strided(self.mem[e:], shape=(rows, cols), strides=(4, 4 * ld))
 
-
     def rest(self, a):
         """Memory from view ``a``'s first element to its buffer's end, as a
         kernel that gets ``a``'s pointer can reach it."""

@@ -103,7 +103,6 @@ class Nccl:
         stream.rec.run(stream, "allReduce", (send, recv, count))
 
 
-
 def record(grad_rows: int, lanes: int = 3, ranks: int = 1, clip: float = 0.0):
     """The forward and backward of an update in ``lanes`` lanes, with the
     weights' gradient in parts of ``grad_rows`` rows (0: one product); with
@@ -116,7 +115,7 @@ def record(grad_rows: int, lanes: int = 3, ranks: int = 1, clip: float = 0.0):
     size = 3 * G * N
     flat = SimpleNamespace(start=layout.__getitem__, params=Buf("params", (size,)), grads=Buf("grads", (size,)),
                            m=Buf("m", (size,)), v=Buf("v", (size,)))
-    g.up = SimpleNamespace(seqlen=T, batch=B, n=N, burn_in=0, flat=flat, size=ranks, clip=clip, adam=True,
+    g.up = SimpleNamespace(seqlen=T, batch=B, n=N, burn_in=0, flat=flat, clip=clip, adam=True,
                            peak=1e-3, log_ratio=0.0, decay=0, beta1=0.9, beta2=0.999, eps=1e-8)
     runtime = SimpleNamespace(memcpyDeviceToDevice=3,
                               memcpyAsync=lambda dst, src, nbytes, kind, stream: rec.run(stream, "memcpy", (dst, src)))
