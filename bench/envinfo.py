@@ -137,6 +137,9 @@ def collect(argv: list | None = None) -> dict:
                      "chainer": chainer.__version__, "pandas": _version("pandas"),
                      "mpi4py": _version("mpi4py"), "mpi": _mpi()},
         "git_commit": _commit(),
+        # Where the code that ran was imported from: an A/B of two trees
+        # (scripts/gpu_gradparts.sh, TREE=) shows here which one ran.
+        "source": str(Path(sinelstm.__file__).resolve().parent.parent),
     }
 
 

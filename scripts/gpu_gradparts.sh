@@ -7,14 +7,15 @@
 #   SINEBENCH_DH_SPLIT      auto, 1, 2 or 4
 #   SINEBENCH_LANES         the batch in this many chains, each on its own stream
 # and TREE=PATH runs that variant from another source tree (sinelstm/ and
-# bench/ of an earlier commit, its .commit beside them), for an A/B of code.
+# bench/ of an earlier commit, its .commit beside them), for an A/B of code;
+# each sweep's env.json says under "source" which tree its code came from.
 # PRECISION=fp32 leaves tf32 out.
 # Variants interleaved round by round, so that a drifting machine favours
 # none. First the captured path's GPU tests (TESTS=0 skips them).
 #   RES=... scripts/gpu_gradparts.sh      (default results/<gpu>x<n>-gradparts-<date>)
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
-RES=${RES:-results/$(gpu_tag)-gradparts-$(date +%F)}
+RES=$(realpath -m "${RES:-results/$(gpu_tag)-gradparts-$(date +%F)}")  # absolute: a variant may run from another tree
 VARIANTS=${VARIANTS:-"one:GRAD_CHUNK=0 parts:GRAD_CHUNK=4096"}
 ROUNDS=${ROUNDS:-2}
 start_log "RES=$RES scripts/gpu_gradparts.sh"
@@ -34,16 +35,18 @@ for round in $(seq "$ROUNDS"); do
     name=${v%%:*}
     settings=()
     IFS=, read -ra pairs <<< "${v#*:}"
+    tree=.
     for p in "${pairs[@]}"; do
-      if [[ $p == TREE=* ]]; then  # that tree's code first on the path, named by its commit
-        tree=$(cd "${p#TREE=}" && pwd)
-        settings+=("PYTHONPATH=$tree${PYTHONPATH#"$PWD"}" "SINEBENCH_GIT_COMMIT=$(cat "$tree/.commit")")
+      if [[ $p == TREE=* ]]; then  # run from that tree (python -m puts the working folder first on the path)
+        tree=${p#TREE=}
+        settings+=("SINEBENCH_GIT_COMMIT=$(cat "$tree/.commit")")
       else
         settings+=("SINEBENCH_$p")
       fi
     done
-    echo "== $name (${settings[*]}) round $round $(date -u)"
-    env "${settings[@]}" timeout 150 $SB sweep --devices "$DEVICES" "${COMMON[@]}" --out "$RES/$name-r$round"
+    echo "== $name (${settings[*]}) from $tree, round $round $(date -u)"
+    (cd "$tree" && env ${settings[@]+"${settings[@]}"} timeout 150 $SB sweep --devices "$DEVICES" "${COMMON[@]}" \
+      --out "$RES/$name-r$round")
   done
 done
 python3 - "$RES" <<'PY'

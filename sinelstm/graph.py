@@ -241,8 +241,8 @@ class GpuGraphs:
     def _allreduce_range(self, buf, start, stop, stream):
         """Average ``buf[start:stop]`` over the ranks, in place, on
         ``stream``: NCCL divides as it sums, so the optimizer takes the
-        mean gradient as it is, with no pass of its own to scale it (nor
-        to write the scaled gradient back for the model to read)."""
+        mean gradient as it is (the cuBLAS path's with no pass of its own
+        to scale it and write it back)."""
         from cupy.cuda import nccl
 
         ptr = buf.data.ptr + start * buf.itemsize

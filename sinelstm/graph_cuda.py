@@ -231,8 +231,9 @@ extern "C" __global__ void lstm_finish(const float* __restrict__ p, float* __res
     }
 }
 
-// One block: scale (1/replicas), clip the norm as Chainer's GradientClipping,
-// then Adam or SGD (step_size, update_element), and count the update.
+// One block: scale (1 where the all-reduce averages, as GpuGraphs' does),
+// clip the norm as Chainer's GradientClipping, then Adam or SGD (step_size,
+// update_element), and count the update.
 extern "C" __global__ void optimizer_step(
         float* __restrict__ p, float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
         int* __restrict__ counter, float scale, float clip, double peak, double log_ratio, int decay,

@@ -99,7 +99,8 @@ _GRAD_ROWS, _GRAD_MIN_BATCH = 4096, 2048  # "auto" in FP32
 # only). SINEBENCH_LANES=L fixes the count, for an A/B.
 LANES = os.environ.get("SINEBENCH_LANES", "auto")
 _LANE_BATCHES = (1536, 3072)  # "auto": two lanes in FP32 from the first, below the second
-_TIMING_REPS = 7  # of each choice, before capture
+_TIMING_REPS = 15  # of each choice, before capture, after _TIMING_WARMUPS
+_TIMING_WARMUPS = 5
 _TIMED_CALLS = 4  # products a timing brackets
 _SPLIT_MARGIN = 0.02  # parts must be this much faster: a tie keeps the one product
 
@@ -617,47 +618,51 @@ class GemmGraphs(GpuGraphs):
         with K = 4n: at n_units 1024 on an H200 it has about one 128x128
         tile per SM at batch 2048 and half of one at 1024, and parts over K
         give the SMs more tiles to overlap. Alone
-        (scripts/gpu_probe_splitk.py, FP32) two parts took 0.362 ms against
-        0.384 at batch 2048, four parts 0.192 against 0.200 at 1024; at
-        4096 (two tiles per SM) and in TF32 parts were no faster, so TF32
+        (scripts/gpu_probe_splitk.py, FP32, results/h200x2-splitk-2026-11-28)
+        two parts took 0.362 ms against 0.384 at batch 2048, four parts
+        0.192 against 0.200 at 1024 (0.187 against 0.197 in
+        results/h200x2-dhsplit-2026-11-28, where the whole update at 1024
+        went from 5.158 to 5.127 ms with four); at 4096 (two tiles per SM)
+        and in TF32 parts were no faster, so TF32
         keeps the one product: in a TF32 sweep on 2 GPUs with the choice
         timed, updates were 8 % slower than with it fixed at one, as if the
         timing had chosen the parts there (the profiled run of the same
         configuration had not). Each timing brackets _TIMED_CALLS products
-        back to back, as a replayed graph runs them (one product's host
-        launch would be a twentieth of its time), and each updater
+        back to back, as a replayed graph runs them (so that one product's
+        host launch weighs less), and each updater
         (warm-up, timed, profiled; each rank) times for itself: where two
         choices are close they can differ between them. Parts must beat
         the one product by _SPLIT_MARGIN. Their operands stay 16-byte
         aligned, as the one product's are, only where 4n / parts is a
-        multiple of 4. With several lanes: one product (see setup)."""
+        multiple of 4. With several lanes: one product (see setup). A fixed
+        choice that cannot be honoured here is refused, not replaced."""
         choices = ", ".join(map(str, _SPLITS))
         if DH_SPLIT != "auto" and DH_SPLIT not in map(str, _SPLITS):
             raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT!r}: choose auto or one of {choices}")
-        if lane_count > 1:
-            if DH_SPLIT not in ("auto", "1"):
-                raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT} needs one lane, and {lane_count} run here: "
-                                 "set SINEBENCH_LANES=1 with it")
-            return 1
-        if precision.process_precision() != "fp32":
-            return 1
+        fixed = None if DH_SPLIT == "auto" else int(DH_SPLIT)
+        arithmetic = precision.process_precision()
         usable = [s for s in _SPLITS if (4 * self.up.n) % (s * 4) == 0]
-        if DH_SPLIT != "auto":
-            return int(DH_SPLIT) if int(DH_SPLIT) in usable else 1
+        why = (f"{lane_count} lanes run here: set SINEBENCH_LANES=1 with it" if lane_count > 1 else
+               f"parts are for FP32, and this process computes in {arithmetic}" if arithmetic != "fp32" else
+               f"n_units {self.up.n} does not split 4n into {fixed} aligned parts" if fixed not in usable else None)
+        if fixed not in (None, 1) and why:
+            raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT}: {why}")
+        if fixed is not None or lane_count > 1 or arithmetic != "fp32":
+            return fixed or 1
         if len(usable) == 1:
             return 1
         cupy, s = self.cupy, self.capture_stream
         start, stop = cupy.cuda.Event(), cupy.cuda.Event()
         times = {splits: [] for splits in usable}
         with s:
-            for rep in range(_TIMING_REPS + 2):
+            for rep in range(_TIMING_REPS + _TIMING_WARMUPS):
                 for splits in times:
                     start.record(s)
                     for _ in range(_TIMED_CALLS):
                         self._dh(0, splits)
                     stop.record(s)
                     stop.synchronize()
-                    if rep >= 2:  # two warm-ups
+                    if rep >= _TIMING_WARMUPS:
                         times[splits].append(cupy.cuda.get_elapsed_time(start, stop))
         return pick_split({splits: float(np.median(t)) for splits, t in times.items()})
 
@@ -712,7 +717,7 @@ class GemmGraphs(GpuGraphs):
         n, G = up.n, 4 * up.n
         self.cupy.cuda.runtime.memcpyAsync(self._g("/l3/W"), self._at(self.small, 2 * G), 4 * (n + 1),
                                            self.cupy.cuda.runtime.memcpyDeviceToDevice, s.ptr)
-        # The input projection's gradients from the (summed) du, dv.
+        # The input projection's gradients from the (averaged) du, dv.
         self.k["gemm_finish"](_blocks(G * n), (_BLOCK,), (f.params, f.grads, self.small), stream=s)
         blas.gemm(OP_N, OP_N, n, 2, G, self._p("/l2/upward/W"), n, self.small.data.ptr, G, self._g("/l1/W"), n,
                   exact=True)

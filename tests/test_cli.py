@@ -6,11 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 import pandas as pd
 import pytest
 
+import sinelstm
 from bench.grid import expand_grid
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.recipes import RECIPES
@@ -51,8 +53,9 @@ def test_sweep_writes_results_and_report(swept):
     # how exact the arithmetic is: once per configuration (repeat 0), float32 against float64
     first = runs[runs["repeat"] == 0]["grad_error"]
     assert ((first > 0) & (first < 1e-5)).all() and runs[runs["repeat"] == 1]["grad_error"].isna().all()
-    assert {"cpu", "gpu", "versions", "command", "git_commit"} <= set(pd.read_json(swept / "env.json",
-                                                                                   typ="series").index)
+    env = json.loads((swept / "env.json").read_text())
+    assert {"cpu", "gpu", "versions", "command", "git_commit"} <= set(env)
+    assert Path(env["source"]) == Path(sinelstm.__file__).resolve().parent.parent  # the code that ran
     html = (swept / "report.html").read_text()
     # The report states this sweep's own numbers: its run count and the CPU's median at batch 10 / n_units 5,
     # over the runs that count (a run timed while the host was slow is left out: bench.analysis.ok_runs).

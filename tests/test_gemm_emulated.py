@@ -276,12 +276,21 @@ def test_the_fastest_dh_split_must_beat_one_product_by_the_margin():
     assert pick({1: 0.709, 2: 0.711, 4: 0.726}) == 1
 
 
-def test_a_dh_split_that_does_not_divide_k_falls_back_to_one_product(monkeypatch):
-    g, *_ = emulate(monkeypatch, "fp32", n=6, dh_split="4")  # 4n = 24: parts of 6, not a multiple of 4
-    assert g.dh_splits == 1
-    monkeypatch.setattr(graph_gemm, "DH_SPLIT", "3")
-    with pytest.raises(ValueError, match="SINEBENCH_DH_SPLIT"):
-        g._fastest_dh_split()
+def test_a_fixed_dh_split_that_cannot_run_here_is_refused(monkeypatch):
+    """Parts that 4n does not split into aligned, parts outside FP32 or
+    beside lanes, and a value that is no choice are refused with the
+    variable's name; one product is always allowed."""
+    with pytest.raises(ValueError, match="SINEBENCH_DH_SPLIT=4: n_units 6"):
+        emulate(monkeypatch, "fp32", n=6, dh_split="4")  # 4n = 24: parts of 6, not a multiple of 4
+    assert emulate(monkeypatch, "fp32", n=6, dh_split="2")[0].dh_splits == 2
+    with pytest.raises(ValueError, match="SINEBENCH_DH_SPLIT=2: parts are for FP32"):
+        emulate(monkeypatch, "3xtf32", dh_split="2")
+    assert emulate(monkeypatch, "tf32", dh_split="1")[0].dh_splits == 1
+    with pytest.raises(ValueError, match="SINEBENCH_DH_SPLIT='3'"):
+        emulate(monkeypatch, "fp32", dh_split="3")
+    monkeypatch.setattr(graph_gemm, "LANES", "2")
+    with pytest.raises(ValueError, match="SINEBENCH_DH_SPLIT=4: 2 lanes run here"):
+        emulate(monkeypatch, "fp32", dh_split="4")
 
 
 @pytest.mark.parametrize("x3_k", [3, 8])  # big*big cut mid-step and mid-block, or at the blocks' edges
