@@ -623,15 +623,15 @@ class GemmGraphs(GpuGraphs):
         0.192 against 0.200 at 1024 (0.187 against 0.197 in
         results/h200x2-dhsplit-2026-11-28, where the whole update at 1024
         went from 5.158 to 5.127 ms with four); at 4096 (two tiles per SM)
-        and in TF32 parts were no faster, so TF32
-        keeps the one product: in a TF32 sweep on 2 GPUs with the choice
-        timed, updates were 8 % slower than with it fixed at one, as if the
-        timing had chosen the parts there (the profiled run of the same
-        configuration had not). Each timing brackets _TIMED_CALLS products
-        back to back, as a replayed graph runs them (so that one product's
-        host launch weighs less), and each updater
-        (warm-up, timed, profiled; each rank) times for itself: where two
-        choices are close they can differ between them. Parts must beat
+        and in TF32 parts were no faster, so TF32 keeps the one product: in
+        a TF32 sweep on 2 GPUs with the choice timed, updates were 8 %
+        slower than with it fixed at one, as if the timing had chosen the
+        parts there (the profiled run of the same configuration had not).
+        Each timing brackets _TIMED_CALLS products back to back, as a
+        replayed graph runs them (so that one product's host launch weighs
+        less), and each updater (warm-up, timed, profiled; each rank) times
+        for itself: where two choices are close they can differ between
+        them. Parts must beat
         the one product by _SPLIT_MARGIN. Their operands stay 16-byte
         aligned, as the one product's are, only where 4n / parts is a
         multiple of 4. With several lanes: one product (see setup). A fixed
