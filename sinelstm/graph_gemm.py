@@ -631,23 +631,28 @@ class GemmGraphs(GpuGraphs):
         replayed graph runs them (so that one product's host launch weighs
         less), and each updater (warm-up, timed, profiled; each rank) times
         for itself: where two choices are close they can differ between
-        them. Parts must beat
-        the one product by _SPLIT_MARGIN. Their operands stay 16-byte
-        aligned, as the one product's are, only where 4n / parts is a
-        multiple of 4. With several lanes: one product (see setup). A fixed
-        choice that cannot be honoured here is refused, not replaced."""
+        them. Parts must beat the one product by _SPLIT_MARGIN. Their
+        operands stay 16-byte aligned, as the one product's are, only where
+        4n / parts is a multiple of 4. With several lanes: one product (see
+        setup). A fixed choice that cannot be honoured here is refused, not
+        replaced."""
         choices = ", ".join(map(str, _SPLITS))
         if DH_SPLIT != "auto" and DH_SPLIT not in map(str, _SPLITS):
             raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT!r}: choose auto or one of {choices}")
         fixed = None if DH_SPLIT == "auto" else int(DH_SPLIT)
         arithmetic = precision.process_precision()
         usable = [s for s in _SPLITS if (4 * self.up.n) % (s * 4) == 0]
-        why = (f"{lane_count} lanes run here: set SINEBENCH_LANES=1 with it" if lane_count > 1 else
-               f"parts are for FP32, and this process computes in {arithmetic}" if arithmetic != "fp32" else
-               f"n_units {self.up.n} does not split 4n into {fixed} aligned parts" if fixed not in usable else None)
+        if lane_count > 1:
+            why = f"{lane_count} lanes run here: set SINEBENCH_LANES=1 with it"
+        elif arithmetic != "fp32":
+            why = f"parts are for FP32, and this process computes in {arithmetic}"
+        elif fixed is not None and fixed not in usable:
+            why = f"n_units {self.up.n} does not split 4n into {fixed} aligned parts"
+        else:
+            why = None
         if fixed not in (None, 1) and why:
             raise ValueError(f"SINEBENCH_DH_SPLIT={DH_SPLIT}: {why}")
-        if fixed is not None or lane_count > 1 or arithmetic != "fp32":
+        if fixed is not None or why:  # fixed, or one product is all that runs here
             return fixed or 1
         if len(usable) == 1:
             return 1
