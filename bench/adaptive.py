@@ -7,7 +7,8 @@ neighbour's job) spreads over all of them instead of landing on one. After
 each run the configuration's median ms/update gets its 95 % interval
 (:mod:`bench.intervals`, from the per-update samples of every repeat): once
 at least :data:`MIN_REPEATS` repeats have it within ±target of the median,
-the configuration is ``stable``; at ``max_repeats`` counted repeats it
+and the counted repeats started at least ``min_span`` seconds apart, first to
+last, the configuration is ``stable``; at ``max_repeats`` counted repeats it
 stops at the ``cap`` (or at ``rounds``, where the rounds laid out ran out
 first); a round whose run failed (after its retries) ends it
 too, as ``failed``. A run the host kept slow past the gate's wait (status
@@ -19,6 +20,14 @@ the host was slower than at the configuration's fastest run by more than
 the gate's tolerance (:meth:`Progress.counted`): the gate could not know
 full speed before it had seen it; nor one whose own updates spread as
 interruptions inside the run make them (:func:`sinelstm.hostspeed.undisturbed`).
+The span is there because a slow phase of the host can hold a whole
+quick configuration: on a 2x H200 host a sweep's first 30-60 s ran at 1.7x,
+and its CPU configuration's four rounds all fell inside them, agreed to
+±2.5 % and were called stable at 2.57 ms, 83 % above what the next two
+sweeps reported (results/h200x2-repro2-2026-11-28). A round later the host
+read fast, and those four would have stopped counting. A span is no proof
+(a slow phase can last longer), only a bound on how briefly a figure can be
+settled; the cap still ends a configuration whose repeats came faster.
 The decision is written on the row that settles it (``stop_reason``, with
 ``ci_halfwidth``), so the report can say which configurations are known to
 ±3 % and which only got the cap.
@@ -33,8 +42,10 @@ sweep killed at any point (``kill -9`` included) and started again goes on
 with the same rounds, and the run ids of repeat r are the same as in a
 fixed sweep of r + 1 repeats.
 """
+import time
 from collections import defaultdict
 from dataclasses import replace
+from datetime import datetime
 from typing import NamedTuple
 
 from bench import analysis, intervals, samples as per_update
@@ -43,6 +54,7 @@ from sinelstm import hostspeed
 
 MIN_REPEATS = 3  # fewer cannot show a spread
 DEFAULT_TARGET = 0.03
+DEFAULT_MIN_SPAN_S = 60.0  # seconds from the first counted repeat's start to the last's: the slow starts lasted 30-60
 DEFAULT_CAP = 10
 ROUNDS_PER_REPEAT = 2  # rounds a sweep lays out per counted repeat: room to replace slow-host runs
 FIXED, STABLE, CAP, FAILED = "fixed", "stable", "cap", "failed"
@@ -56,6 +68,16 @@ class Timed(NamedTuple):
     samples: object  # its per-update times (bench.samples), or None
     probe: float | None  # the host's speed while timed (hostspeed.HostGate.probe_ms)
     spread: float | None  # its updates' p75 / p25 - 1 (hostspeed.spread)
+    started: float | None  # when it started, seconds since the epoch (None: not known)
+
+
+def epoch_s(started_at) -> float | None:
+    """A row's ``started_at`` (``2026-11-28T21:46:34+0000``) in seconds
+    since the epoch; None for anything else."""
+    try:
+        return datetime.strptime(str(started_at), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
 
 
 def config_key(spec) -> str:
@@ -71,8 +93,9 @@ class Progress:
     kept up to date as rows are committed."""
 
     def __init__(self, folder, specs: list, rows, target: float | None = DEFAULT_TARGET,
-                 cap: int | None = None):
+                 cap: int | None = None, min_span_s: float = 0.0):
         self.target, self.cap = target, cap  # cap: counted (ok) repeats
+        self.min_span_s = min_span_s
         self.key = {s.run_id: config_key(s) for s in specs}
         self.by_round = defaultdict(dict)  # round -> {config: spec}
         for s in specs:
@@ -84,9 +107,10 @@ class Progress:
         self.data = defaultdict(dict)  # config -> {run_id: Timed}
         probes = ok["host_probe_ms"] if "host_probe_ms" in ok else [None] * len(ok)
         spreads = analysis.spreads(ok) or [None] * len(ok)
-        for rid, median, probe, spread in (zip(ok["run_id"], ok["ms_per_update_median"], probes, spreads)
-                                           if len(ok) else ()):
-            self.data[self.key[rid]][rid] = Timed(float(median), got.get(rid), probe, spread)
+        starts = ok["started_at"] if "started_at" in ok else [None] * len(ok)
+        for rid, median, probe, spread, started in (zip(ok["run_id"], ok["ms_per_update_median"], probes, spreads,
+                                                        starts) if len(ok) else ()):
+            self.data[self.key[rid]][rid] = Timed(float(median), got.get(rid), probe, spread, epoch_s(started))
         self.status = {}  # run_id -> status of its latest row
         for rid, status in (zip(rows["run_id"], rows["status"]) if len(rows) else ()):
             self.status[rid] = status
@@ -107,11 +131,33 @@ class Progress:
     def interval(self, config: str):
         return intervals.median_interval(self.repeats(config), config)
 
-    def stable(self, config: str) -> bool:
+    def span_s(self, config: str) -> float:
+        """Seconds from the first counted repeat's start to the last's (0
+        while fewer than two have a known start)."""
+        starts = [v.started for v in self.counted(config) if v.started is not None]
+        return max(starts) - min(starts) if starts else 0.0
+
+    def within_target(self, config: str) -> bool:
+        """Enough counted repeats, and their median's interval within the target."""
         if self.target is None or len(self.counted(config)) < MIN_REPEATS:
             return False
         ci = self.interval(config)
         return ci is not None and ci.complete and ci.rel_halfwidth <= self.target
+
+    def stable(self, config: str) -> bool:
+        return self.within_target(config) and self.span_s(config) >= self.min_span_s
+
+    def span_wait_s(self, configs) -> float:
+        """How long to wait before a run of ``configs`` can be useful: where
+        every one of them is within its target and waits only for its span,
+        until the first of them would reach it (0: a run is useful now)."""
+        ready = []
+        for config in configs:
+            starts = [v.started for v in self.counted(config) if v.started is not None]
+            if not self.within_target(config) or not starts:
+                return 0.0
+            ready.append(min(starts) + self.min_span_s)
+        return max(0.0, min(ready, default=0.0) - time.time())
 
     def full(self, config: str) -> bool:
         """As many counted repeats as the cap."""
@@ -141,7 +187,8 @@ class Progress:
         self.status[row.run_id] = row.status
         if row.status == "ok":
             self.data[config][row.run_id] = Timed(row.ms_per_update_median, ms, row.host_probe_ms,
-                                                  hostspeed.spread(row.ms_per_update_p25, row.ms_per_update_p75))
+                                                  hostspeed.spread(row.ms_per_update_p25, row.ms_per_update_p75),
+                                                  epoch_s(row.started_at))
         ci = self.interval(config)
         half = round(ci.rel_halfwidth, 5) if ci is not None else None
         if self.target is None:
@@ -171,7 +218,16 @@ def run_rounds(progress: Progress, sweep_round, say=print) -> dict:
         if all(progress.status.get(s.run_id) == "ok" for s in pending):
             total["skipped"] += len(pending)  # a resumed sweep: this round is done
             continue
-        say(f"round {r + 1}: {len(pending)} configuration(s) not yet within ±{progress.target:.0%}")
+        # Quick configurations reach their interval within seconds: rather
+        # than run them again and again inside one phase of the host, wait,
+        # so that their repeats spread over the span.
+        wait = progress.span_wait_s([progress.key[s.run_id] for s in pending])
+        if wait > 0:
+            say(f"waiting {wait:.0f} s, so that the repeats of {len(pending)} configuration(s) within "
+                f"±{progress.target:.0%} spread over {progress.min_span_s:g} s (--min-span)")
+            time.sleep(wait + 1)  # started_at has whole seconds
+        say(f"round {r + 1}: {len(pending)} configuration(s) not yet within ±{progress.target:.0%}"
+            + (f" over {progress.min_span_s:g} s" if progress.min_span_s else ""))
         for status, n in sweep_round(pending, progress.decide).items():
             total[status] += n
     return dict(total)
@@ -189,6 +245,8 @@ def plan_lines(progress: Progress) -> list:
             rounds_left += min(progress.cap - len(progress.counted(config)), progress.rounds - done)
     return [f"--repeats auto: {len(configs)} configurations, {len(configs) - unsettled} settled; each of the "
             f"{unsettled} others gets rounds until its median's 95 % interval is within "
-            f"±{progress.target:.0%} (at least {MIN_REPEATS} repeats) or {progress.cap} repeats: "
+            f"±{progress.target:.0%} (at least {MIN_REPEATS} repeats"
+            + (f", started over at least {progress.min_span_s:g} s" if progress.min_span_s else "")
+            + f") or {progress.cap} repeats: "
             f"at most {rounds_left} more runs, and a run again for each the host keeps slow "
             f"(up to {progress.rounds} rounds in all)"]

@@ -142,6 +142,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         store.close()
         raise
     try:
+        control = sweep_control.with_references(control, out)
         invocation = write_env(out, sweep_control.record(machine, control), specs)
         counts = sweep_control.run(specs, store, repetition, control, warn, progress=progress, isolate=isolate,
                                    retries=retries, invocation=invocation)

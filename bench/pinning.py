@@ -48,6 +48,7 @@ class Control:
     threads: int | None = None  # None: one NUMA node's cores when pinned, else the libraries' default
     host_gate: float | None = hostspeed.DEFAULT_TOLERANCE  # sinelstm.hostspeed; None: off
     probe_file: str | None = None  # the gate's shared reference (the results folder's), set by the sweep
+    machine_probe_file: str | None = None  # and the machine's, kept across sweeps (bench.hostmemory)
     warmup_rounds: int = 0  # runs of every configuration before the counted ones, not kept
 
     def resolved_threads(self) -> int | None:
@@ -193,8 +194,12 @@ def worker_env(env: dict, control: Control) -> dict:
     threads = control.resolved_threads()
     env[ENV_PIN] = "1" if control.pin else "0"
     env[ENV_AUTO] = "1" if control.threads is None else "0"
-    if control.probe_file:
-        env[hostspeed.REFERENCE_ENV] = control.probe_file
+    for var, path in ((hostspeed.REFERENCE_ENV, control.probe_file),
+                      (hostspeed.MACHINE_ENV, control.machine_probe_file)):
+        if path:
+            env[var] = path
+        else:  # not this sweep's: a reference the caller's environment names would judge its runs
+            env.pop(var, None)
     if threads:
         env[ENV_THREADS] = str(threads)
         for var in THREAD_VARS:
@@ -211,6 +216,7 @@ def describe(control: Control) -> dict:
             "host_gate": (hostspeed.POLICY.format(tol=control.host_gate, cap=hostspeed.MAX_WAIT_S)
                           if control.host_gate is not None else "off: updates timed whatever the host's speed"),
             "host_gate_tolerance": control.host_gate,
+            "host_gate_machine_file": control.machine_probe_file,
             "runs_at_a_time": 1,
             "warmup_rounds": (f"{control.warmup_rounds}: each configuration ran that often first, results not kept"
                               if control.warmup_rounds else "0"),

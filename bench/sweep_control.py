@@ -9,12 +9,13 @@ measure.
 Kept out of :mod:`bench.cli`, which only parses and checks."""
 from dataclasses import dataclass, replace
 from functools import wraps
+from pathlib import Path
 
 import click
 
 from sinelstm import hostspeed
 
-from bench import adaptive, hostload, pinning
+from bench import adaptive, hostload, hostmemory, pinning
 from bench.grid import SWEEP
 from bench.options import fail
 from bench.schema import SLOW_HOST, TRANSIENT
@@ -24,6 +25,7 @@ from bench.schema import SLOW_HOST, TRANSIENT
 class Repetition:
     count: int  # runs per configuration (fixed), or the most (auto)
     target: float | None  # the median's 95 % interval half-width to reach; None: fixed count
+    min_span_s: float = adaptive.DEFAULT_MIN_SPAN_S  # auto: the counted repeats' starts at least this far apart
 
     @property
     def auto(self) -> bool:
@@ -36,13 +38,16 @@ class Repetition:
         return self.count * adaptive.ROUNDS_PER_REPEAT if self.auto else self.count
 
 
-def _repeats(text: str | None, target: float | None, cap: int) -> Repetition:
+def _repeats(text: str | None, target: float | None, cap: int, min_span: float | None) -> Repetition:
     if text is not None and text.strip().lower() == "auto" or (text is None and target is not None):
         if not 0 < (target if target is not None else adaptive.DEFAULT_TARGET) < 1:
             fail(f"--target-ci takes a fraction between 0 and 1 (0.03 is ±3 %), got {target}")
-        return Repetition(cap, target if target is not None else adaptive.DEFAULT_TARGET)
+        return Repetition(cap, target if target is not None else adaptive.DEFAULT_TARGET,
+                          adaptive.DEFAULT_MIN_SPAN_S if min_span is None else min_span)
     if target is not None:
         fail("--target-ci goes with --repeats auto (the number of repeats is then what it takes)")
+    if min_span is not None:
+        fail("--min-span goes with --repeats auto")
     try:
         count = int(text) if text is not None else SWEEP.repeats
     except ValueError:
@@ -63,6 +68,10 @@ def control_options(fn):
                        f"[default: {adaptive.DEFAULT_TARGET}].")
     @click.option("--max-repeats", default=adaptive.DEFAULT_CAP, show_default=True, type=click.IntRange(min=1),
                   help="With --repeats auto: the cap on repeats of a configuration.")
+    @click.option("--min-span", default=None, type=click.FloatRange(min=0, max=86400), metavar="SECONDS",
+                  help="With --repeats auto: a configuration is stable only once its counted repeats started at "
+                       "least this far apart, so that one slow phase of the host cannot hold them all "
+                       f"[default: {adaptive.DEFAULT_MIN_SPAN_S:g}; 0: no span].")
     @click.option("--threads", default=None, type=click.IntRange(min=1),
                   help="BLAS/OpenMP threads of each run, recorded per run [default: the cores of one NUMA "
                        "node when pinned, else the libraries' own].")
@@ -77,8 +86,8 @@ def control_options(fn):
                        f"this fraction of the fifth-fastest probe seen; a run waits for it (not timed) up to "
                        f"{hostspeed.MAX_WAIT_S:g} s. 'off': time whatever the host's speed.")
     @wraps(fn)
-    def wrapper(*args, repeats, target_ci, max_repeats, threads, pin, warmup_rounds, host_gate, **kwargs):
-        return fn(*args, repetition=_repeats(repeats, target_ci, max_repeats),
+    def wrapper(*args, repeats, target_ci, max_repeats, min_span, threads, pin, warmup_rounds, host_gate, **kwargs):
+        return fn(*args, repetition=_repeats(repeats, target_ci, max_repeats, min_span),
                   control=pinning.Control(pin=pin, threads=threads, host_gate=_gate(host_gate),
                                           warmup_rounds=warmup_rounds), **kwargs)
     return wrapper
@@ -95,11 +104,24 @@ def _gate(text: str) -> float | None:
         fail(f"--host-gate takes a fraction (e.g. {hostspeed.DEFAULT_TOLERANCE:g}) or 'off', got {text!r}")
 
 
+def with_references(control: pinning.Control, folder) -> pinning.Control:
+    """The gate's shared references: the fastest the host has been seen to
+    run by this folder's runs, and by this machine's sweeps since it booted
+    (:mod:`bench.hostmemory`); none with the gate off."""
+    if control.host_gate is None:
+        return control
+    return replace(control, probe_file=str(Path(folder) / hostspeed.REFERENCE_FILE),
+                   machine_probe_file=hostmemory.reference_file(control.pin, control.resolved_threads()))
+
+
 def record(machine: dict, control: pinning.Control) -> dict:
     """env.json's record of this invocation: the machine, the control asked
-    for, and what could not be controlled, with the load before the sweep."""
+    for, and what could not be controlled, with the load before the sweep
+    and the host speed this machine's earlier sweeps saw (the gate's
+    fastest probes per kind of run, in ms)."""
     return {**machine, "control": pinning.describe(control),
-            "uncontrolled": hostload.uncontrolled(before=hostload.snapshot())}
+            "uncontrolled": hostload.uncontrolled(before=hostload.snapshot()),
+            "host_probes_known_at_start": hostmemory.known(control.machine_probe_file)}
 
 
 def _no_rows():
@@ -118,15 +140,14 @@ def _rows(store):
 
 
 def progress_of(store, specs: list, repetition: Repetition) -> adaptive.Progress:
-    return adaptive.Progress(store.folder, specs, _rows(store), repetition.target, repetition.count)
+    return adaptive.Progress(store.folder, specs, _rows(store), repetition.target, repetition.count,
+                             repetition.min_span_s)
 
 
 def run(specs: list, store, repetition: Repetition, control: pinning.Control, say, **sweep_kwargs) -> dict:
     """Run the sweep: every spec (fixed repeats), or round by round (auto)."""
     from bench.runner import sweep
 
-    # The gate's reference lives in the folder: the fastest the host has been seen to run.
-    control = replace(control, probe_file=str(store.folder / hostspeed.REFERENCE_FILE))
     progress = progress_of(store, specs, repetition)
     if control.warmup_rounds:
         warm_up(unfinished(specs, progress, repetition), store, control, sweep_kwargs.get("isolate", False))
@@ -189,7 +210,8 @@ def dry_run(specs: list, out, done: set, repetition: Repetition, control: pinnin
     progress = None
     if rounds or repetition.auto:  # reading the folder's samples takes a moment: only when needed
         if not out.is_dir():
-            progress = adaptive.Progress(out, specs, _no_rows(), repetition.target, repetition.count)
+            progress = adaptive.Progress(out, specs, _no_rows(), repetition.target, repetition.count,
+                                      repetition.min_span_s)
         else:
             progress = progress_of(ResultStore(out), specs, repetition)
     warm = len(unfinished(specs, progress, repetition)) if rounds else 0

@@ -28,10 +28,14 @@
 # seconds (resumable; the table reads what it wrote). ACROSS=1 also compares
 # the sweeps' reported medians with each other (scripts/trust_spread.py
 # --across; RES/across.txt): with VARIANTS="s1: s2: s3:", three independent
-# gated sweeps, how far a figure moves when the sweep is run again.
+# gated sweeps, how far a figure moves when the sweep is run again. A word
+# TREE=PATH among a variant's options runs that sweep from another source
+# tree (an older commit's sinelstm/ and bench/, with its .commit), e.g.
+# VARIANTS="new1: old1:TREE=.old new2: old2:TREE=.old"; each sweep's
+# env.json names under "source" the tree its code came from.
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
-RES=${RES:-results/$(gpu_tag)-trust-$(date +%F)}
+RES=$(realpath -m "${RES:-results/$(gpu_tag)-trust-$(date +%F)}")  # absolute: a variant may run from another tree
 DEVICES=${DEVICES:-cpu,0,0+1}
 start_log "RES=$RES DEVICES=$DEVICES scripts/gpu_trust.sh"
 COMMON=(--devices "$DEVICES" --strategy single-process,chainermn --batchsize 10 --units 5 --recipe article
@@ -45,11 +49,19 @@ VARIANTS=${VARIANTS:-"ungated:--host-gate,off gated:"}
 folders=()
 for v in $VARIANTS; do
   folder=${v%%:*}
-  IFS=, read -ra opts <<< "${v#*:}"
+  IFS=, read -ra words <<< "${v#*:}"
+  opts=() tree=. commit=${SINEBENCH_GIT_COMMIT:-}
+  for w in ${words[@]+"${words[@]}"}; do
+    if [[ $w == TREE=* ]]; then  # python -m puts the working folder first on the path: run from inside the tree
+      tree=${w#TREE=} commit=$(cat "${w#TREE=}/.commit")
+    else
+      opts+=("$w")
+    fi
+  done
   folders+=("$RES/$folder")
-  echo "== $folder: pinned, --repeats auto ${opts[*]-} $(date -u)"
-  ${SWEEP_TIMEOUT:+timeout "$SWEEP_TIMEOUT"} $SB sweep "${COMMON[@]}" --repeats auto --target-ci 0.03 \
-    --max-repeats 8 ${opts[@]+"${opts[@]}"} --out "$RES/$folder"
+  echo "== $folder: pinned, --repeats auto ${opts[*]-} from $tree $(date -u)"
+  (cd "$tree" && SINEBENCH_GIT_COMMIT=$commit ${SWEEP_TIMEOUT:+timeout "$SWEEP_TIMEOUT"} $SB sweep "${COMMON[@]}" \
+    --repeats auto --target-ci 0.03 --max-repeats 8 ${opts[@]+"${opts[@]}"} --out "$RES/$folder")
 done
 echo "== spread of the repeat medians $(date -u)"
 python3 scripts/trust_spread.py "${folders[@]}" | tee "$RES/spread.txt"

@@ -42,7 +42,12 @@ checks, and with a 10 % tolerance every such run was stopped. With one
 reference for the job they still read slow at about 40 % of checks (both
 ranks probe at once, and either one slow is slow) and a few runs stopped
 (2x H200, results/h200x2-hostgate-2026-11-28); a reference per rank came
-after, not yet measured. On a quiet machine the probe
+after, not yet measured. A sweep also names a file of the machine's own
+(``SINEBENCH_HOST_PROBE_MACHINE_FILE``, kept per boot by :mod:`bench.hostmemory`),
+read and written beside the folder's, its probes good for an hour, so that
+a second sweep on one machine knows full speed from its first run: three sweeps in a row on a 2x H200 host
+each began with 30-60 s at 1.7x the probe's later time, and each learned
+that slow state as full speed (results/h200x2-repro2-2026-11-28). On a quiet machine the probe
 varies by a few per cent and the gate never waits. After the run, its
 probes where timing went on (:attr:`HostGate.probe_ms`) say whether it
 counts at all (:func:`counted`), and its own updates' spread whether
@@ -103,6 +108,11 @@ DISTURBED_FLOOR, DISTURBED_FACTOR = 0.15, 2.0
 _IMPLAUSIBLE = 4.0  # a folder's reference this much faster than a run's first probe is not believed
 TOLERANCE_RANGE = (0.01, 10.0)  # tighter reads noise as slowness; looser never waits
 REFERENCE_ENV = "SINEBENCH_HOST_PROBE_FILE"  # where a sweep's runs share the fastest probes
+MACHINE_ENV = "SINEBENCH_HOST_PROBE_MACHINE_FILE"  # where the sweeps on one machine share them
+# How long the machine's probes stay its reference: long enough for the next
+# sweeps, short enough that a rare fast moment of a busy laptop, or a host
+# whose fast state drifted, stops judging its runs within the hour.
+MACHINE_MAX_AGE_S = 3600.0
 PROBE = "cpu-update-b10-n5"  # what probe_ms times; a reference of another probe means nothing to it
 REFERENCE_FILE = f"host_probe_{PROBE}.txt"  # its name in a results folder
 POLICY = ("updates are timed only while a probe of host speed (CPU updates of a fixed model) is within {tol:.0%} "
@@ -144,26 +154,48 @@ def _probe_updater():
 _BEST = {}
 
 
-def reference_path(kind: str = "") -> str | None:
-    """The shared file of ``kind``'s reference: the sweep's file, with the
-    kind in its name (None: no sweep named one)."""
-    path = os.environ.get(REFERENCE_ENV)
-    if not path or not kind:
+def reference_paths(kind: str = "") -> list:
+    """The shared files of ``kind``'s reference, each with how long its
+    probes stay valid (None: for ever): the sweep's file and the machine's,
+    with the kind in their names ([]: no sweep named one)."""
+    files = ((os.environ.get(REFERENCE_ENV), None), (os.environ.get(MACHINE_ENV), MACHINE_MAX_AGE_S))
+    return [(_with_kind(path, kind), age) for path, age in files if path]
+
+
+def _with_kind(path: str, kind: str) -> str:
+    if not kind:
         return path
     stem, dot, ext = path.rpartition(".")
     safe = "".join(ch if ch.isalnum() or ch in "+-_" else "_" for ch in kind)
     return f"{stem}.{safe}.{ext}" if dot and "/" not in ext else f"{path}.{safe}"
 
 
-def _shared_ms(kind: str = "") -> list:
-    """The fastest probes recorded in the shared file, fastest first ([]:
-    none, or unreadable); one per line (an older file has one)."""
+def _entries(path: str, max_age_s: float | None = None) -> dict:
+    """A shared file's probes, ms -> when recorded (seconds since the
+    epoch; None where the line does not say, as in a folder's file), those
+    older than ``max_age_s`` left out ({}: none, or unreadable)."""
+    out = {}
     try:
-        with open(reference_path(kind)) as f:
-            values = [float(line) for line in f if line.strip()]
-    except (TypeError, OSError, ValueError):
-        return []
-    return _fastest(v for v in values if 0 < v < float("inf"))
+        with open(path) as f:
+            for line in f:
+                words = line.split()
+                if words:
+                    out[round(float(words[0]), 6)] = float(words[1]) if len(words) > 1 else None
+    except (TypeError, OSError, ValueError, IndexError):
+        return {}
+    now = time.time()
+    return {ms: t for ms, t in out.items()
+            if 0 < ms < float("inf") and (max_age_s is None or t is None or now - t <= max_age_s)}
+
+
+def read_ms(path: str, max_age_s: float | None = None) -> list:
+    """The fastest probes recorded in one shared file, fastest first."""
+    return _fastest(_entries(path, max_age_s))
+
+
+def _shared_ms(kind: str = "") -> list:
+    """The fastest probes of every shared file of ``kind``, fastest first."""
+    return _fastest(*(read_ms(path, age) for path, age in reference_paths(kind)))
 
 
 def _fastest(*groups) -> list:
@@ -174,18 +206,25 @@ def _fastest(*groups) -> list:
 
 
 def _record_shared(values: list, kind: str = ""):
-    """Merge ``values`` into the shared file's fastest probes, the file
-    written whole (a temporary file renamed), so a reader never sees half."""
-    path = reference_path(kind)
-    before = _shared_ms(kind)
-    merged = _fastest(before, values)
-    if not path or not merged or merged == before:
-        return
+    """Merge ``values`` into each shared file's fastest probes, the file
+    written whole (a temporary file renamed), so a reader never sees half.
+    The machine's file says when each probe was recorded (a probe read back
+    from it keeps its time), so that it can age out."""
+    now = time.time()
+    for path, age in reference_paths(kind):
+        before = _entries(path, age)
+        merged = _fastest(before, values)
+        if merged and merged != sorted(before):
+            when = {ms: before.get(ms) or now for ms in merged} if age is not None else dict.fromkeys(merged)
+            _write_ms(path, when)
+
+
+def _write_ms(path: str, when: dict):
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".host_probe.")
         with os.fdopen(fd, "w") as f:
-            f.writelines(f"{ms:.6f}\n" for ms in merged)
+            f.writelines(f"{ms:.6f}\n" if t is None else f"{ms:.6f} {t:.0f}\n" for ms, t in when.items())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError:  # the reference is an aid: a run goes on without it

@@ -3,6 +3,7 @@ fast twice in a row, stops at its cap, leaves a quiet host alone, waits for
 any rank, and the training loop keeps its waits out of every time it
 reports."""
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -168,6 +169,37 @@ def test_a_run_that_starts_in_a_slow_phase_knows_the_folders_reference(host, tmp
     assert _lines(shared) == [0.3, 0.4, 0.5, 0.6, 1.0]  # saved again: the same probes, not copies
 
 
+def test_a_later_sweep_on_the_machine_knows_its_reference_from_the_first(host, tmp_path, monkeypatch):
+    """A second sweep (a new folder) that starts in a slow phase waits for
+    full speed, because the machine's file remembers the first sweep's
+    probes; without that file it takes the slow phase for full speed."""
+    machine = tmp_path / "machine" / hostspeed.REFERENCE_FILE
+    machine.parent.mkdir()
+    monkeypatch.setenv(hostspeed.MACHINE_ENV, str(machine))
+    monkeypatch.setenv(hostspeed.REFERENCE_ENV, str(tmp_path / "first.txt"))
+    host["probes"] = [1.0]
+    first = HostGate(0.2, kind="cpu")
+    first.wait()
+    first.save()
+    machine_cpu = machine.parent / machine.name.replace(".txt", ".cpu.txt")
+    assert _lines(tmp_path / "first.cpu.txt") == hostspeed.read_ms(str(machine_cpu)) == [1.0]
+    for remembered in (True, False):
+        monkeypatch.setattr(hostspeed, "_BEST", {})  # a new worker
+        monkeypatch.setenv(hostspeed.REFERENCE_ENV, str(tmp_path / f"second-{remembered}.txt"))
+        if not remembered:
+            monkeypatch.delenv(hostspeed.MACHINE_ENV)
+        host["probes"], host["slept"] = [1.7, 1.7, 1.0, 1.05], 0
+        HostGate(0.2, kind="cpu").wait()
+        assert host["slept"] == (3 if remembered else 0)
+    # the machine's file says when each probe came; after an hour it no longer judges
+    (ms, when), = [line.split() for line in machine_cpu.read_text().splitlines()]
+    assert float(ms) == 1.0 and abs(float(when) - time.time()) < 60
+    assert (tmp_path / "first.cpu.txt").read_text().split() == [ms]  # a folder's file: probes alone
+    machine_cpu.write_text(f"{ms} {float(when) - hostspeed.MACHINE_MAX_AGE_S - 1:.0f}\n")
+    monkeypatch.setenv(hostspeed.MACHINE_ENV, str(machine))
+    assert hostspeed._shared_ms("cpu") == [] and hostspeed.read_ms(str(machine_cpu)) == [1.0]
+
+
 def test_each_kind_of_run_keeps_its_own_reference(host, tmp_path, monkeypatch):
     """A ChainerMN rank's probe reads slower than a CPU run's at the same host
     speed: against the CPU runs' reference it would wait, or stop, for ever."""
@@ -302,7 +334,10 @@ def test_a_folder_keeps_one_gate_setting(tmp_path):
     a sweep asking for another setting than the folder's is refused (one line,
     exit 2, nothing written), and a folder from before the gate counts as off."""
     import json
+    import os
+    from pathlib import Path
 
+    from bench import hostmemory
     from tests.helpers import sinebench
 
     out = tmp_path / "r"
@@ -314,9 +349,23 @@ def test_a_folder_keeps_one_gate_setting(tmp_path):
     env = json.loads((out / "env.json").read_text())
     assert [r["control"]["host_gate_tolerance"] for r in env["invocations"].values()] == [hostspeed.DEFAULT_TOLERANCE]
     assert (out / hostspeed.REFERENCE_FILE.replace(".txt", ".sinebench-single-device-cpu-rank0.txt")).is_file()
+    # the machine remembers: a sweep into another folder starts knowing this one's probes
+    (first_record,) = env["invocations"].values()
+    machine = Path(first_record["control"]["host_gate_machine_file"])
+    assert first_record["host_probes_known_at_start"] == {}
+    assert machine.parent.parent == Path(os.environ[hostmemory.CACHE_ENV])
+    kind = "sinebench-single-device-cpu-rank0"
+    remembered = hostspeed.read_ms(str(machine.with_name(machine.name.replace(".txt", f".{kind}.txt"))))
+    second = sinebench(*common[:-1], tmp_path / "second")
+    assert second.returncode == 0, second.stderr
+    (record,) = json.loads((tmp_path / "second" / "env.json").read_text())["invocations"].values()
+    assert record["host_probes_known_at_start"] == {kind: remembered} and len(remembered) >= 1
     before = (out / "runs.csv").read_text()
     refused = sinebench(*common, "--host-gate", "off", "--repeats", "2")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    for bad in (["--repeats", "2", "--min-span", "30"], ["--repeats", "auto", "--min-span", "-1"]):
+        span = sinebench(*common, *bad)
+        assert span.returncode == 2 and len(span.stderr.strip().splitlines()) == 1, span.stderr
     assert f"--host-gate {hostspeed.DEFAULT_TOLERANCE:g}" in refused.stderr and (out / "runs.csv").read_text() == before
     # the same folder as if written before the gate: its invocation has no tolerance -> off
     for record in env["invocations"].values():

@@ -4,6 +4,7 @@ a machine was noisy. Seeded and fast (one short sweep; the GPU tests skip here).
 import json
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -117,6 +118,75 @@ def test_auto_repeats_stop_a_quiet_configuration_at_three_and_a_noisy_one_at_the
             reasons.setdefault(spec.train.n_units, []).append(decided.stop_reason)
     assert reasons[5] == ["", "", adaptive.STABLE]
     assert reasons[32] == ["", "", "", "", adaptive.CAP]
+
+
+def started(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(1_800_000_000 + seconds))
+
+
+def test_repeats_inside_one_slow_phase_are_not_stable_until_they_span_the_minimum(tmp_path):
+    """As on a 2x H200 host (results/h200x2-repro2-2026-11-28): four rounds
+    in a slow start agree to ±1 % but started within 45 s; with a 60 s span
+    the sweep goes on, the host reads fast, they stop counting, and the
+    figure it settles on is the fast one. Without a span it settles on the
+    slow one; a resumed sweep judges the span from the folder's rows."""
+    settled = {}
+    for span in (0.0, 60.0):
+        (tmp_path / str(span)).mkdir()
+        all_specs = specs(10, units=(5,))
+        progress = adaptive.Progress(tmp_path, all_specs, frame([]), target=0.03, cap=10, min_span_s=span)
+        config = adaptive.config_key(all_specs[0])
+        rows = []
+        for r in range(10):
+            if not progress.next_round(r):
+                break
+            (spec,) = progress.next_round(r)
+            slow = r < 4  # rounds 15 s apart; the first four in the slow phase
+            rep = sample_sets(1.7 if slow else 1.0, r, repeats=1, n=2000, run_noise=0.001)
+            rows.append(progress.decide(row(spec.run_id, r, rep.medians[0], started_at=started(15 * r),
+                                            host_probe_ms=2.4 if slow else 1.4, host_gate=0.2), rep.samples[0]))
+            samples.write(tmp_path / str(span), spec.run_id, rep.samples[0])
+        assert rows[-1].stop_reason == adaptive.STABLE
+        settled[span] = (len(rows), np.median([v.median for v in progress.counted(config)]))
+        if span:
+            assert progress.span_s(config) >= 60
+            folder = tmp_path / str(span)
+            resumed = adaptive.Progress(folder, all_specs, frame(rows), target=0.03, cap=10, min_span_s=span)
+            assert resumed.span_s(config) == progress.span_s(config) and resumed.stable(config)
+            early = adaptive.Progress(folder, all_specs, frame(rows[:-1]), target=0.03, cap=10, min_span_s=span)
+            assert not early.stable(config) and early.next_round(len(rows) - 1)
+    assert settled[0.0][0] == 3 and settled[0.0][1] > 1.6  # called stable inside the slow phase
+    assert settled[60.0][1] < 1.05 and settled[60.0][0] == 9  # four slow, then five fast over 60 s
+    assert adaptive.epoch_s("t") is None and adaptive.epoch_s(started(0)) == 1_800_000_000
+
+
+def test_a_quick_configuration_waits_for_its_span_rather_than_repeating_inside_one_phase(tmp_path, monkeypatch):
+    """Three runs 3 s apart are within ±3 %; the sweep waits until a fourth
+    would start 60 s after the first, runs it, and is done: four runs, not
+    twenty inside the same minute."""
+    clock = {"now": 1_800_000_000.0, "slept": []}
+
+    def sleep(s):
+        clock["slept"].append(s)
+        clock["now"] += s
+
+    monkeypatch.setattr(adaptive.time, "time", lambda: clock["now"])
+    monkeypatch.setattr(adaptive.time, "sleep", sleep)
+    progress = adaptive.Progress(tmp_path, specs(10, units=(5,)), frame([]), target=0.03, cap=10, min_span_s=60)
+    rows, said = [], []
+
+    def sweep_round(pending, decide):
+        for spec in pending:
+            rep = sample_sets(1.0, spec.repeat, repeats=1, n=2000, run_noise=0.001)
+            rows.append(decide(row(spec.run_id, spec.repeat, rep.medians[0],
+                                   started_at=started(clock["now"] - 1_800_000_000)), rep.samples[0]))
+            clock["now"] += 3
+        return {"ok": len(pending)}
+
+    adaptive.run_rounds(progress, sweep_round, say=said.append)
+    assert [r.stop_reason for r in rows] == ["", "", "", adaptive.STABLE]
+    assert len(clock["slept"]) == 1 and 50 < clock["slept"][0] < 62
+    assert any(line.startswith("waiting 51 s") and "(--min-span)" in line for line in said), said
 
 
 def test_a_round_the_host_kept_slow_is_replaced_not_counted(tmp_path):
