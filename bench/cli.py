@@ -143,7 +143,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         raise
     try:
         control = sweep_control.with_references(control, out)
-        invocation = write_env(out, sweep_control.record(machine, control), specs)
+        invocation = write_env(out, sweep_control.record(machine, control, repetition), specs)
         counts = sweep_control.run(specs, store, repetition, control, warn, progress=progress, isolate=isolate,
                                    retries=retries, invocation=invocation)
         click.echo(f"{sweep_control.total(counts)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)

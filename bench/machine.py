@@ -80,9 +80,39 @@ def rows(env: dict) -> list:
     topo = ANSI.sub("", (env.get("gpu") or {}).get("topology") or "").split("\n\nLegend")[0].strip()
     if topo:
         out.append(("GPU topology", Markup(f"<pre>{escape(topo.expandtabs(8))}</pre>")))
+    out += _how_timed(env)
     out += [("OS", env.get("os", "?")),
             ("software", ", ".join(f"{k} {val}" for k, val in v.items() if val and k != "mpi")),
             ("MPI", v.get("mpi") or "–"), ("commit", env.get("git_commit", "?"))]
+    return out
+
+
+def _how_timed(env: dict) -> list:
+    """The control, repeats and host speed known at the start, where the
+    record has them (older folders have none of them, or some)."""
+    out = []
+    control = env.get("control") or {}
+    if control:
+        threads = control.get("threads", "?")
+        gate = control.get("host_gate_tolerance")
+        warm = str(control.get("warmup_rounds", "0")).split(":")[0]
+        out.append(("timing control", f"{'pinned' if control.get('pinned') else 'not pinned'}, {threads} BLAS threads; "
+                    + (f"host-speed gate at {gate:.0%}" if isinstance(gate, (int, float)) else "no host-speed gate")
+                    + (f"; {warm} warm-up round(s)" if warm not in ("", "0") else "")))
+    repeats = env.get("repeats") or {}
+    if repeats.get("mode") == "auto":
+        span = repeats.get("min_span_s")
+        out.append(("repeats", f"auto: until the median's 95 % interval is within ±{100 * repeats.get('target_ci', 0):g} %"
+                    + (f", the counted repeats started at least {span:g} s apart" if span else "")
+                    + f"; at most {repeats.get('max_repeats', '?')}"))
+    elif repeats.get("mode") == "fixed":
+        out.append(("repeats", f"{repeats.get('count', '?')} of each configuration"))
+    known = env.get("host_probes_known_at_start")
+    if isinstance(known, dict):
+        out.append(("host speed known at the start", "; ".join(
+            f"{kind}: {min(values):.3f}–{max(values):.3f} ms" for kind, values in known.items() if values)
+            + " (the gate's fastest probes from this machine's sweeps in the hour before)" if known
+            else "none: no sweep on this machine in the hour before (the gate learned full speed as it went)"))
     return out
 
 

@@ -114,14 +114,21 @@ def with_references(control: pinning.Control, folder) -> pinning.Control:
                    machine_probe_file=hostmemory.reference_file(control.pin, control.resolved_threads()))
 
 
-def record(machine: dict, control: pinning.Control) -> dict:
-    """env.json's record of this invocation: the machine, the control asked
-    for, and what could not be controlled, with the load before the sweep
-    and the host speed this machine's earlier sweeps saw (the gate's
-    fastest probes per kind of run, in ms)."""
-    return {**machine, "control": pinning.describe(control),
+def record(machine: dict, control: pinning.Control, repetition: Repetition) -> dict:
+    """env.json's record of this invocation: the machine, the control and
+    repeats asked for, and what could not be controlled, with the load
+    before the sweep and the host speed this machine's earlier sweeps saw
+    (the gate's fastest probes per kind of run, in ms)."""
+    return {**machine, "control": pinning.describe(control), "repeats": describe(repetition),
             "uncontrolled": hostload.uncontrolled(before=hostload.snapshot()),
             "host_probes_known_at_start": hostmemory.known(control.machine_probe_file)}
+
+
+def describe(repetition: Repetition) -> dict:
+    if not repetition.auto:
+        return {"mode": "fixed", "count": repetition.count}
+    return {"mode": "auto", "target_ci": repetition.target, "max_repeats": repetition.count,
+            "min_span_s": repetition.min_span_s}
 
 
 def _no_rows():

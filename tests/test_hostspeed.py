@@ -338,6 +338,7 @@ def test_a_folder_keeps_one_gate_setting(tmp_path):
     from pathlib import Path
 
     from bench import hostmemory
+    from bench.machine import rows as machine_rows
     from tests.helpers import sinebench
 
     out = tmp_path / "r"
@@ -352,7 +353,7 @@ def test_a_folder_keeps_one_gate_setting(tmp_path):
     # the machine remembers: a sweep into another folder starts knowing this one's probes
     (first_record,) = env["invocations"].values()
     machine = Path(first_record["control"]["host_gate_machine_file"])
-    assert first_record["host_probes_known_at_start"] == {}
+    assert first_record["host_probes_known_at_start"] == {} and first_record["repeats"]["mode"] == "fixed"
     assert machine.parent.parent == Path(os.environ[hostmemory.CACHE_ENV])
     kind = "sinebench-single-device-cpu-rank0"
     remembered = hostspeed.read_ms(str(machine.with_name(machine.name.replace(".txt", f".{kind}.txt"))))
@@ -360,6 +361,10 @@ def test_a_folder_keeps_one_gate_setting(tmp_path):
     assert second.returncode == 0, second.stderr
     (record,) = json.loads((tmp_path / "second" / "env.json").read_text())["invocations"].values()
     assert record["host_probes_known_at_start"] == {kind: remembered} and len(remembered) >= 1
+    shown = dict(machine_rows(record))  # the report's machine table says how the runs were timed
+    assert shown["host speed known at the start"].startswith(f"{kind}: {min(remembered):.3f}")
+    assert shown["timing control"].endswith("host-speed gate at 20%")
+    assert "none: no sweep on this machine" in dict(machine_rows(first_record))["host speed known at the start"]
     before = (out / "runs.csv").read_text()
     refused = sinebench(*common, "--host-gate", "off", "--repeats", "2")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1

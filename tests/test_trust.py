@@ -189,6 +189,20 @@ def test_a_quick_configuration_waits_for_its_span_rather_than_repeating_inside_o
     assert any(line.startswith("waiting 51 s") and "(--min-span)" in line for line in said), said
 
 
+def test_the_report_says_how_repeats_were_decided():
+    from bench import machine, sweep_control
+
+    auto = sweep_control._repeats("auto", None, 8, None)
+    assert sweep_control.describe(auto) == {"mode": "auto", "target_ci": 0.03, "max_repeats": 8, "min_span_s": 60.0}
+    shown = dict(machine.rows({"repeats": sweep_control.describe(auto)}))["repeats"]
+    assert "±3 %" in shown and "at least 60 s apart" in shown and "at most 8" in shown
+    no_span = sweep_control.describe(sweep_control._repeats("auto", 0.05, 4, 0.0))
+    assert "apart" not in dict(machine.rows({"repeats": no_span}))["repeats"]
+    fixed = sweep_control.describe(sweep_control._repeats("3", None, 8, None))
+    assert dict(machine.rows({"repeats": fixed}))["repeats"] == "3 of each configuration"
+    assert "repeats" not in dict(machine.rows({}))  # a folder from before says nothing
+
+
 def test_a_round_the_host_kept_slow_is_replaced_not_counted(tmp_path):
     """A slow-host run neither counts as a repeat nor ends its configuration:
     the next round runs in its place, up to the rounds laid out."""
