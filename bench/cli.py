@@ -143,7 +143,10 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         raise
     try:
         control = sweep_control.with_references(control, out)
-        invocation = write_env(out, sweep_control.record(machine, control, repetition), specs)
+        record = sweep_control.record(machine, control, repetition)
+        invocation = write_env(out, record, specs)
+        for line in sweep_control.start_warnings(record):
+            warn(line)
         counts = sweep_control.run(specs, store, repetition, control, warn, progress=progress, isolate=isolate,
                                    retries=retries, invocation=invocation)
         click.echo(f"{sweep_control.total(counts)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)

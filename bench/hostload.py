@@ -14,6 +14,10 @@ CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
 SAMPLE_S = 0.5  # how long to watch other processes' CPU time
 BUSY = 0.10  # share of one core above which another process counts as busy
 TOP = 5
+# Two 1x H200 machines, each swept from its first minute for ten: the CPU
+# probe took 5-10 % longer for the first 2-4 minutes than after
+# (results/h200x1-span2-2026-11-29); a sweep started sooner says so.
+FRESH_S = 300.0
 
 
 def _read(path) -> str | None:
@@ -99,7 +103,25 @@ def snapshot() -> dict:
     except OSError:
         load = None
     return {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "loadavg_1_5_15min": load,
-            "busy_processes": busy_processes()}
+            "busy_processes": busy_processes(), "uptime_s": uptime_s()}
+
+
+def uptime_s() -> float | None:
+    """Seconds since the machine booted (None where /proc does not say).
+    Freshly started lent machines ran slower in their first minutes
+    (:data:`FRESH_S`)."""
+    text = _read("/proc/uptime")
+    try:
+        return round(float(text.split()[0]), 1) if text else None
+    except (ValueError, IndexError):
+        return None
+
+
+def fresh(snapshot: dict | None) -> float | None:
+    """The machine's uptime, if it had booted less than :data:`FRESH_S`
+    before ``snapshot`` was taken; else None."""
+    up = (snapshot or {}).get("uptime_s")
+    return up if isinstance(up, (int, float)) and up < FRESH_S else None
 
 
 def uncontrolled(before: dict | None = None, after: dict | None = None) -> dict:

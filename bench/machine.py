@@ -6,7 +6,7 @@ import re
 
 from markupsafe import Markup, escape
 
-from bench import invocations, peaks
+from bench import hostload, invocations, peaks
 
 # Terminal control sequences (ECMA-48): CSI (colours, cursor), OSC (titles),
 # character-set selection, and any other two-byte escape.
@@ -102,11 +102,18 @@ def _how_timed(env: dict) -> list:
     repeats = env.get("repeats") or {}
     if repeats.get("mode") == "auto":
         span = repeats.get("min_span_s")
-        out.append(("repeats", f"auto: until the median's 95 % interval is within ±{100 * repeats.get('target_ci', 0):g} %"
+        target = 100 * repeats.get("target_ci", 0)
+        out.append(("repeats", f"auto: until the median's 95 % interval is within ±{target:g} %"
                     + (f", the counted repeats started at least {span:g} s apart" if span else "")
                     + f"; at most {repeats.get('max_repeats', '?')}"))
     elif repeats.get("mode") == "fixed":
         out.append(("repeats", f"{repeats.get('count', '?')} of each configuration"))
+    before = (env.get("uncontrolled") or {}).get("load_before") or {}
+    if isinstance(before.get("uptime_s"), (int, float)):
+        up = before["uptime_s"]
+        out.append(("machine up", f"{up / 60:.0f} min when the sweep began" + (
+            " (freshly booted: such machines ran 5–10 % slower in their first minutes)"
+            if hostload.fresh(before) is not None else "")))
     known = env.get("host_probes_known_at_start")
     if isinstance(known, dict):
         out.append(("host speed known at the start", "; ".join(

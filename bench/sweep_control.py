@@ -124,6 +124,16 @@ def record(machine: dict, control: pinning.Control, repetition: Repetition) -> d
             "host_probes_known_at_start": hostmemory.known(control.machine_probe_file)}
 
 
+def start_warnings(record: dict) -> list:
+    """What to say before the first run about the machine's state."""
+    up = hostload.fresh((record.get("uncontrolled") or {}).get("load_before"))
+    if up is None:
+        return []
+    return [f"this machine booted {up:.0f} s ago: freshly started machines ran 5-10 % slower in their first "
+            f"2-4 minutes (two 1x H200 machines, results/h200x1-span2-2026-11-29); figures to compare with "
+            f"later sweeps are better started after {hostload.FRESH_S / 60:g} minutes"]
+
+
 def describe(repetition: Repetition) -> dict:
     if not repetition.auto:
         return {"mode": "fixed", "count": repetition.count}

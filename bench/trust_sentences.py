@@ -1,7 +1,7 @@
 """The report's uncertainty in English: intervals beside speedups, which
 differences the data support, and the warning that a machine was noisy.
 Computes nothing (that is :mod:`bench.trust` and :mod:`bench.intervals`)."""
-from bench import intervals, trust
+from bench import hostload, intervals, trust
 from bench.sentences import at, fmt_ms, fmt_x
 from sinelstm import hostspeed
 
@@ -122,6 +122,10 @@ def _conditions(uncontrolled: dict | None, pinned) -> str:
     bits = []
     if pinned is False:
         bits.append("this sweep ran unpinned")
+    up = hostload.fresh((uncontrolled or {}).get("load_before"))
+    if up is not None:
+        bits.append(f"the machine had booted {up:.0f} s before the sweep, and fresh machines ran 5–10 % slower in "
+                    f"their first minutes")
     for when in ("before", "after"):
         load = (uncontrolled or {}).get(f"load_{when}") or {}
         if load.get("loadavg_1_5_15min"):

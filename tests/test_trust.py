@@ -203,6 +203,25 @@ def test_the_report_says_how_repeats_were_decided():
     assert "repeats" not in dict(machine.rows({}))  # a folder from before says nothing
 
 
+def test_a_sweep_on_a_freshly_booted_machine_says_so(monkeypatch):
+    """At the start of the sweep, in the noise warning's conditions and in
+    the report's machine table; a machine up for an hour says nothing."""
+    from bench import hostload, machine, sweep_control
+
+    monkeypatch.setattr(hostload, "_read", lambda path: "42.5 80.0" if str(path) == "/proc/uptime" else None)
+    assert hostload.uptime_s() == 42.5
+    record = {"uncontrolled": {"load_before": {"uptime_s": 42.5}}}
+    (line,) = sweep_control.start_warnings(record)
+    assert line.startswith("this machine booted 42 s ago") and "results/h200x1-span2-2026-11-29" in line
+    assert "booted 42 s before the sweep" in trust_sentences._conditions(record["uncontrolled"], True)
+    assert "freshly booted" in dict(machine.rows(record))["machine up"]
+    settled = {"uncontrolled": {"load_before": {"uptime_s": 3600.0}}}
+    assert sweep_control.start_warnings(settled) == []
+    assert trust_sentences._conditions(settled["uncontrolled"], True) == ""
+    assert dict(machine.rows(settled))["machine up"] == "60 min when the sweep began"
+    assert sweep_control.start_warnings({}) == [] and "machine up" not in dict(machine.rows({}))
+
+
 def test_a_round_the_host_kept_slow_is_replaced_not_counted(tmp_path):
     """A slow-host run neither counts as a repeat nor ends its configuration:
     the next round runs in its place, up to the rounds laid out."""
