@@ -14,9 +14,10 @@ CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
 SAMPLE_S = 0.5  # how long to watch other processes' CPU time
 BUSY = 0.10  # share of one core above which another process counts as busy
 TOP = 5
-# Two 1x H200 machines, each swept from its first minute for ten: the CPU
-# probe took 5-10 % longer for the first 2-4 minutes than after
-# (results/h200x1-span2-2026-11-29); a sweep started sooner says so.
+# Three 1x H200 machines, each measured from its first minute: the CPU
+# probe's fast state took 4-10 % longer for the first 2-4 minutes than after
+# (results/h200x1-span2-2026-11-29, results/h200x1-boot-2026-11-29); a sweep
+# started sooner says so.
 FRESH_S = 300.0
 
 

@@ -112,7 +112,7 @@ def _how_timed(env: dict) -> list:
     if isinstance(before.get("uptime_s"), (int, float)):
         up = before["uptime_s"]
         out.append(("machine up", f"{up / 60:.0f} min when the sweep began" + (
-            " (freshly booted: such machines ran 5–10 % slower in their first minutes)"
+            " (freshly booted: such machines ran 4–10 % slower in their first minutes)"
             if hostload.fresh(before) is not None else "")))
     known = env.get("host_probes_known_at_start")
     if isinstance(known, dict):

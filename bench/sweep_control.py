@@ -129,8 +129,8 @@ def start_warnings(record: dict) -> list:
     up = hostload.fresh((record.get("uncontrolled") or {}).get("load_before"))
     if up is None:
         return []
-    return [f"this machine booted {up:.0f} s ago: freshly started machines ran 5-10 % slower in their first "
-            f"2-4 minutes (two 1x H200 machines, results/h200x1-span2-2026-11-29); figures to compare with "
+    return [f"this machine booted {up:.0f} s ago: freshly started machines ran 4-10 % slower in their first "
+            f"2-4 minutes (three 1x H200 machines, results/h200x1-boot-2026-11-29); figures to compare with "
             f"later sweeps are better started after {hostload.FRESH_S / 60:g} minutes"]
 
 

@@ -212,7 +212,7 @@ def test_a_sweep_on_a_freshly_booted_machine_says_so(monkeypatch):
     assert hostload.uptime_s() == 42.5
     record = {"uncontrolled": {"load_before": {"uptime_s": 42.5}}}
     (line,) = sweep_control.start_warnings(record)
-    assert line.startswith("this machine booted 42 s ago") and "results/h200x1-span2-2026-11-29" in line
+    assert line.startswith("this machine booted 42 s ago") and "results/h200x1-boot-2026-11-29" in line
     assert "booted 42 s before the sweep" in trust_sentences._conditions(record["uncontrolled"], True)
     assert "freshly booted" in dict(machine.rows(record))["machine up"]
     settled = {"uncontrolled": {"load_before": {"uptime_s": 3600.0}}}
