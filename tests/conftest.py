@@ -1,15 +1,24 @@
-"""Every test gets its own machine memory of host speed (bench.hostmemory)
-and no shared reference from the shell that started pytest: a reference one
-test's sweep learned would otherwise judge the next test's runs, and a
-developer's own sweeps would judge the tests'."""
+"""No test shares the machine's memory of host speed (bench.hostmemory) with
+another, or with a developer's own sweeps: a reference one sweep learned
+at a quiet moment judges the next sweep's runs, and on a loaded 2-core
+machine stops them as slow-host.
+
+Module- and session-scoped fixtures sweep before any function-scoped
+fixture runs, so at import the memory's folder is made impossible (a path
+under a file: bench.hostmemory then keeps none, as where a cache cannot be
+written); each test then gets a fresh one of its own."""
+import os
+
 import pytest
 
 from bench import hostmemory
 from sinelstm import hostspeed
 
+os.environ[hostmemory.CACHE_ENV] = os.path.join(os.devnull, "sinebench")
+for _var in (hostspeed.REFERENCE_ENV, hostspeed.MACHINE_ENV):
+    os.environ.pop(_var, None)
+
 
 @pytest.fixture(autouse=True)
 def own_machine_memory(tmp_path_factory, monkeypatch):
     monkeypatch.setenv(hostmemory.CACHE_ENV, str(tmp_path_factory.mktemp("machine-memory")))
-    for var in (hostspeed.REFERENCE_ENV, hostspeed.MACHINE_ENV):
-        monkeypatch.delenv(var, raising=False)

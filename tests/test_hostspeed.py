@@ -4,6 +4,7 @@ any rank, and the training loop keeps its waits out of every time it
 reports."""
 import itertools
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -335,7 +336,6 @@ def test_a_folder_keeps_one_gate_setting(tmp_path):
     exit 2, nothing written), and a folder from before the gate counts as off."""
     import json
     import os
-    from pathlib import Path
 
     from bench import hostmemory
     from bench.machine import rows as machine_rows
@@ -378,3 +378,23 @@ def test_a_folder_keeps_one_gate_setting(tmp_path):
     (out / "env.json").write_text(json.dumps(env))
     assert "--host-gate off" in sinebench(*common, "--repeats", "2").stderr
     assert sinebench(*common, "--repeats", "2", "--host-gate", "off").returncode == 0
+
+
+def test_a_machine_whose_cache_cannot_be_written_keeps_no_memory(tmp_path, monkeypatch):
+    """The gate then keeps to the folder's reference; env.json says no memory
+    was kept (None), not that the machine knew nothing ({})."""
+    import os
+
+    from bench import hostmemory, pinning, sweep_control
+
+    monkeypatch.setenv(hostmemory.CACHE_ENV, os.path.join(os.devnull, "sinebench"))
+    assert hostmemory.reference_file(True, 4) is None
+    control = sweep_control.with_references(pinning.Control(), tmp_path)
+    assert control.machine_probe_file is None and control.probe_file.startswith(str(tmp_path))
+    env = pinning.worker_env({hostspeed.MACHINE_ENV: "/elsewhere"}, control)
+    assert hostspeed.MACHINE_ENV not in env and env[hostspeed.REFERENCE_ENV] == control.probe_file
+    monkeypatch.setenv(hostmemory.CACHE_ENV, str(tmp_path / "cache"))
+    kept = sweep_control.with_references(pinning.Control(threads=4), tmp_path)
+    assert Path(kept.machine_probe_file).parent.parent == tmp_path / "cache"
+    assert "threads4" in kept.machine_probe_file and hostmemory.machine_key() in kept.machine_probe_file
+    assert sweep_control.with_references(pinning.Control(host_gate=None), tmp_path).machine_probe_file is None
