@@ -1,7 +1,8 @@
-"""No test shares the machine's memory of host speed (bench.hostmemory) with
-another, or with a developer's own sweeps: a reference one sweep learned
-at a quiet moment judges the next sweep's runs, and on a loaded 2-core
-machine stops them as slow-host.
+"""No test shares the gate's memory of host speed with another, or with a
+developer's own sweeps: neither the machine's (bench.hostmemory) nor this
+process's (sinelstm.hostspeed._BEST, for runs trained in-process). A
+reference one test learned at a quiet moment judges the next test's runs,
+and on a loaded 2-core machine stops them as slow-host.
 
 Module- and session-scoped fixtures sweep before any function-scoped
 fixture runs, so at import the memory's folder is made impossible (a path
@@ -20,5 +21,6 @@ for _var in (hostspeed.REFERENCE_ENV, hostspeed.MACHINE_ENV):
 
 
 @pytest.fixture(autouse=True)
-def own_machine_memory(tmp_path_factory, monkeypatch):
+def own_host_memory(tmp_path_factory, monkeypatch):
     monkeypatch.setenv(hostmemory.CACHE_ENV, str(tmp_path_factory.mktemp("machine-memory")))
+    monkeypatch.setattr(hostspeed, "_BEST", {})
