@@ -23,7 +23,7 @@ interruptions inside the run make them (:func:`sinelstm.hostspeed.undisturbed`).
 The span is there because a slow phase of the host can hold a whole
 quick configuration: on a 2x H200 host a sweep's first 30-60 s ran at 1.7x,
 and its CPU configuration's four rounds all fell inside them, agreed to
-±2.5 % and were called stable at 2.57 ms, 83 % above what the next two
+±2.5 % and were called stable at 2.57 ms, 75-83 % above what the next two
 sweeps reported (results/h200x2-repro2-2026-11-28). A round later the host
 read fast, and those four would have stopped counting. A span is no proof
 (a slow phase can last longer), only a bound on how briefly a figure can be
@@ -131,10 +131,13 @@ class Progress:
     def interval(self, config: str):
         return intervals.median_interval(self.repeats(config), config)
 
+    def _starts(self, config: str) -> list:
+        return [v.started for v in self.counted(config) if v.started is not None]
+
     def span_s(self, config: str) -> float:
         """Seconds from the first counted repeat's start to the last's (0
         while fewer than two have a known start)."""
-        starts = [v.started for v in self.counted(config) if v.started is not None]
+        starts = self._starts(config)
         return max(starts) - min(starts) if starts else 0.0
 
     def within_target(self, config: str) -> bool:
@@ -147,17 +150,18 @@ class Progress:
     def stable(self, config: str) -> bool:
         return self.within_target(config) and self.span_s(config) >= self.min_span_s
 
+    def waiting(self, config: str) -> bool:
+        """Within its target, only its span missing: another run now would
+        land in the same stretch of the host's time as the others."""
+        return self.within_target(config) and self.span_s(config) < self.min_span_s
+
     def span_wait_s(self, configs) -> float:
-        """How long to wait before a run of ``configs`` can be useful: where
-        every one of them is within its target and waits only for its span,
-        until the first of them would reach it (0: a run is useful now)."""
-        ready = []
-        for config in configs:
-            starts = [v.started for v in self.counted(config) if v.started is not None]
-            if not self.within_target(config) or not starts:
-                return 0.0
-            ready.append(min(starts) + self.min_span_s)
-        return max(0.0, min(ready, default=0.0) - time.time())
+        """How long until the first of ``configs`` (each waiting) could
+        reach its span with one more run; at most the span itself (a start
+        time ahead of this clock, from another machine's rows, cannot hold
+        the sweep longer)."""
+        ready = [min(self._starts(c)) + self.min_span_s for c in configs if self._starts(c)]
+        return min(max(0.0, min(ready, default=0.0) - time.time()), self.min_span_s)
 
     def full(self, config: str) -> bool:
         """As many counted repeats as the cap."""
@@ -219,13 +223,20 @@ def run_rounds(progress: Progress, sweep_round, say=print) -> dict:
             total["skipped"] += len(pending)  # a resumed sweep: this round is done
             continue
         # Quick configurations reach their interval within seconds: rather
-        # than run them again and again inside one phase of the host, wait,
-        # so that their repeats spread over the span.
-        wait = progress.span_wait_s([progress.key[s.run_id] for s in pending])
-        if wait > 0:
-            say(f"waiting {wait:.0f} s, so that the repeats of {len(pending)} configuration(s) within "
+        # than run them again and again inside one phase of the host (and
+        # use up the cap there), they sit out rounds while others run, and
+        # the sweep waits where nothing else is left.
+        # In the last round laid out, or with nothing else to run, the
+        # sweep waits for them instead.
+        sitting = [s for s in pending if progress.waiting(progress.key[s.run_id])
+                   and progress.span_wait_s([progress.key[s.run_id]]) > 0]
+        if sitting and (len(sitting) == len(pending) or r == progress.rounds - 1):
+            wait = progress.span_wait_s([progress.key[s.run_id] for s in sitting]) + 1  # whole-second times
+            say(f"waiting {wait:.0f} s, so that the repeats of {len(sitting)} configuration(s) within "
                 f"±{progress.target:.0%} spread over {progress.min_span_s:g} s (--min-span)")
-            time.sleep(wait + 1)  # started_at has whole seconds
+            time.sleep(wait)
+            sitting = []
+        pending = [s for s in pending if s not in sitting]
         say(f"round {r + 1}: {len(pending)} configuration(s) not yet within ±{progress.target:.0%}"
             + (f" over {progress.min_span_s:g} s" if progress.min_span_s else ""))
         for status, n in sweep_round(pending, progress.decide).items():

@@ -15,10 +15,11 @@ SAMPLE_S = 0.5  # how long to watch other processes' CPU time
 BUSY = 0.10  # share of one core above which another process counts as busy
 TOP = 5
 # Three 1x H200 machines, each measured from its first minute: the CPU
-# probe's fast state took 4-10 % longer for the first 2-4 minutes than after
+# probe's fast state took 4-12 % longer for the first 2-4 minutes than after
 # (results/h200x1-span2-2026-11-29, results/h200x1-boot-2026-11-29); a sweep
 # started sooner says so.
 FRESH_S = 300.0
+FRESH_SLOWER = "freshly started machines ran 4-12 % slower in their first 2-4 minutes"
 
 
 def _read(path) -> str | None:

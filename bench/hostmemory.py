@@ -6,7 +6,7 @@ A sweep's gate learns full speed from the probes it sees. A sweep that
 starts in a slow phase learns the slow speed as full speed and times at it:
 three sweeps in a row on one 2x H200 host each began with 30-60 s at 1.7x
 the probe's later time, and the first of them called its CPU figure stable
-at 2.57 ms, 83 % above what the next two reported
+at 2.57 ms, 75-83 % above what the next two reported
 (results/h200x2-repro2-2026-11-28). The machine's memory lets every sweep
 after the first on a machine judge its start against what that machine has
 already shown it can do.
@@ -30,11 +30,16 @@ CACHE_ENV = "SINEBENCH_CACHE_DIR"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
-def cache_dir() -> Path:
+def cache_dir() -> Path | None:
+    """Absolute (the workers run from the project's folder); None where the
+    user has no home to find it under."""
     if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "sinebench"
+        return Path(os.environ[CACHE_ENV]).absolute()
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no HOME and no passwd entry
+        return None
+    return (Path(base) / "sinebench").absolute()
 
 
 def machine_key() -> str:
@@ -61,7 +66,10 @@ def _boot_time() -> str:
 def reference_file(pinned: bool, threads: int | None) -> str | None:
     """The machine's file for a sweep pinned (or not) with ``threads``
     threads; None where it cannot be made."""
-    folder = cache_dir() / machine_key()
+    base = cache_dir()
+    if base is None:
+        return None
+    folder = base / machine_key()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

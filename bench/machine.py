@@ -111,9 +111,8 @@ def _how_timed(env: dict) -> list:
     before = (env.get("uncontrolled") or {}).get("load_before") or {}
     if isinstance(before.get("uptime_s"), (int, float)):
         up = before["uptime_s"]
-        out.append(("machine up", f"{up / 60:.0f} min when the sweep began" + (
-            " (freshly booted: such machines ran 4–10 % slower in their first minutes)"
-            if hostload.fresh(before) is not None else "")))
+        out.append(("machine up", (f"{up:.0f} s" if up < 60 else f"{up / 60:.0f} min") + " when the sweep began"
+                    + (f" ({hostload.FRESH_SLOWER})" if hostload.fresh(before) is not None else "")))
     known = env.get("host_probes_known_at_start")
     if isinstance(known, dict):
         out.append(("host speed known at the start", "; ".join(

@@ -130,9 +130,9 @@ def start_warnings(record: dict) -> list:
     up = hostload.fresh((record.get("uncontrolled") or {}).get("load_before"))
     if up is None:
         return []
-    return [f"this machine booted {up:.0f} s ago: freshly started machines ran 4-10 % slower in their first "
-            f"2-4 minutes (three 1x H200 machines, results/h200x1-boot-2026-11-29); figures to compare with "
-            f"later sweeps are better started after {hostload.FRESH_S / 60:g} minutes"]
+    return [f"this machine booted {up:.0f} s ago: {hostload.FRESH_SLOWER} (three 1x H200 machines, "
+            f"results/h200x1-boot-2026-11-29); figures to compare with later sweeps are better started after "
+            f"{hostload.FRESH_S / 60:g} minutes"]
 
 
 def describe(repetition: Repetition) -> dict:
@@ -165,6 +165,9 @@ def progress_of(store, specs: list, repetition: Repetition) -> adaptive.Progress
 def run(specs: list, store, repetition: Repetition, control: pinning.Control, say, **sweep_kwargs) -> dict:
     """Run the sweep: every spec (fixed repeats), or round by round (auto)."""
     from bench.runner import sweep
+
+    if control.probe_file is None:  # a caller that did not ask for the references: the folder's at least
+        control = with_references(control, store.folder)
 
     progress = progress_of(store, specs, repetition)
     if control.warmup_rounds:

@@ -148,10 +148,15 @@ def _probe_updater():
         np.random.set_state(state)
 
 
-# kind -> the _RANK fastest probes this process has seen, fastest first: kept
-# across the runs of a shared worker, so later runs start with what earlier
-# ones learned.
+# kind -> the _RANK fastest probes this process knows, fastest first (its
+# own and those the shared files held): kept across the runs of a shared
+# worker, so later runs start with what earlier ones learned.
 _BEST = {}
+# kind -> the _RANK fastest of those this process measured itself: what it
+# writes back. Writing _BEST would copy one file's probes into the other (an
+# old folder's into this boot's machine file, stamped now, so that they
+# judged this machine for another hour, and each resumed folder renewed them).
+_OWN = {}
 
 
 def reference_paths(kind: str = "") -> list:
@@ -284,6 +289,7 @@ class HostGate:
             self._remember(v for v in self._shared if v >= p / _IMPLAUSIBLE)
             self._shared = None
         self._remember([p])
+        _OWN[self.kind] = _fastest(_OWN.get(self.kind, []), [p])
         return p > self.best_ms * (1 + self.tolerance)
 
     def wait(self, any_rank=lambda slow: slow) -> float:
@@ -320,9 +326,9 @@ class HostGate:
         return waited
 
     def save(self):
-        """At the end of a run: the fastest probes seen, for later runs."""
-        if self.on and _BEST.get(self.kind):
-            _record_shared(_BEST[self.kind], self.kind)
+        """At the end of a run: the fastest probes this process took, for later runs."""
+        if self.on and _OWN.get(self.kind):
+            _record_shared(_OWN[self.kind], self.kind)
 
     @property
     def probe_ms(self) -> float | None:

@@ -1,6 +1,6 @@
 """No test shares the gate's memory of host speed with another, or with a
 developer's own sweeps: neither the machine's (bench.hostmemory) nor this
-process's (sinelstm.hostspeed._BEST, for runs trained in-process). A
+process's (sinelstm.hostspeed._BEST and _OWN, for runs trained in-process). A
 reference one test learned at a quiet moment judges the next test's runs,
 and on a loaded 2-core machine stops them as slow-host.
 
@@ -24,3 +24,4 @@ for _var in (hostspeed.REFERENCE_ENV, hostspeed.MACHINE_ENV):
 def own_host_memory(tmp_path_factory, monkeypatch):
     monkeypatch.setenv(hostmemory.CACHE_ENV, str(tmp_path_factory.mktemp("machine-memory")))
     monkeypatch.setattr(hostspeed, "_BEST", {})
+    monkeypatch.setattr(hostspeed, "_OWN", {})

@@ -163,11 +163,14 @@ def test_a_run_that_starts_in_a_slow_phase_knows_the_folders_reference(host, tmp
     gate.wait()  # 0.4: a new best
     gate.save()
     assert _lines(shared) == [0.4, 0.5, 0.6, 1.0]  # the fastest five, each probe once
-    shared.write_text("0.3\n")  # a faster one recorded meanwhile (another rank) is kept
+    shared.write_text("0.3\n0.5\n")  # a faster one recorded meanwhile (another rank) is kept
     gate.save()
     assert _lines(shared) == [0.3, 0.4, 0.5, 0.6, 1.0]
     gate.save()
     assert _lines(shared) == [0.3, 0.4, 0.5, 0.6, 1.0]  # saved again: the same probes, not copies
+    shared.write_text("0.3\n")  # only its own probes go back: the file's 0.5, read at the start, does not
+    gate.save()
+    assert _lines(shared) == [0.3, 0.4, 0.6, 1.0]
 
 
 def test_a_later_sweep_on_the_machine_knows_its_reference_from_the_first(host, tmp_path, monkeypatch):
@@ -186,6 +189,7 @@ def test_a_later_sweep_on_the_machine_knows_its_reference_from_the_first(host, t
     assert _lines(tmp_path / "first.cpu.txt") == hostspeed.read_ms(str(machine_cpu)) == [1.0]
     for remembered in (True, False):
         monkeypatch.setattr(hostspeed, "_BEST", {})  # a new worker
+        monkeypatch.setattr(hostspeed, "_OWN", {})
         monkeypatch.setenv(hostspeed.REFERENCE_ENV, str(tmp_path / f"second-{remembered}.txt"))
         if not remembered:
             monkeypatch.delenv(hostspeed.MACHINE_ENV)
@@ -199,6 +203,24 @@ def test_a_later_sweep_on_the_machine_knows_its_reference_from_the_first(host, t
     machine_cpu.write_text(f"{ms} {float(when) - hostspeed.MACHINE_MAX_AGE_S - 1:.0f}\n")
     monkeypatch.setenv(hostspeed.MACHINE_ENV, str(machine))
     assert hostspeed._shared_ms("cpu") == [] and hostspeed.read_ms(str(machine_cpu)) == [1.0]
+
+
+def test_a_resumed_folders_probes_do_not_enter_the_machines_memory(host, tmp_path, monkeypatch):
+    """A folder from an earlier boot holds a faster probe: it judges the runs
+    resumed into that folder, but is not written into this boot's machine
+    file (stamped now, it would judge every sweep for an hour), nor the
+    machine's probes into the folder's file."""
+    folder, machine = tmp_path / "old.txt", tmp_path / "machine.txt"
+    (tmp_path / "old.cpu.txt").write_text("0.9\n")
+    (tmp_path / "machine.cpu.txt").write_text(f"0.95 {time.time():.0f}\n")
+    monkeypatch.setenv(hostspeed.REFERENCE_ENV, str(folder))
+    monkeypatch.setenv(hostspeed.MACHINE_ENV, str(machine))
+    host["probes"] = [1.0]
+    gate = HostGate(0.2, kind="cpu")
+    gate.wait()  # 1.0 against 0.9: within 20 %
+    gate.save()
+    assert hostspeed.read_ms(str(tmp_path / "old.cpu.txt")) == [0.9, 1.0]
+    assert hostspeed.read_ms(str(tmp_path / "machine.cpu.txt")) == [0.95, 1.0]
 
 
 def test_each_kind_of_run_keeps_its_own_reference(host, tmp_path, monkeypatch):
