@@ -28,6 +28,9 @@ sweeps reported (results/h200x2-repro2-2026-11-28). A round later the host
 read fast, and those four would have stopped counting. A span is no proof
 (a slow phase can last longer), only a bound on how briefly a figure can be
 settled; the cap still ends a configuration whose repeats came faster.
+The times are the rows' ``started_at``, which the worker stamps as it
+writes the row, after the run: for runs of one configuration, of about one
+length, the span between them is the same.
 The decision is written on the row that settles it (``stop_reason``, with
 ``ci_halfwidth``), so the report can say which configurations are known to
 ±3 % and which only got the cap.
