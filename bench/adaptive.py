@@ -227,10 +227,9 @@ def run_rounds(progress: Progress, sweep_round, say=print) -> dict:
             continue
         # Quick configurations reach their interval within seconds: rather
         # than run them again and again inside one phase of the host (and
-        # use up the cap there), they sit out rounds while others run, and
-        # the sweep waits where nothing else is left.
-        # In the last round laid out, or with nothing else to run, the
-        # sweep waits for them instead.
+        # use up the cap there), they sit out rounds while others run; in
+        # the last round laid out, or with nothing else to run, the sweep
+        # waits for them instead.
         sitting = [s for s in pending if progress.waiting(progress.key[s.run_id])
                    and progress.span_wait_s([progress.key[s.run_id]]) > 0]
         if sitting and (len(sitting) == len(pending) or r == progress.rounds - 1):

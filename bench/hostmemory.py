@@ -17,8 +17,9 @@ host name and boot, so a reboot, another machine sharing the home folder,
 or a new virtual machine of the same name starts afresh; and per
 pinning and thread count, as those change what a probe reads. A probe in it
 judges runs for an hour (:data:`sinelstm.hostspeed.MACHINE_MAX_AGE_S`), then
-ages out; deleting the folder forgets it at once. Nothing here may fail a sweep: where the folder cannot be
-made, the gate keeps to the results folder's reference alone.
+ages out; deleting the folder forgets it at once. Nothing here may fail a
+sweep: where the folder cannot be made, the gate keeps to the results
+folder's reference alone.
 """
 import os
 import platform
@@ -78,11 +79,11 @@ def reference_file(pinned: bool, threads: int | None) -> str | None:
     return str(folder / hostspeed.REFERENCE_FILE.replace(".txt", f".{how}.txt"))
 
 
-def known(path: str | None) -> dict:
+def known(path: str | None) -> dict | None:
     """What the machine's file already holds, per kind of run: its fastest
-    probes in ms ({} where nothing yet, or no file), for env.json."""
+    probes in ms, for env.json ({}: nothing yet; None: no memory kept)."""
     if not path:
-        return {}
+        return None
     base = Path(path)
     stem = base.name[:-len(".txt")]
     out = {}

@@ -96,7 +96,8 @@ def _how_timed(env: dict) -> list:
         threads = control.get("threads", "?")
         gate = control.get("host_gate_tolerance")
         warm = str(control.get("warmup_rounds", "0")).split(":")[0]
-        out.append(("timing control", f"{'pinned' if control.get('pinned') else 'not pinned'}, {threads} BLAS threads; "
+        pinned = "pinned" if control.get("pinned") else "not pinned"
+        out.append(("timing control", f"{pinned}, {threads} BLAS threads; "
                     + (f"host-speed gate at {gate:.0%}" if isinstance(gate, (int, float)) else "no host-speed gate")
                     + (f"; {warm} warm-up round(s)" if warm not in ("", "0") else "")))
     repeats = env.get("repeats") or {}

@@ -121,8 +121,7 @@ def record(machine: dict, control: pinning.Control, repetition: Repetition) -> d
     (the gate's fastest probes per kind of run, in ms)."""
     return {**machine, "control": pinning.describe(control), "repeats": describe(repetition),
             "uncontrolled": hostload.uncontrolled(before=hostload.snapshot()),
-            "host_probes_known_at_start": (hostmemory.known(control.machine_probe_file)
-                                           if control.machine_probe_file else None)}  # None: no memory kept
+            "host_probes_known_at_start": hostmemory.known(control.machine_probe_file)}
 
 
 def start_warnings(record: dict) -> list:

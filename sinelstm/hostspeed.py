@@ -45,9 +45,10 @@ ranks probe at once, and either one slow is slow) and a few runs stopped
 after, not yet measured. A sweep also names a file of the machine's own
 (``SINEBENCH_HOST_PROBE_MACHINE_FILE``, kept per boot by :mod:`bench.hostmemory`),
 read and written beside the folder's, its probes good for an hour, so that
-a second sweep on one machine knows full speed from its first run: three sweeps in a row on a 2x H200 host
-each began with 30-60 s at 1.7x the probe's later time, and each learned
-that slow state as full speed (results/h200x2-repro2-2026-11-28). On a quiet machine the probe
+a second sweep on one machine knows full speed from its first run: three
+sweeps in a row on a 2x H200 host each began with 30-60 s at 1.7x the
+probe's later time, and each learned that slow state as full speed
+(results/h200x2-repro2-2026-11-28). On a quiet machine the probe
 varies by a few per cent and the gate never waits. After the run, its
 probes where timing went on (:attr:`HostGate.probe_ms`) say whether it
 counts at all (:func:`counted`), and its own updates' spread whether
