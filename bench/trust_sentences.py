@@ -62,7 +62,11 @@ def verdict_word(c: intervals.Comparison | None, faster: str, slower: str) -> st
     return faster if (c.speedup if c is not None else 1) > 1 else slower
 
 
-def coverage(ev: trust.Evidence) -> str:
+def coverage(ev: trust.Evidence) -> str | None:
+    """What the intervals rest on; None where no run counted (nothing to
+    say: the failure and slow-host lines say why)."""
+    if not ev.runs:
+        return None
     if ev.coverage == "all":
         return ("Intervals are 95 % bootstrap intervals over the repeats and the per-update times within each "
                 "(stored in samples/); a winner is named only where the interval excludes 1.0× and a "

@@ -14,6 +14,7 @@ import pytest
 
 import sinelstm
 from bench.grid import expand_grid
+from bench.schema import SLOW_HOST
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.recipes import RECIPES
 from tests.helpers import PROJECT_ROOT, cli_env, sinebench
@@ -38,9 +39,12 @@ def swept(tmp_path_factory):
 
 
 def test_sweep_writes_results_and_report(swept):
-    runs = pd.read_csv(swept / "runs.csv")
+    rows = pd.read_csv(swept / "runs.csv")
+    runs = rows.sort_values("attempt").groupby("run_id").tail(1)  # each run counts by its latest attempt
     assert set(runs["run_id"]) == tiny_ids(2)
     assert (runs["status"] == "ok").all()
+    # an earlier attempt only where the gate found this (loaded) host slow, then tried again
+    assert set(rows.drop(runs.index)["status"]) <= {SLOW_HOST}
     assert (runs["ms_per_update_p25"] <= runs["ms_per_update_median"]).all()
     assert (runs["ms_per_update_median"] <= runs["ms_per_update_p75"]).all()
     assert (runs["updates"] == 60).all()
@@ -113,10 +117,17 @@ def test_help_version_and_one_device_verify():
                                    "alone; 'cpu' is one device (try cpu+cpu, or 0+1)")
 
 
-def test_report_to_an_unwritable_path_fails_before_rendering(swept):
-    start = time.monotonic()
+def test_report_to_an_unwritable_path_fails_before_rendering(swept, monkeypatch):
+    from click.testing import CliRunner
+
+    from bench import cli, report
+
+    rendered = []
+    monkeypatch.setattr(report, "render", lambda *args, **kwargs: rendered.append(args))
+    refused = CliRunner().invoke(cli.main, ["report", str(swept), "-o", "/proc/x.html"])
+    assert refused.exit_code == 2 and rendered == []
     proc = sinebench("report", swept, "-o", "/proc/x.html")
-    assert proc.returncode == 2 and time.monotonic() - start < 4
+    assert proc.returncode == 2
     assert proc.stderr.strip() == "sinebench: error: cannot write the report to /proc/x.html: No such file or directory"
 
 

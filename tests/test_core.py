@@ -96,7 +96,12 @@ def test_same_seed_same_model():
 @pytest.mark.parametrize("spec", ["cpu+cpu", "cpu+cpu+cpu+cpu"])
 def test_data_parallel_matches_single_device(spec, impl, recipe):
     ds = parse_device_set(spec)
-    res = verify(ds, "single-process", verify_config(impl=impl, n_devices=ds.n_devices, recipe=RECIPES[recipe]))
+    # The article's step-by-step graph over 200-step windows costs about a
+    # second an update per device here: 4 updates still cover the burn-in
+    # and the decaying lr, which are what this recipe adds to the check.
+    updates = 4 if (impl, recipe) == ("article", "quality") else 20
+    res = verify(ds, "single-process", verify_config(impl=impl, updates=updates, n_devices=ds.n_devices,
+                                                     recipe=RECIPES[recipe]))
     assert res.passed, res
     assert res.max_diff <= TOLERANCE
 

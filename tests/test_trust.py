@@ -253,6 +253,8 @@ def test_a_round_the_host_kept_slow_is_replaced_not_counted(tmp_path):
     assert r == 3 and last.stop_reason == adaptive.ROUNDS and not always_slow.next_round(4)
     line = trust_sentences.stop_reasons(pd.Series({adaptive.ROUNDS: 1}))
     assert "1 configurations out of rounds before the repeat cap" in line
+    # and where no run counted, the report says nothing of samples (it said they predated samples/)
+    assert trust_sentences.coverage(trust.evidence(frame([]), tmp_path)) is None
 
 
 def test_auto_rounds_do_not_retry_a_slow_host_run_within_the_round(tmp_path, monkeypatch):
@@ -538,7 +540,11 @@ def test_an_auto_sweep_records_its_control_samples_and_stop_reasons(tmp_path):
     assert record["control"]["pinned"] and record["control"]["threads"] == 1
     assert {"load_before", "load_after", "frequency_scaling"} <= set(record["uncontrolled"])
     report = (out / "report.html").read_text()
-    assert "per-update samples of every repeat" in report or "95 % bootstrap intervals" in report
+    # every run stored its samples, so the report never says they are missing
+    assert "predates samples/" not in report and "stored per-update times" not in report
+    finished = runs[runs["status"] == "ok"]
+    if analysis.counted(finished).any():  # on a loaded host every round can be judged slow
+        assert "95 % bootstrap intervals" in report
 
 
 def test_a_report_whose_profiled_run_does_not_count_renders_and_says_so(tmp_path):
@@ -550,7 +556,15 @@ def test_a_report_whose_profiled_run_does_not_count_renders_and_says_so(tmp_path
                      "--threads", "1", "--no-report", "--no-progress", "--out", out, timeout=300)
     assert done.returncode == 0, done.stderr
     runs = pd.read_csv(out / "runs.csv")
-    runs.loc[runs["repeat"] == 0, "host_probe_ms"] = runs["host_probe_ms"].max() * 2
+    # Only the probe decides: the finished runs equally steady and, but for
+    # repeat 0's, at one host speed (on a loaded host repeat 1 could be
+    # judged slow or disturbed too).
+    ok = runs["status"] == "ok"
+    assert sorted(runs.loc[ok, "repeat"]) == [0, 1]
+    for column in ("ms_per_update_p25", "ms_per_update_p75"):
+        runs.loc[ok, column] = runs.loc[ok & (runs["repeat"] == 1), column].iloc[0]
+    runs.loc[ok, "host_probe_ms"] = runs["host_probe_ms"].min()
+    runs.loc[ok & (runs["repeat"] == 0), "host_probe_ms"] *= 2
     runs.to_csv(out / "runs.csv", index=False)
     shown = sinebench("report", out)
     assert shown.returncode == 0, shown.stderr
