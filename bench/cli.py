@@ -142,8 +142,9 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         store.close()
         raise
     try:
+        settled = sweep_control.settle(control, click.echo)  # before the record: its load is the sweep's
         control = sweep_control.with_references(control, out)
-        record = sweep_control.record(machine, control, repetition)
+        record = sweep_control.record(machine, control, repetition, settled)
         invocation = write_env(out, record, specs)
         for line in sweep_control.start_warnings(record):
             warn(line)

@@ -119,6 +119,12 @@ def uptime_s() -> float | None:
         return None
 
 
+def settle_wait_s(uptime: float | None) -> float:
+    """How long until the machine has been up :data:`FRESH_S` (0 where it
+    has, or where its uptime is unknown)."""
+    return max(0.0, FRESH_S - uptime) if uptime is not None else 0.0
+
+
 def fresh(snapshot: dict | None) -> float | None:
     """The machine's uptime, if it had booted less than :data:`FRESH_S`
     before ``snapshot`` was taken; else None."""

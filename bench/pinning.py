@@ -50,6 +50,7 @@ class Control:
     probe_file: str | None = None  # the gate's shared reference (the results folder's), set by the sweep
     machine_probe_file: str | None = None  # and the machine's, kept across sweeps (bench.hostmemory)
     warmup_rounds: int = 0  # runs of every configuration before the counted ones, not kept
+    settle: bool = False  # before the first run, wait until the machine has been up hostload.FRESH_S
 
     def resolved_threads(self) -> int | None:
         if self.threads is not None:
@@ -220,6 +221,7 @@ def describe(control: Control) -> dict:
             "runs_at_a_time": 1,
             "warmup_rounds": (f"{control.warmup_rounds}: each configuration ran that often first, results not kept"
                               if control.warmup_rounds else "0"),
+            "settle": control.settle,
             "core_sets": ("each run's process pinned to 'threads' cores (a GPU's NUMA node where known; "
                           "disjoint per MPI rank where enough cores)" if control.pin else "not pinned")}
 

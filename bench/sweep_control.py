@@ -7,6 +7,7 @@ and of what could not be controlled (:mod:`bench.hostload`), and the warning
 at the end of a sweep whose repeats disagree more than the differences they
 measure.
 Kept out of :mod:`bench.cli`, which only parses and checks."""
+import time
 from dataclasses import dataclass, replace
 from functools import wraps
 from pathlib import Path
@@ -81,15 +82,19 @@ def control_options(fn):
                   help="Rounds of one run of every configuration with runs left, before the counted ones, "
                        "results not kept (pyperf's warm-ups): on 2x H200 hosts a sweep's first runs were "
                        "the slowest of their configuration more often than chance.")
+    @click.option("--settle/--no-settle", default=False, show_default=True,
+                  help=f"Before the first run, wait until the machine has been up {hostload.FRESH_S / 60:g} "
+                       f"minutes: {hostload.FRESH_SLOWER}.")
     @click.option("--host-gate", default=f"{hostspeed.DEFAULT_TOLERANCE:g}", show_default=True, metavar="FRACTION|off",
                   help="Time updates only while a probe of host speed (CPU updates of a fixed model) is within "
                        f"this fraction of the fifth-fastest probe seen; a run waits for it (not timed) up to "
                        f"{hostspeed.MAX_WAIT_S:g} s. 'off': time whatever the host's speed.")
     @wraps(fn)
-    def wrapper(*args, repeats, target_ci, max_repeats, min_span, threads, pin, warmup_rounds, host_gate, **kwargs):
+    def wrapper(*args, repeats, target_ci, max_repeats, min_span, threads, pin, warmup_rounds, settle, host_gate,
+                **kwargs):
         return fn(*args, repetition=_repeats(repeats, target_ci, max_repeats, min_span),
                   control=pinning.Control(pin=pin, threads=threads, host_gate=_gate(host_gate),
-                                          warmup_rounds=warmup_rounds), **kwargs)
+                                          warmup_rounds=warmup_rounds, settle=settle), **kwargs)
     return wrapper
 
 
@@ -114,14 +119,36 @@ def with_references(control: pinning.Control, folder) -> pinning.Control:
                    machine_probe_file=hostmemory.reference_file(control.pin, control.resolved_threads()))
 
 
-def record(machine: dict, control: pinning.Control, repetition: Repetition) -> dict:
+def record(machine: dict, control: pinning.Control, repetition: Repetition, settled_s: float | None = None) -> dict:
     """env.json's record of this invocation: the machine, the control and
     repeats asked for, and what could not be controlled, with the load
     before the sweep and the host speed this machine's earlier sweeps saw
-    (the gate's fastest probes per kind of run, in ms)."""
-    return {**machine, "control": pinning.describe(control), "repeats": describe(repetition),
-            "uncontrolled": hostload.uncontrolled(before=hostload.snapshot()),
-            "host_probes_known_at_start": hostmemory.known(control.machine_probe_file)}
+    (the gate's fastest probes per kind of run, in ms); with ``--settle``,
+    how long the sweep waited for the machine (:func:`settle`)."""
+    out = {**machine, "control": pinning.describe(control), "repeats": describe(repetition),
+           "uncontrolled": hostload.uncontrolled(before=hostload.snapshot()),
+           "host_probes_known_at_start": hostmemory.known(control.machine_probe_file)}
+    return {**out, "settled_s": settled_s} if settled_s is not None else out
+
+
+def _wait(seconds: float):
+    time.sleep(seconds)
+
+
+def settle(control: pinning.Control, say) -> float | None:
+    """``--settle``: wait until the machine has been up
+    :data:`bench.hostload.FRESH_S`, saying so; the seconds waited (None
+    without ``--settle``). A wait, not warm-up runs: what slows a fresh
+    machine is the machine, and runs would not hurry it."""
+    if not control.settle:
+        return None
+    up = hostload.uptime_s()
+    wait = hostload.settle_wait_s(up)
+    if wait > 0:
+        say(f"settling: this machine booted {up:.0f} s ago; waiting {wait:.0f} s until it has been up "
+            f"{hostload.FRESH_S / 60:g} minutes (--settle)")
+        _wait(wait)
+    return round(wait, 1)
 
 
 def start_warnings(record: dict) -> list:
@@ -131,7 +158,7 @@ def start_warnings(record: dict) -> list:
         return []
     return [f"this machine booted {up:.0f} s ago: {hostload.FRESH_SLOWER} (three 1x H200 machines, "
             f"results/h200x1-boot-2026-11-29); figures to compare with later sweeps are better started after "
-            f"{hostload.FRESH_S / 60:g} minutes"]
+            f"{hostload.FRESH_S / 60:g} minutes (--settle waits for that)"]
 
 
 def describe(repetition: Repetition) -> dict:
@@ -235,8 +262,11 @@ def dry_run(specs: list, out, done: set, repetition: Repetition, control: pinnin
         else:
             progress = progress_of(ResultStore(out), specs, repetition)
     warm = len(unfinished(specs, progress, repetition)) if rounds else 0
-    lines = ([f"warm-up first: {rounds} round(s) of {warm} configuration(s), {rounds * warm} run(s) not kept"]
-             if warm else [])
+    wait = hostload.settle_wait_s(hostload.uptime_s()) if control is not None and control.settle else 0
+    lines = ([f"settle first: this machine would wait {wait:.0f} s until it has been up "
+              f"{hostload.FRESH_S / 60:g} minutes (--settle)"] if wait else [])
+    lines += ([f"warm-up first: {rounds} round(s) of {warm} configuration(s), {rounds * warm} run(s) not kept"]
+              if warm else [])
     if not repetition.auto:
         return lines + plan.dry_run(specs, done)
     first = [s for s in specs if s.repeat < adaptive.MIN_REPEATS]

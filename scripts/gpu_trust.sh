@@ -32,7 +32,9 @@
 # TREE=PATH among a variant's options runs that sweep from another source
 # tree (an older commit's sinelstm/ and bench/, with its .commit), e.g.
 # VARIANTS="new1: old1:TREE=.old new2: old2:TREE=.old"; each sweep's
-# env.json names under "source" the tree its code came from.
+# env.json names under "source" the tree its code came from. On a machine
+# lent moments ago, VARIANTS="s1:--settle s2: s3:" lets the first sweep wait
+# until the machine has been up 5 minutes (its first minutes run slower).
 set -uo pipefail
 source "$(dirname "$0")/gpu_env.sh"
 RES=$(realpath -m "${RES:-results/$(gpu_tag)-trust-$(date +%F)}")  # absolute: a variant may run from another tree
