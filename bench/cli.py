@@ -142,9 +142,10 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
         store.close()
         raise
     try:
-        settled = sweep_control.settle(control, click.echo)  # before the record: its load is the sweep's
+        # before the record, whose load is then the sweep's
+        waited = sweep_control.settle(control, sweep_control.runs_left(store, specs, repetition), click.echo)
         control = sweep_control.with_references(control, out)
-        record = sweep_control.record(machine, control, repetition, settled)
+        record = sweep_control.record(machine, control, repetition, waited)
         invocation = write_env(out, record, specs)
         for line in sweep_control.start_warnings(record):
             warn(line)

@@ -119,6 +119,9 @@ def uptime_s() -> float | None:
         return None
 
 
+FRESH_UP = f"up {FRESH_S / 60:g} minutes"  # how the wait (--settle) and the warnings name FRESH_S
+
+
 def settle_wait_s(uptime: float | None) -> float:
     """How long until the machine has been up :data:`FRESH_S` (0 where it
     has, or where its uptime is unknown)."""

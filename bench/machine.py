@@ -97,12 +97,12 @@ def _how_timed(env: dict) -> list:
         gate = control.get("host_gate_tolerance")
         warm = str(control.get("warmup_rounds", "0")).split(":")[0]
         pinned = "pinned" if control.get("pinned") else "not pinned"
-        settled = env.get("settled_s")
+        waited = env.get("boot_wait_s")
         out.append(("timing control", f"{pinned}, {threads} BLAS threads; "
                     + (f"host-speed gate at {gate:.0%}" if isinstance(gate, (int, float)) else "no host-speed gate")
                     + (f"; {warm} warm-up round(s)" if warm not in ("", "0") else "")
-                    + (f"; waited {settled:.0f} s for the machine to have been up {hostload.FRESH_S / 60:g} minutes "
-                       "(--settle)" if isinstance(settled, (int, float)) and settled > 0 else "")))
+                    + (f"; waited {waited:.0f} s for the machine to have been {hostload.FRESH_UP} (--settle)"
+                       if isinstance(waited, (int, float)) and waited > 0 else "")))
     repeats = env.get("repeats") or {}
     if repeats.get("mode") == "auto":
         span = repeats.get("min_span_s")

@@ -83,8 +83,8 @@ def control_options(fn):
                        "results not kept (pyperf's warm-ups): on 2x H200 hosts a sweep's first runs were "
                        "the slowest of their configuration more often than chance.")
     @click.option("--settle/--no-settle", default=False, show_default=True,
-                  help=f"Before the first run, wait until the machine has been up {hostload.FRESH_S / 60:g} "
-                       f"minutes: {hostload.FRESH_SLOWER}.")
+                  help=f"Before anything is timed, wait until the machine has been {hostload.FRESH_UP}: "
+                       f"{hostload.FRESH_SLOWER}.")
     @click.option("--host-gate", default=f"{hostspeed.DEFAULT_TOLERANCE:g}", show_default=True, metavar="FRACTION|off",
                   help="Time updates only while a probe of host speed (CPU updates of a fixed model) is within "
                        f"this fraction of the fifth-fastest probe seen; a run waits for it (not timed) up to "
@@ -119,7 +119,7 @@ def with_references(control: pinning.Control, folder) -> pinning.Control:
                    machine_probe_file=hostmemory.reference_file(control.pin, control.resolved_threads()))
 
 
-def record(machine: dict, control: pinning.Control, repetition: Repetition, settled_s: float | None = None) -> dict:
+def record(machine: dict, control: pinning.Control, repetition: Repetition, boot_wait_s: float | None = None) -> dict:
     """env.json's record of this invocation: the machine, the control and
     repeats asked for, and what could not be controlled, with the load
     before the sweep and the host speed this machine's earlier sweeps saw
@@ -128,27 +128,48 @@ def record(machine: dict, control: pinning.Control, repetition: Repetition, sett
     out = {**machine, "control": pinning.describe(control), "repeats": describe(repetition),
            "uncontrolled": hostload.uncontrolled(before=hostload.snapshot()),
            "host_probes_known_at_start": hostmemory.known(control.machine_probe_file)}
-    return {**out, "settled_s": settled_s} if settled_s is not None else out
+    return {**out, "boot_wait_s": boot_wait_s} if boot_wait_s is not None else out
 
 
 def _wait(seconds: float):
     time.sleep(seconds)
 
 
-def settle(control: pinning.Control, say) -> float | None:
+def boot_wait(control: pinning.Control, runs_left) -> tuple:
+    """(seconds ``--settle`` waits here, why not where it cannot); 0 without
+    ``--settle`` or where ``runs_left()`` (called only then) is false: a
+    finished sweep does not wait for nothing."""
+    if not control.settle or not runs_left():
+        return 0.0, None
+    up = hostload.uptime_s()
+    if up is None:
+        return 0.0, "this machine does not say when it booted (/proc/uptime): --settle cannot wait"
+    return hostload.settle_wait_s(up), None
+
+
+def settle(control: pinning.Control, runs_left, say) -> float | None:
     """``--settle``: wait until the machine has been up
     :data:`bench.hostload.FRESH_S`, saying so; the seconds waited (None
-    without ``--settle``). A wait, not warm-up runs: what slows a fresh
-    machine is the machine, and runs would not hurry it."""
+    without ``--settle``, or where the uptime is unknown). A wait, not
+    warm-up runs: what slows a fresh machine is the machine, and runs would
+    not hurry it."""
     if not control.settle:
         return None
-    up = hostload.uptime_s()
-    wait = hostload.settle_wait_s(up)
+    wait, why_not = boot_wait(control, runs_left)
+    if why_not:
+        say(why_not)
+        return None
     if wait > 0:
-        say(f"settling: this machine booted {up:.0f} s ago; waiting {wait:.0f} s until it has been up "
-            f"{hostload.FRESH_S / 60:g} minutes (--settle)")
+        say(f"this machine booted {hostload.FRESH_S - wait:.0f} s ago: waiting {wait:.0f} s until it has been "
+            f"{hostload.FRESH_UP} (--settle)")
         _wait(wait)
     return round(wait, 1)
+
+
+def runs_left(store, specs: list, repetition: Repetition):
+    """Whether any configuration has runs left to run here (for
+    :func:`settle`; reading the folder takes a moment, so only when asked)."""
+    return lambda: bool(unfinished(specs, progress_of(store, specs, repetition), repetition))
 
 
 def start_warnings(record: dict) -> list:
@@ -157,8 +178,8 @@ def start_warnings(record: dict) -> list:
     if up is None:
         return []
     return [f"this machine booted {up:.0f} s ago: {hostload.FRESH_SLOWER} (three 1x H200 machines, "
-            f"results/h200x1-boot-2026-11-29); figures to compare with later sweeps are better started after "
-            f"{hostload.FRESH_S / 60:g} minutes (--settle waits for that)"]
+            f"results/h200x1-boot-2026-11-29); figures to compare with later sweeps are better started once it "
+            f"has been {hostload.FRESH_UP} (--settle waits for that)"]
 
 
 def describe(repetition: Repetition) -> dict:
@@ -254,17 +275,20 @@ def dry_run(specs: list, out, done: set, repetition: Repetition, control: pinnin
     from bench.store import ResultStore
 
     rounds = control.warmup_rounds if control is not None else 0
+    settle_asked = control is not None and control.settle
     progress = None
-    if rounds or repetition.auto:  # reading the folder's samples takes a moment: only when needed
+    if rounds or repetition.auto or settle_asked:  # reading the folder's samples takes a moment: only when needed
         if not out.is_dir():
             progress = adaptive.Progress(out, specs, _no_rows(), repetition.target, repetition.count,
                                       repetition.min_span_s)
         else:
             progress = progress_of(ResultStore(out), specs, repetition)
     warm = len(unfinished(specs, progress, repetition)) if rounds else 0
-    wait = hostload.settle_wait_s(hostload.uptime_s()) if control is not None and control.settle else 0
-    lines = ([f"settle first: this machine would wait {wait:.0f} s until it has been up "
-              f"{hostload.FRESH_S / 60:g} minutes (--settle)"] if wait else [])
+    wait, why_not = (boot_wait(control, lambda: bool(unfinished(specs, progress, repetition))) if settle_asked
+                     else (0, None))
+    lines = [why_not] if why_not else []
+    lines += ([f"first a wait of {wait:.0f} s, until this machine has been {hostload.FRESH_UP} (--settle)"]
+              if wait else [])
     lines += ([f"warm-up first: {rounds} round(s) of {warm} configuration(s), {rounds * warm} run(s) not kept"]
               if warm else [])
     if not repetition.auto:

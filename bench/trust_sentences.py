@@ -128,8 +128,8 @@ def _conditions(uncontrolled: dict | None, pinned) -> str:
         bits.append("this sweep ran unpinned")
     up = hostload.fresh((uncontrolled or {}).get("load_before"))
     if up is not None:
-        bits.append(f"the machine had booted {up:.0f} s before the sweep, and {hostload.FRESH_SLOWER}; "
-                    "--settle waits for that")
+        bits.append(f"the machine had booted {up:.0f} s before the sweep, and {hostload.FRESH_SLOWER}, "
+                    "which --settle waits out")
     for when in ("before", "after"):
         load = (uncontrolled or {}).get(f"load_{when}") or {}
         if load.get("loadavg_1_5_15min"):

@@ -15,6 +15,7 @@ import pytest
 import sinelstm
 from bench.grid import expand_grid
 from bench.schema import SLOW_HOST
+from bench.store import ResultStore
 from sinelstm.config import Budget, TrainConfig
 from sinelstm.recipes import RECIPES
 from tests.helpers import PROJECT_ROOT, cli_env, sinebench
@@ -39,12 +40,12 @@ def swept(tmp_path_factory):
 
 
 def test_sweep_writes_results_and_report(swept):
-    rows = pd.read_csv(swept / "runs.csv")
-    runs = rows.sort_values("attempt").groupby("run_id").tail(1)  # each run counts by its latest attempt
+    loaded = ResultStore(swept).load()
+    runs = loaded["runs"]  # each run by its latest attempt
     assert set(runs["run_id"]) == tiny_ids(2)
     assert (runs["status"] == "ok").all()
     # an earlier attempt only where the gate found this (loaded) host slow, then tried again
-    assert set(rows.drop(runs.index)["status"]) <= {SLOW_HOST}
+    assert set(loaded["attempts"]["status"]) - {"ok"} <= {SLOW_HOST}
     assert (runs["ms_per_update_p25"] <= runs["ms_per_update_median"]).all()
     assert (runs["ms_per_update_median"] <= runs["ms_per_update_p75"]).all()
     assert (runs["updates"] == 60).all()
@@ -120,8 +121,9 @@ def test_help_version_and_one_device_verify():
 def test_report_to_an_unwritable_path_fails_before_rendering(swept, monkeypatch):
     from click.testing import CliRunner
 
-    from bench import cli, report
+    from bench import cli, interrupt, report
 
+    monkeypatch.setattr(interrupt, "install", lambda: None)  # pytest keeps its own signal handlers
     rendered = []
     monkeypatch.setattr(report, "render", lambda *args, **kwargs: rendered.append(args))
     refused = CliRunner().invoke(cli.main, ["report", str(swept), "-o", "/proc/x.html"])
@@ -245,7 +247,8 @@ def test_unwritable_out_and_empty_report(tmp_path):
     assert proc.returncode == 2 and "is a file" in proc.stderr
     (tmp_path / "empty").mkdir()
     proc = sinebench("report", tmp_path / "empty")
-    assert proc.returncode == 2 and proc.stderr.strip() == f"sinebench: error: no results in {tmp_path / 'empty'} (no runs.csv)"
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"sinebench: error: no results in {tmp_path / 'empty'} (no runs.csv)"
     proc = sinebench("report", tmp_path / "missing")
     assert proc.returncode == 2 and "not a folder" in proc.stderr
 

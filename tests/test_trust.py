@@ -215,11 +215,14 @@ def test_the_report_says_how_repeats_were_decided():
 def test_settle_waits_until_the_machine_has_been_up_five_minutes(monkeypatch, tmp_path):
     """``--settle``: the dry run says how long it would wait; the sweep waits
     (a fake clock here) before anything is timed, records the wait, and its
-    record's load then is a settled machine's: no warning of a fresh one."""
+    record's load then is a settled machine's: no warning of a fresh one. A
+    finished sweep, rerun, does not wait; a machine without an uptime says
+    it cannot."""
     from click.testing import CliRunner
 
-    from bench import cli, hostload, machine, sweep_control
+    from bench import cli, hostload, interrupt, machine, sweep_control
 
+    monkeypatch.setattr(interrupt, "install", lambda: None)  # pytest keeps its own signal handlers
     clock = {"up": 200.0, "slept": []}
     monkeypatch.setattr(hostload, "uptime_s", lambda: clock["up"])
 
@@ -233,21 +236,31 @@ def test_settle_waits_until_the_machine_has_been_up_five_minutes(monkeypatch, tm
             "--threads", "1", "--no-report", "--no-progress", "--settle", "--out", str(tmp_path / "res")]
     dry = CliRunner().invoke(cli.main, [*args, "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "settle first: this machine would wait 100 s until it has been up 5 minutes (--settle)" in dry.output
+    assert "first a wait of 100 s, until this machine has been up 5 minutes (--settle)" in dry.output
     assert clock["slept"] == [] and not (tmp_path / "res").exists()
     done = CliRunner().invoke(cli.main, args)
     assert done.exit_code == 0, done.output
-    assert "settling: this machine booted 200 s ago; waiting 100 s" in done.output and clock["slept"] == [100.0]
+    assert "this machine booted 200 s ago: waiting 100 s" in done.output and clock["slept"] == [100.0]
     assert "booted" not in done.output.split("waiting 100 s")[1]  # no fresh-machine warning after the wait
     (record,) = json.loads((tmp_path / "res" / "env.json").read_text())["invocations"].values()
-    assert record["settled_s"] == 100.0 and record["control"]["settle"] is True
+    assert record["boot_wait_s"] == 100.0 and record["control"]["settle"] is True
     assert record["uncontrolled"]["load_before"]["uptime_s"] == 300.0
-    assert "waited 100 s for the machine" in dict(machine.rows(record))["timing control"]
-    # a machine up long enough: no wait, 0 recorded; without --settle nothing is
+    assert "waited 100 s for the machine to have been up 5 minutes" in dict(machine.rows(record))["timing control"]
+    # the same sweep again on a fresh machine: nothing left to run, so no wait
+    clock["up"] = 10.0
+    again = CliRunner().invoke(cli.main, args)
+    assert again.exit_code == 0 and "1 skipped" in again.output and clock["slept"] == [100.0], again.output
+    assert "first a wait" not in CliRunner().invoke(cli.main, [*args, "--dry-run"]).output
+    # a machine up long enough: no wait, 0 recorded; without --settle nothing is; no uptime: said, no wait
     clock["up"] = 4000.0
-    assert sweep_control.settle(replace(pinning.Control(), settle=True), print) == 0.0 and len(clock["slept"]) == 1
-    assert sweep_control.settle(pinning.Control(), print) is None
-    assert "waited" not in dict(machine.rows({**record, "settled_s": 0.0}))["timing control"]
+    assert sweep_control.settle(pinning.Control(settle=True), lambda: True, print) == 0.0
+    assert sweep_control.settle(pinning.Control(), lambda: True, print) is None
+    said = []
+    monkeypatch.setattr(hostload, "uptime_s", lambda: None)
+    assert sweep_control.settle(pinning.Control(settle=True), lambda: True, said.append) is None
+    assert said == ["this machine does not say when it booted (/proc/uptime): --settle cannot wait"]
+    assert len(clock["slept"]) == 1
+    assert "waited" not in dict(machine.rows({**record, "boot_wait_s": 0.0}))["timing control"]
 
 
 def test_a_sweep_on_a_freshly_booted_machine_says_so(monkeypatch):
