@@ -74,13 +74,18 @@ def local_rank() -> int:
     return 0
 
 
-def run(spec: RunSpec, out: Path):
+def run(spec: RunSpec, out: Path, held_to: dict | None = None):
+    """Train ``spec`` and write its results to ``out``; ``held_to`` gets the
+    threads and cores the run was held to as soon as they are known, so
+    that a run that fails after it (slow-host, above all) still says them."""
     # An MPI rank checks only the GPU it uses (DeviceSet.rank_device): the
     # set's other GPUs may belong to other hosts.
     device_set = parse_device_set(spec.devices, check=not one_process_per_device(spec.strategy))
     transports.check(spec.transport)  # the precision: train() checks it
     ranks = spec.n_devices if one_process_per_device(spec.strategy) else 1
     held = hold_still(device_set, local_rank() if ranks > 1 else 0, ranks)
+    if held_to is not None:
+        held_to.update(threads=held[0], cpus=held[1])
     strategy = make_strategy(spec.strategy, device_set, spec.train.impl)
     result = train(spec.train, strategy)
     breakdown = profile_phases(spec.train, strategy) if spec.profile else None
@@ -201,13 +206,14 @@ def main(argv=None):
 
 def run_or_fail(spec: RunSpec, out: Path, rank: int):
     mpi = one_process_per_device(spec.strategy)
+    held = {}
     try:
-        run(spec, out)
+        run(spec, out, held)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a row
         traceback.print_exc()
         # The traceback's last line: the exception's type and message.
         message = traceback.format_exception_only(exc)[-1].strip()
-        row = RunRow.failure(spec, classify(exc), f"rank {rank}: {message}" if mpi else message)
+        row = replace(RunRow.failure(spec, classify(exc), f"rank {rank}: {message}" if mpi else message), **held)
         try:
             atomic_write(out / f"error-rank{rank}.json", json.dumps(asdict(row)))
         except OSError:  # a full disk: the sweep reads the log instead

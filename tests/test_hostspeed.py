@@ -294,7 +294,8 @@ def test_training_keeps_waits_out_of_its_times(monkeypatch):
 
 def test_a_run_the_host_keeps_slow_ends_as_slow_host(monkeypatch, tmp_path):
     """The worker's row for a run the gate stops: status slow-host, its
-    message says why, nothing timed."""
+    message says why, nothing timed, and the threads and cores it was held
+    to (which cores are slow is what a reader of such rows asks)."""
     from bench import worker
     from bench.schema import RunSpec
 
@@ -303,6 +304,7 @@ def test_a_run_the_host_keeps_slow_ends_as_slow_host(monkeypatch, tmp_path):
     probes = iter([1.0] + [3.0] * 10_000)
     monkeypatch.setattr(hostspeed, "probe_ms", lambda: next(probes))
     monkeypatch.setattr(hostspeed, "MAX_WAIT_S", 0.2)
+    monkeypatch.setattr(worker, "hold_still", lambda device_set, rank, ranks: (1, "0"))  # one thread, core 0
     cfg = TrainConfig(n_units=5, batchsize=4, eval_every=5, budget=Budget(updates=20, warmup=0))
     spec = RunSpec(devices="cpu", strategy="single-device", train=cfg)
     with pytest.raises(SystemExit):
@@ -312,6 +314,7 @@ def test_a_run_the_host_keeps_slow_ends_as_slow_host(monkeypatch, tmp_path):
     row = json.loads((tmp_path / "error-rank0.json").read_text())
     assert row["status"] == "slow-host" and "past the 0.2 s a run may wait" in row["message"]
     assert row["ms_per_update_median"] is None
+    assert (row["threads"], row["cpus"]) == (1, "0")
 
 
 def test_gate_off_in_training_records_nothing():
