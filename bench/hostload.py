@@ -20,6 +20,7 @@ TOP = 5
 # started sooner says so.
 FRESH_S = 300.0
 FRESH_SLOWER = "freshly started machines ran 4-12 % slower in their first 2-4 minutes"
+FRESH_UP = f"up {FRESH_S / 60:g} minutes"  # how the wait (--settle) and the warnings name FRESH_S
 
 
 def _read(path) -> str | None:
@@ -117,9 +118,6 @@ def uptime_s() -> float | None:
         return round(float(text.split()[0]), 1) if text else None
     except (ValueError, IndexError):
         return None
-
-
-FRESH_UP = f"up {FRESH_S / 60:g} minutes"  # how the wait (--settle) and the warnings name FRESH_S
 
 
 def settle_wait_s(uptime: float | None) -> float:

@@ -135,11 +135,10 @@ def _wait(seconds: float):
     time.sleep(seconds)
 
 
-def boot_wait(control: pinning.Control, runs_left) -> tuple:
-    """(seconds ``--settle`` waits here, why not where it cannot); 0 without
-    ``--settle`` or where ``runs_left()`` (called only then) is false: a
-    finished sweep does not wait for nothing."""
-    if not control.settle or not runs_left():
+def boot_wait(runs_left) -> tuple:
+    """(seconds ``--settle`` waits here, why not where it cannot); 0 where
+    ``runs_left()`` is false: a finished sweep does not wait for nothing."""
+    if not runs_left():
         return 0.0, None
     up = hostload.uptime_s()
     if up is None:
@@ -155,7 +154,7 @@ def settle(control: pinning.Control, runs_left, say) -> float | None:
     not hurry it."""
     if not control.settle:
         return None
-    wait, why_not = boot_wait(control, runs_left)
+    wait, why_not = boot_wait(runs_left)
     if why_not:
         say(why_not)
         return None
@@ -284,8 +283,7 @@ def dry_run(specs: list, out, done: set, repetition: Repetition, control: pinnin
         else:
             progress = progress_of(ResultStore(out), specs, repetition)
     warm = len(unfinished(specs, progress, repetition)) if rounds else 0
-    wait, why_not = (boot_wait(control, lambda: bool(unfinished(specs, progress, repetition))) if settle_asked
-                     else (0, None))
+    wait, why_not = boot_wait(lambda: bool(unfinished(specs, progress, repetition))) if settle_asked else (0, None)
     lines = [why_not] if why_not else []
     lines += ([f"first a wait of {wait:.0f} s, until this machine has been {hostload.FRESH_UP} (--settle)"]
               if wait else [])
