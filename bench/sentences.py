@@ -367,8 +367,8 @@ def summary(sw: facts.Sweep, models: dict, ev=None) -> list:
         out.append(repeat_spread(r))
     if ev is not None:
         out += [line for line in (ts.stop_reasons(trust.stop_reasons(sw.runs)), ts.coverage(ev)) if line]
-    if line := ts.host_waits(trust.host_waits(sw.runs)):
-        out.append(line)
+    out += [line for line in (ts.host_waits(trust.host_waits(sw.runs)), ts.host_speed(trust.host_speed(sw.ok)))
+            if line]
     return out
 
 

@@ -18,7 +18,7 @@ from bench.facts import SINEBENCH, Sweep, multi_sets, one_gpu
 from bench.schema import SLOW_HOST
 from sinelstm import hostspeed
 from sinelstm.devices import parse_device_set
-from sinelstm.names import ARTICLE_IMPL, SINGLE_DEVICE, device_label
+from sinelstm.names import ARTICLE_IMPL, SINGLE_DEVICE, device_label, one_process_per_device
 
 SIDE = ["impl", "seqlen", "devices", "strategy"]
 
@@ -237,3 +237,39 @@ def host_waits(runs: pd.DataFrame) -> HostWaits | None:
     return HostWaits(len(gated), len(slow), float(wait[slow.index].sum()), float(wait.max()) if len(wait) else 0.0,
                      int(((wait >= hostspeed.MAX_WAIT_S) & before).sum()), hostspeed.MAX_WAIT_S, stopped,
                      int((~fast).sum()), gate_tolerance(gated), int((fast & ~counts).sum()))
+
+
+@dataclass(frozen=True)
+class HostSpeed:
+    """The gate's probe over the counted runs: the host's speed while they
+    were timed."""
+
+    median_ms: float
+    low_ms: float
+    high_ms: float
+    runs: int
+    one_process: bool  # the one-process runs' probes alone (a job's ranks read slower)
+
+
+def host_speed(ok: pd.DataFrame) -> HostSpeed | None:
+    """The probes (:attr:`sinelstm.hostspeed.HostGate.probe_ms`) of the
+    counted runs ``ok``, of one-process runs where there are any: a
+    ChainerMN job's probe is its slowest rank's and reads slower at the same
+    host speed (:mod:`sinelstm.hostspeed`). None: gate off, or a folder from
+    before the probe column.
+
+    A host-bound run's time follows this reading (a CPU run at batch 10 /
+    ``n_units`` 5 is the probe's own work: its median over its probe was
+    0.97-1.05 on a 1x H200, results/h200x1-settle-2026-11-29), and the
+    host's fast state drifts by more over minutes than one sweep's intervals
+    (6-7 % between sweeps there, past boot): the reading is what lets a
+    reader set two sweeps' host-bound figures side by side."""
+    if "host_probe_ms" not in ok or ok.empty:
+        return None
+    probed = ok[ok["host_probe_ms"].notna()]
+    single = probed[~probed["strategy"].map(one_process_per_device)]
+    use = single if len(single) else probed
+    if use.empty:
+        return None
+    p = use["host_probe_ms"].astype(float)
+    return HostSpeed(float(p.median()), float(p.min()), float(p.max()), len(p), bool(len(single)))

@@ -139,6 +139,18 @@ def _conditions(uncontrolled: dict | None, pinned) -> str:
     return f" ({'; '.join(bits)})" if bits else ""
 
 
+def host_speed(h) -> str | None:
+    """The host's speed while timed (:func:`bench.trust.host_speed`)."""
+    if h is None:
+        return None
+    whose, many = "one-process " if h.one_process else "", h.runs != 1
+    return (f"While the {h.runs} counted {whose}run{'s were' if many else ' was'} timed, the gate's probe of "
+            f"host speed (CPU updates at batch 10, n_units 5) read {h.median_ms:.3f} ms at the median "
+            f"({h.low_ms:.3f}–{h.high_ms:.3f}). Host-bound times follow it, and the intervals here cover only "
+            f"this sweep's repeats: where the host's speed drifts between sweeps, so do those times. Set two "
+            f"sweeps' host-bound figures side by side with their probe readings.")
+
+
 def host_waits(w) -> str | None:
     """What the host-speed gate did (:func:`bench.trust.host_waits`)."""
     if w is None:

@@ -10,14 +10,16 @@ stopped; scripts/gpu_trust.sh's table.
 configurations; per configuration, the figure each one reports (the median
 over its counted repeats, as the report does) and how far those disagree
 (slowest over fastest, minus 1): what a reader who runs the sweep again
-sees move.
+sees move. Below them, each sweep's host probe while timed (the median over
+its counted one-process runs, :func:`bench.trust.host_speed`): host-bound
+figures move with it.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import analysis, intervals, samples  # noqa: E402
+from bench import analysis, intervals, samples, trust  # noqa: E402
 from bench.store import ResultStore  # noqa: E402
 from sinelstm.names import series_label  # noqa: E402
 
@@ -52,12 +54,14 @@ def rows(folder: Path) -> dict:
 
 
 def across(folders):
-    reported = {}
+    reported, probes = {}, {}
     names = [Path(f).name for f in folders]
     if len(set(names)) < len(names):  # s1/ of two calls: say which
         names = [str(f) for f in folders]
     for f, name in zip(folders, names):
-        agg = analysis.aggregate(ResultStore(Path(f)).load()["runs"])
+        runs = ResultStore(Path(f)).load()["runs"]
+        agg = analysis.aggregate(runs)
+        probes[name] = trust.host_speed(analysis.ok_runs(runs))
         for r in agg.to_dict("records"):  # a configuration is every key the report groups by
             key = (f"{series_label(r['devices'], r['strategy'], r['impl'])} b{r['batchsize']}/n{r['n_units']} "
                    + " ".join(str(r[k]) for k in ("recipe", "seqlen", *analysis.AXES)))
@@ -70,6 +74,8 @@ def across(folders):
         print(f"{config:<72} {spread}  " + "  ".join(
             f"{name} {got[name][0]:.3f} ({got[name][1]})" if name in got else f"{name} (not run)"
             for name in names))
+    print(f"{'host probe while timed, ms (median of counted one-process runs)':<72} {'':>7}  " + "  ".join(
+        f"{name} {probes[name].median_ms:.3f}" if probes[name] else f"{name} -" for name in names))
 
 
 def main(folders):

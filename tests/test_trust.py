@@ -743,3 +743,23 @@ def test_the_gates_record_is_summed_and_said():
     assert "not counted (status slow-host)" in trust_sentences.host_waits(stopped)
     assert trust.host_waits(runs.drop(columns=["host_slow"])) is None
     assert trust.host_waits(runs.assign(host_slow=np.nan)) is None  # gate off
+
+
+def test_the_hosts_speed_while_timed_is_read_from_one_process_runs_and_said():
+    """host_speed: the counted runs' probes, a ChainerMN job's left out
+    while one-process runs have probes (its slowest rank reads slower); the
+    summary sentence gives the reading and says the intervals leave out the
+    drift between sweeps; nothing for a folder without probes."""
+    runs = pd.DataFrame({"strategy": [SINGLE_DEVICE, SINGLE_DEVICE, "single-process", "chainermn"],
+                         "host_probe_ms": [1.40, 1.50, 1.45, 3.0]})
+    h = trust.host_speed(runs)
+    assert (h.median_ms, h.low_ms, h.high_ms, h.runs, h.one_process) == (1.45, 1.40, 1.50, 3, True)
+    line = trust_sentences.host_speed(h)
+    assert "3 counted one-process runs" in line and "read 1.450 ms at the median (1.400–1.500)" in line
+    assert "cover only this sweep's repeats" in line
+    job = trust.host_speed(runs[runs["strategy"] == "chainermn"])
+    assert (job.median_ms, job.one_process) == (3.0, False)
+    assert "the 1 counted run was timed" in trust_sentences.host_speed(job)
+    assert trust.host_speed(runs.assign(host_probe_ms=np.nan)) is None  # gate off
+    assert trust.host_speed(runs.drop(columns=["host_probe_ms"])) is None  # a folder from before the probe
+    assert trust_sentences.host_speed(None) is None
