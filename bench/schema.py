@@ -133,8 +133,9 @@ class RunRow:
     updates_to_quality: int | None
     eval_s: float | None  # time spent evaluating, outside every other time
     # How the implementation ran the update: "eager" (framework calls),
-    # "cuda-graph", "cuda-graph-gemm" or "numba" (the graph implementation's
-    # compiled paths: persistent kernels, captured cuBLAS, Numba loops).
+    # "cuda-graph", "cuda-graph-gemm (L lanes, dh in S parts)" or "numba"
+    # (the graph implementation's compiled paths: persistent kernels,
+    # captured cuBLAS with the plan it chose at setup, Numba loops).
     path: str | None
     # The sweep invocation that measured the run (a key of env.json's
     # "invocations"); set by the sweep process, not the worker.

@@ -93,6 +93,7 @@ class GraphUpdater:
                 from sinelstm.graph_gemm import GemmGraphs
 
                 self._gpu = GemmGraphs(self, series)
+                self.path = f"{PATH_GEMM} ({self._gpu.plan})"
         else:
             self.series = np.ascontiguousarray(series, dtype=np.float32)
             T, B, G = self.seqlen, self.batch, 4 * self.n

@@ -62,7 +62,6 @@ _BLOCK = 256
 # Parts over K that the backward's dh product may be split into (FP32):
 # the candidates _fastest_dh_split times, the first being one product.
 _SPLITS = (1, 2, 4)
-_MAX_SPLITS = max(_SPLITS)
 # 3xTF32: the most big*big terms one cuBLAS call sums (see x3_ranges).
 # SINEBENCH_X3_K=K changes it, for measuring the choice.
 X3_K = int(os.environ.get("SINEBENCH_X3_K", 512))
@@ -416,6 +415,14 @@ class GemmGraphs(GpuGraphs):
         overlap = self.nccl is not None and OVERLAP == "tail"
         return ("_data", "_forward", "_backward_overlapped", "_step") if overlap else None
 
+    @property
+    def plan(self) -> str:
+        """How the update runs here, chosen at setup: its lanes and the
+        dh product's parts (the run's ``path`` names it, so that two
+        timings can be told apart by what ran)."""
+        lanes_word = f"{len(self.rows)} lane{'s' if len(self.rows) > 1 else ''}"
+        return f"{lanes_word}, dh in {self.dh_splits} part{'s' if self.dh_splits > 1 else ''}"
+
     def setup(self):
         cupy, up = self.cupy, self.up
         T, B, n = up.seqlen, up.batch, up.n
@@ -454,7 +461,6 @@ class GemmGraphs(GpuGraphs):
         # input projection's, rank one), then the output layer's W and b,
         # copied into the flat gradients before the step.
         self.small = cupy.empty(2 * G + n + 1, cupy.float32)
-        self.dhn = cupy.zeros((_MAX_SPLITS, B, n), cupy.float32)  # dh's parts (_dh)
         if X3_K < 1:
             raise ValueError(f"SINEBENCH_X3_K={X3_K}: give the terms per call, at least 1")
         # The lanes: the first on the capturing stream, each with a handle.
@@ -464,6 +470,9 @@ class GemmGraphs(GpuGraphs):
         # dh in parts over K is for one lane: the step kernel finds part s at
         # s * (its rows) * n, which is a whole batch per part only with one
         self.dh_splits = self._fastest_dh_split(len(self.rows))
+        # dh's parts (_dh): as many as run (one part at batch 4096 / n_units
+        # 1024 is 16 MB, four were 64); the timing's candidates had their own.
+        self.dhn = cupy.zeros((self.dh_splits, B, n), cupy.float32)
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
         if self.x3:
@@ -658,6 +667,7 @@ class GemmGraphs(GpuGraphs):
             return 1
         cupy, s = self.cupy, self.capture_stream
         start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        self.dhn = cupy.zeros((max(usable), self.up.batch, self.up.n), cupy.float32)  # the candidates' parts
         times = {splits: [] for splits in usable}
         with s:
             for rep in range(_TIMING_REPS + _TIMING_WARMUPS):

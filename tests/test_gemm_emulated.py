@@ -263,7 +263,8 @@ def test_the_captured_products_compute_the_cpu_update(monkeypatch, mode, grad_ro
 @pytest.mark.parametrize("dh_split", ["2", "4"])
 def test_dh_in_parts_over_k_summed_by_the_step_kernel(monkeypatch, dh_split):
     g, *rest = emulate(monkeypatch, "fp32", dh_split=dh_split)
-    assert g.dh_splits == int(dh_split)
+    assert g.dh_splits == int(dh_split) and g.dhn.shape[0] == int(dh_split)  # as many parts as run, no more
+    assert g.plan == f"1 lane, dh in {dh_split} parts"
     err = errors(g, *rest)
     assert all(e < 2e-5 for e in err.values()), err
 

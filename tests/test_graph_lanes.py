@@ -177,7 +177,9 @@ def _reads_steps_gradient(args, t) -> bool:
 
 @pytest.mark.parametrize("grad_rows,lanes", [(0, 3), (B, 3), (2 * B, 2), (0, 1)])
 def test_lanes_read_only_what_is_written_before(grad_rows, lanes):
-    check(*record(grad_rows, lanes))
+    rec, g = record(grad_rows, lanes)
+    check(rec, g)
+    assert g.plan == f"{lanes} lane{'s' if lanes > 1 else ''}, dh in 1 part"  # what a run's path names
 
 
 @pytest.mark.parametrize("broken", ["_gather", "_spread"])
