@@ -69,7 +69,9 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     ok = ok_runs(runs).assign(**legacy)
     if ok.empty:
         return pd.DataFrame(columns=KEYS + AXES + ["ms", "ms_p25", "ms_p75", "samples_per_s", "repeats", "flops",
-                                                   "grad_error", "label", "is_gpu"])
+                                                   "per_probe", "grad_error", "label", "is_gpu"])
+    probe = ok["host_probe_ms"] if "host_probe_ms" in ok else np.nan  # a folder from before the gate: none
+    ok = ok.assign(per_probe=ok["ms_per_update_median"] / probe)
     agg = ok.groupby(KEYS + AXES, as_index=False).agg(
         ms=("ms_per_update_median", "median"),
         ms_p25=("ms_per_update_p25", "median"),
@@ -81,6 +83,13 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         flops=("flops_per_update", "first"),
         time_to_target_s=("time_to_target_s", "median"),
         val_mse=("val_mse", "median"),
+        # Each run's time over the host probe read while it was timed
+        # (sinelstm.hostspeed): where the host bounds the time, its drift
+        # between sweeps cancels here (CPU and one GPU at batch 10 / n_units
+        # 5 moved 0.6-3.7 % from sweep to sweep by this, 3-83 % in ms:
+        # results/h200x1-settle-2026-11-29/per_probe.txt); where the device
+        # does, the probe's noise is added instead. NaN: gate off.
+        per_probe=("per_probe", "median"),
     )
     # The first gradient's error is arithmetic, not timing: from every
     # finished run, so that a repeat 0 the host gate leaves out of the times

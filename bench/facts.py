@@ -347,5 +347,5 @@ def configurations(agg: pd.DataFrame) -> pd.DataFrame:
     t = t.assign(label=[lab + "".join(f" · {v}" for v, d in zip(axes, ("fp32", "default", "strong")) if v != d)
                         for lab, *axes in zip(t["label"], t["precision"], t["transport"], t["scaling"])])
     return t[["impl", "label", "batchsize", "n_units", "repeats", "ms", "ms_p25", "ms_p75", "ms_min", "ms_max",
-              "samples_per_s", "time_to_target_s", "val_mse", "grad_error"]].rename(
+              "per_probe", "samples_per_s", "time_to_target_s", "val_mse", "grad_error"]].rename(
         columns={"ms_min": "fastest repeat", "ms_max": "slowest repeat"})

@@ -147,8 +147,8 @@ def host_speed(h) -> str | None:
     return (f"While the {h.runs} counted {whose}run{'s were' if many else ' was'} timed, the gate's probe of "
             f"host speed (CPU updates at batch 10, n_units 5) read {h.median_ms:.3f} ms at the median "
             f"({h.low_ms:.3f}–{h.high_ms:.3f}). Host-bound times follow it, and the intervals here cover only "
-            f"this sweep's repeats: where the host's speed drifts between sweeps, so do those times. Set two "
-            f"sweeps' host-bound figures side by side with their probe readings.")
+            f"this sweep's repeats: where the host's speed drifts between sweeps, so do those times. Two "
+            f"sweeps' host-bound configurations compare by their time over this probe (All configurations).")
 
 
 def host_waits(w) -> str | None:

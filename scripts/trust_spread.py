@@ -10,9 +10,12 @@ stopped; scripts/gpu_trust.sh's table.
 configurations; per configuration, the figure each one reports (the median
 over its counted repeats, as the report does) and how far those disagree
 (slowest over fastest, minus 1): what a reader who runs the sweep again
-sees move. Below them, each sweep's host probe while timed (the median over
-its counted one-process runs, :func:`bench.trust.host_speed`): host-bound
-figures move with it.
+sees move. Beside it, the same of the report's ms per update over the host
+probe (``per_probe`` of :func:`bench.analysis.aggregate`): where the host
+bounds the time, its drift cancels there; where the device does, the ratio
+takes the probe's noise on instead, and for an MPI job the probe is rank
+0's. Below them, each sweep's host probe while timed (the median over its
+counted one-process runs, :func:`bench.trust.host_speed`).
 """
 import sys
 from pathlib import Path
@@ -65,17 +68,25 @@ def across(folders):
         for r in agg.to_dict("records"):  # a configuration is every key the report groups by
             key = (f"{series_label(r['devices'], r['strategy'], r['impl'])} b{r['batchsize']}/n{r['n_units']} "
                    + " ".join(str(r[k]) for k in ("recipe", "seqlen", *analysis.AXES)))
-            reported.setdefault(key, {})[name] = (r["ms"], r["repeats"])
-    print(f"{'configuration':<72} {'spread':>7}  reported median ms (counted repeats) per sweep")
+            ratio = r["per_probe"] if r["per_probe"] == r["per_probe"] else None  # NaN: no probe
+            reported.setdefault(key, {})[name] = (r["ms"], r["repeats"], ratio)
+    print(f"{'configuration':<72} {'spread':>7} {'/probe':>7}  reported median ms (counted repeats) "
+          f"[median of ms / probe] per sweep")
     for config in sorted(reported):
         got = reported[config]
-        ms = [m for m, _ in got.values()]
-        spread = f"{max(ms) / min(ms) - 1:7.1%}" if len(ms) == len(folders) else "      -"
-        print(f"{config:<72} {spread}  " + "  ".join(
-            f"{name} {got[name][0]:.3f} ({got[name][1]})" if name in got else f"{name} (not run)"
-            for name in names))
+        print(f"{config:<72} {_spread([v[0] for v in got.values()], len(folders))} "
+              f"{_spread([v[2] for v in got.values()], len(folders))}  " + "  ".join(
+                  f"{name} {got[name][0]:.3f} ({got[name][1]})"
+                  + (f" [{got[name][2]:.3f}]" if got[name][2] is not None else "")
+                  if name in got else f"{name} (not run)" for name in names))
     print(f"{'host probe while timed, ms (median of counted one-process runs)':<72} {'':>7}  " + "  ".join(
         f"{name} {probes[name].median_ms:.3f}" if probes[name] else f"{name} -" for name in names))
+
+
+def _spread(values, wanted: int) -> str:
+    """Slowest over fastest, minus 1, once every sweep has a value."""
+    known = [v for v in values if v is not None]
+    return f"{max(known) / min(known) - 1:7.1%}" if len(known) == wanted and known else "      -"
 
 
 def main(folders):

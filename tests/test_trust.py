@@ -756,10 +756,29 @@ def test_the_hosts_speed_while_timed_is_read_from_one_process_runs_and_said():
     assert (h.median_ms, h.low_ms, h.high_ms, h.runs, h.one_process) == (1.45, 1.40, 1.50, 3, True)
     line = trust_sentences.host_speed(h)
     assert "3 counted one-process runs" in line and "read 1.450 ms at the median (1.400–1.500)" in line
-    assert "cover only this sweep's repeats" in line
+    assert "cover only this sweep's repeats" in line and "time over this probe" in line
     job = trust.host_speed(runs[runs["strategy"] == "chainermn"])
     assert (job.median_ms, job.one_process) == (3.0, False)
     assert "the 1 counted run was timed" in trust_sentences.host_speed(job)
     assert trust.host_speed(runs.assign(host_probe_ms=np.nan)) is None  # gate off
     assert trust.host_speed(runs.drop(columns=["host_probe_ms"])) is None  # a folder from before the probe
     assert trust_sentences.host_speed(None) is None
+
+
+def test_each_configuration_gives_its_time_over_the_host_probe_and_the_table_shows_it_where_probed():
+    """aggregate's per_probe: the median over counted repeats of ms / the
+    run's probe, so that a host twice as slow in one repeat (probe and time
+    both doubled) leaves it unchanged; the configurations table has the
+    column only where some run was probed."""
+    from bench import tables
+
+    cpu = pd.DataFrame(fact_runs("cpu", SINGLE_DEVICE, {(10, 5): 1.5}, repeats=(1.0, 2.0, 1.0)))
+    cpu["host_probe_ms"] = [1.5, 3.0, 1.6]
+    agg = analysis.aggregate(cpu)  # the gate off (no host_gate column): every repeat counts
+    assert agg["per_probe"].iloc[0] == pytest.approx(1.0)  # 1.5/1.5, 3.0/3.0, 1.5/1.6: median 1.0
+    assert agg["ms"].iloc[0] == pytest.approx(1.5)
+    assert tables.PER_PROBE in tables.configurations(agg)
+    unprobed = analysis.aggregate(cpu.drop(columns=["host_probe_ms"]))
+    assert unprobed["per_probe"].isna().all() and tables.PER_PROBE not in tables.configurations(unprobed)
+    assert "gradient error" not in tables.configurations(unprobed)  # both dropped, the rest aligned
+    assert "windows per s" in tables.configurations(unprobed)
