@@ -177,10 +177,10 @@ def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None
         "large CPU sizes, older folders, or a first repeat that failed)."]
     per_probe = [] if sw.agg["per_probe"].isna().all() else [
         f"{tables.PER_PROBE}: each counted run's time over the host-speed gate's probe read while it was timed (CPU "
-        "updates at batch 10, n_units 5), the median over the repeats. Where the host bounds an update, the host's "
-        "drift between sweeps cancels in it, so that host-bound configurations of two sweeps compare by this column "
-        "better than by their ms; where the device bounds it, the probe's noise is added instead. For an MPI job it "
-        "is rank 0's probe."]
+        "updates at batch 10, n_units 5), the median over the repeats. Where the host bounds an update (the smallest "
+        "sizes), the host's drift cancels in it: when two sweeps' probe readings (Summary) differ, compare their "
+        "host-bound configurations by this column. Where the device or the CPU's BLAS bounds it, the probe's noise is "
+        "added instead: compare those by ms. For an MPI job it is rank 0's probe."]
     secs.append(_section("runs", "All configurations", [], text=per_probe + exactness, table=tables.configurations(sw.agg)
                          + tables.failed(sw.runs) if len(sw.agg) else
                          Markup("<p>No run finished.</p>") + tables.failed(sw.runs)))
