@@ -176,12 +176,14 @@ def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None
         "once per configuration on one device; – where not measured (several devices, the PyTorch reference, "
         "large CPU sizes, older folders, or a first repeat that failed)."]
     per_probe = [] if sw.agg["per_probe"].isna().all() else [
-        f"{tables.PER_PROBE}: each counted run's time over the host-speed gate's probe read while it was timed (CPU "
-        "updates at batch 10, n_units 5), the median over the repeats. Where the host bounds an update (the smallest "
-        "sizes), the host's drift cancels in it: when two sweeps' probe readings (Summary) differ, compare their "
-        "host-bound configurations by this column. Where the device or the CPU's BLAS bounds it, the probe's noise is "
-        "added instead: compare those by ms. For an MPI job it is rank 0's probe."]
-    secs.append(_section("runs", "All configurations", [], text=per_probe + exactness, table=tables.configurations(sw.agg)
+        f"{tables.PER_PROBE}: each counted run's time over the host-speed gate's probe read while it was timed "
+        f"({trust.PROBE_WORDS}), the median over the repeats. It takes out the host's drift where an update is "
+        "the probe's own kind of work: the CPU at the smallest sizes, and often one GPU's small eager updates "
+        "(results/h200x1-perprobe-2026-11-29). Where the device or the CPU's BLAS bounds an update it adds the "
+        "probe's noise instead, and an MPI job runs at its slowest rank's speed while this is rank 0's probe: "
+        "compare those by ms."]
+    secs.append(_section("runs", "All configurations", [], text=per_probe + exactness,
+                         table=tables.configurations(sw.agg)
                          + tables.failed(sw.runs) if len(sw.agg) else
                          Markup("<p>No run finished.</p>") + tables.failed(sw.runs)))
     return secs

@@ -135,7 +135,8 @@ class RunRow:
     # How the implementation ran the update: "eager" (framework calls),
     # "cuda-graph", "cuda-graph-gemm (L lanes, dh in S parts)" or "numba"
     # (the graph implementation's compiled paths: persistent kernels,
-    # captured cuBLAS with the plan it chose at setup, Numba loops).
+    # captured cuBLAS with the plan it chose at setup, rank 0's under MPI,
+    # each rank timing its own; Numba loops).
     path: str | None
     # The sweep invocation that measured the run (a key of env.json's
     # "invocations"); set by the sweep process, not the worker.

@@ -42,14 +42,16 @@ def html_table(columns: list, rows: list, cls: str = "", id_: str = "") -> Marku
 
 
 PER_PROBE = "ms per update / host probe ms"
+# Columns left out where no configuration has a value: column -> heading.
+OPTIONAL = {"grad_error": "gradient error vs float64", "per_probe": PER_PROBE}
 
 
 def configurations(agg: pd.DataFrame) -> Markup:
     """Every configuration, sortable by clicking a heading, filterable."""
     t = facts.configurations(agg)
-    cols = ["<implementation", "<device set", "batch", "n_units", "repeats", "ms per update", "middle half of updates (ms)",
-            "fastest – slowest repeat (ms)", PER_PROBE, "windows per s", "time to MSE target (s)", "one-step test MSE",
-            "gradient error vs float64"]
+    cols = ["<implementation", "<device set", "batch", "n_units", "repeats", "ms per update",
+            "middle half of updates (ms)", "fastest – slowest repeat (ms)", PER_PROBE, "windows per s",
+            "time to MSE target (s)", "one-step test MSE", OPTIONAL["grad_error"]]
     rows = [[r["impl"], r["label"], (str(r["batchsize"]), r["batchsize"]), (str(r["n_units"]), r["n_units"]),
              (str(r["repeats"]), r["repeats"]), (num(r["ms"]), r["ms"]),
              (f"{num(r['ms_p25'])} – {num(r['ms_p75'])}", r["ms_p25"]),
@@ -58,9 +60,9 @@ def configurations(agg: pd.DataFrame) -> Markup:
              (num(r["samples_per_s"]), r["samples_per_s"]), (num(r["time_to_target_s"]), r["time_to_target_s"]),
              (sci(r["val_mse"]), r["val_mse"]), (sci(r["grad_error"]), r["grad_error"])] for _, r in t.iterrows()]
     # Not measured (an older folder, the gate off): no column of dashes.
-    for col in ("grad_error", "per_probe"):
+    for col, heading in OPTIONAL.items():
         if t[col].isna().all():
-            at = cols.index({"grad_error": "gradient error vs float64", "per_probe": PER_PROBE}[col])
+            at = cols.index(heading)
             cols, rows = cols[:at] + cols[at + 1:], [r[:at] + r[at + 1:] for r in rows]
     filt = ('<p class="filter"><label>Filter: <input type="search" data-filter="configs" '
             'placeholder="e.g. GPU, b100, article"></label> <span class="hint">click a heading to sort</span></p>')

@@ -239,6 +239,11 @@ def host_waits(runs: pd.DataFrame) -> HostWaits | None:
                      int((~fast).sum()), gate_tolerance(gated), int((fast & ~counts).sum()))
 
 
+# What the host-speed gate's probe times (sinelstm.hostspeed.probe_ms), in
+# the words the report uses wherever it names the probe.
+PROBE_WORDS = "CPU updates at batch 10, n_units 5"
+
+
 @dataclass(frozen=True)
 class HostSpeed:
     """The gate's probe over the counted runs: the host's speed while they
@@ -248,28 +253,34 @@ class HostSpeed:
     low_ms: float
     high_ms: float
     runs: int
-    one_process: bool  # the one-process runs' probes alone (a job's ranks read slower)
+    whose: str  # the runs read: "CPU" (one-process CPU runs), "one-process", or "MPI rank 0"
 
 
 def host_speed(ok: pd.DataFrame) -> HostSpeed | None:
     """The probes (:attr:`sinelstm.hostspeed.HostGate.probe_ms`) of the
-    counted runs ``ok``, of one-process runs where there are any: a
-    ChainerMN job's probe is its slowest rank's and reads slower at the same
-    host speed (:mod:`sinelstm.hostspeed`). None: gate off, or a folder from
-    before the probe column.
+    counted runs ``ok``: of the one-process CPU runs where there are any,
+    else of all one-process runs, else of the MPI jobs' (rank 0's, each
+    rank judged against its own reference). The probe reads differently in
+    different processes at the same host speed: a GPU run's process read
+    2.8 % slower than a CPU run's in one sweep (1.429 against 1.390 ms,
+    results/h200x1-settle-2026-11-29/s5), and a ChainerMN rank slower still
+    (:mod:`sinelstm.hostspeed`); one kind of run keeps sweeps of different
+    mixes comparable. None: gate off, or a folder from before the probe
+    column.
 
     A host-bound run's time follows this reading (a CPU run at batch 10 /
-    ``n_units`` 5 is the probe's own work: its median over its probe was
-    0.97-1.05 on a 1x H200, results/h200x1-settle-2026-11-29), and the
-    host's fast state drifts by more over minutes than one sweep's intervals
-    (6-7 % between sweeps there, past boot): the reading is what lets a
-    reader set two sweeps' host-bound figures side by side."""
+    ``n_units`` 5 is the probe's own work: the counted runs' medians over
+    their probes were 0.97-1.04 on a 1x H200, results/h200x1-settle-2026-11-29),
+    and the host's fast state drifts by more over minutes than one sweep's
+    intervals (7-8 % between sweeps there, past boot): the reading is what
+    lets a reader set two sweeps' host-bound figures side by side."""
     if "host_probe_ms" not in ok or ok.empty:
         return None
     probed = ok[ok["host_probe_ms"].notna()]
-    single = probed[~probed["strategy"].map(one_process_per_device)]
-    use = single if len(single) else probed
-    if use.empty:
+    if probed.empty:
         return None
+    single = probed[~probed["strategy"].map(one_process_per_device).astype(bool)]
+    cpu = single[single["devices"] == "cpu"]
+    use, whose = next((g, w) for g, w in ((cpu, "CPU"), (single, "one-process"), (probed, "MPI rank 0")) if len(g))
     p = use["host_probe_ms"].astype(float)
-    return HostSpeed(float(p.median()), float(p.min()), float(p.max()), len(p), bool(len(single)))
+    return HostSpeed(float(p.median()), float(p.min()), float(p.max()), len(p), whose)

@@ -143,12 +143,12 @@ def host_speed(h) -> str | None:
     """The host's speed while timed (:func:`bench.trust.host_speed`)."""
     if h is None:
         return None
-    whose, many = "one-process " if h.one_process else "", h.runs != 1
-    return (f"While the {h.runs} counted {whose}run{'s were' if many else ' was'} timed, the gate's probe of "
-            f"host speed (CPU updates at batch 10, n_units 5) read {h.median_ms:.3f} ms at the median "
-            f"({h.low_ms:.3f}–{h.high_ms:.3f}). Host-bound times follow it, and the intervals here cover only "
-            f"this sweep's repeats: where the host's speed drifts between sweeps, so do those times. Two "
-            f"sweeps' host-bound configurations compare by their time over this probe (All configurations).")
+    runs = f"{h.runs} counted {h.whose} run{'s were' if h.runs != 1 else ' was'}"
+    return (f"While the {runs} timed, the gate's probe of host speed ({trust.PROBE_WORDS}) read "
+            f"{h.median_ms:.3f} ms at the median ({h.low_ms:.3f}–{h.high_ms:.3f}). Host-bound times follow it, and "
+            f"the intervals here cover only this sweep's repeats: where the host's speed drifts between sweeps, so "
+            f"do those times. Set two sweeps' figures at the smallest sizes side by side with this reading, or by "
+            f"their time over the probe (All configurations).")
 
 
 def host_waits(w) -> str | None:

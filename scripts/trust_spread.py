@@ -15,10 +15,12 @@ probe (``per_probe`` of :func:`bench.analysis.aggregate`): where the host
 bounds the time, its drift cancels there; where the device does, the ratio
 takes the probe's noise on instead, and for an MPI job the probe is rank
 0's. Below them, each sweep's host probe while timed (the median over its
-counted one-process runs, :func:`bench.trust.host_speed`).
+counted runs of one kind, :func:`bench.trust.host_speed`).
 """
 import sys
 from pathlib import Path
+
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -68,7 +70,7 @@ def across(folders):
         for r in agg.to_dict("records"):  # a configuration is every key the report groups by
             key = (f"{series_label(r['devices'], r['strategy'], r['impl'])} b{r['batchsize']}/n{r['n_units']} "
                    + " ".join(str(r[k]) for k in ("recipe", "seqlen", *analysis.AXES)))
-            ratio = r["per_probe"] if r["per_probe"] == r["per_probe"] else None  # NaN: no probe
+            ratio = r["per_probe"] if pd.notna(r["per_probe"]) else None  # NaN: no probe
             reported.setdefault(key, {})[name] = (r["ms"], r["repeats"], ratio)
     print(f"{'configuration':<72} {'spread':>7} {'/probe':>7}  reported median ms (counted repeats) "
           f"[median of ms / probe] per sweep")
@@ -79,8 +81,9 @@ def across(folders):
                   f"{name} {got[name][0]:.3f} ({got[name][1]})"
                   + (f" [{got[name][2]:.3f}]" if got[name][2] is not None else "")
                   if name in got else f"{name} (not run)" for name in names))
-    print(f"{'host probe while timed, ms (median of counted one-process runs)':<72} {'':>7}  " + "  ".join(
-        f"{name} {probes[name].median_ms:.3f}" if probes[name] else f"{name} -" for name in names))
+    print(f"{'host probe while timed, ms (median of counted runs of one kind)':<72} {'':>15}  " + "  ".join(
+        f"{name} {probes[name].median_ms:.3f} ({probes[name].whose})" if probes[name] else f"{name} -"
+        for name in names))
 
 
 def _spread(values, wanted: int) -> str:

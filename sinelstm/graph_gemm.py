@@ -470,8 +470,10 @@ class GemmGraphs(GpuGraphs):
         # dh in parts over K is for one lane: the step kernel finds part s at
         # s * (its rows) * n, which is a whole batch per part only with one
         self.dh_splits = self._fastest_dh_split(len(self.rows))
-        # dh's parts (_dh): as many as run (one part at batch 4096 / n_units
-        # 1024 is 16 MB, four were 64); the timing's candidates had their own.
+        # dh's parts (_dh): as many as the captured graph reads (one part at
+        # batch 4096 / n_units 1024 is 16 MB, four are 64). The timing's
+        # buffer of the most parts goes back to CuPy's pool first.
+        self.dhn = None
         self.dhn = cupy.zeros((self.dh_splits, B, n), cupy.float32)
         self.dc = cupy.empty((B, n), cupy.float32)
         self.norm = cupy.zeros(1, cupy.float32)
@@ -667,7 +669,8 @@ class GemmGraphs(GpuGraphs):
             return 1
         cupy, s = self.cupy, self.capture_stream
         start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-        self.dhn = cupy.zeros((max(usable), self.up.batch, self.up.n), cupy.float32)  # the candidates' parts
+        # _dh writes into self.dhn: room for every candidate's parts, while timing
+        self.dhn = cupy.zeros((max(usable), self.up.batch, self.up.n), cupy.float32)
         times = {splits: [] for splits in usable}
         with s:
             for rep in range(_TIMING_REPS + _TIMING_WARMUPS):

@@ -179,12 +179,43 @@ def step_kernels(n, offs, heap):
             "gemm_backward_step": backward_step, "gemm_split_w": split_w}
 
 
-def emulate(monkeypatch, mode, n=12, B=3, T=5, burn_in=1, grad_rows=None, x3_k=None, seed=0, dh_split="1"):
+class TimedStream:
+    """The capturing stream, as the dh split's timing uses it (``with s:``)."""
+
+    def wait_event(self, event):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def timed_cuda(monkeypatch, split_ms: dict) -> dict:
+    """CUDA events whose elapsed time is ``split_ms`` of the dh split the
+    last product ran with (GemmGraphs._fastest_dh_split's timing)."""
+    last = {}
+    dh = graph_gemm.GemmGraphs._dh
+
+    def recording_dh(self, t, splits, span=None, blas=None):
+        last["splits"] = splits
+        return dh(self, t, splits, span, blas)
+
+    monkeypatch.setattr(graph_gemm.GemmGraphs, "_dh", recording_dh)
+    event = lambda: types.SimpleNamespace(record=lambda stream: None, synchronize=lambda: None)  # noqa: E731
+    return {"Event": event, "get_elapsed_time": lambda start, stop: split_ms[last["splits"]]}
+
+
+def emulate(monkeypatch, mode, n=12, B=3, T=5, burn_in=1, grad_rows=None, x3_k=None, seed=0, dh_split="1",
+            split_ms=None):
     """GemmGraphs' forward and backward in ``mode``, from its own setup;
-    returns it, the flat parameters and the windows."""
+    returns it, the flat parameters and the windows. ``split_ms`` ({parts:
+    ms}): the dh split is timed ("auto"), each candidate taking that long."""
     monkeypatch.setenv("CUPY_TF32", "1" if mode == "tf32" else "0")
     monkeypatch.setenv("SINEBENCH_3XTF32", "1" if mode == "3xtf32" else "0")
-    monkeypatch.setattr(graph_gemm, "DH_SPLIT", dh_split)  # FP32's split is timed on a GPU; fixed here
+    # FP32's split is timed on a GPU; fixed here unless split_ms times it
+    monkeypatch.setattr(graph_gemm, "DH_SPLIT", dh_split if split_ms is None else "auto")
     if x3_k is not None:
         monkeypatch.setattr(graph_gemm, "X3_K", x3_k)
     if grad_rows is not None:
@@ -204,9 +235,10 @@ def emulate(monkeypatch, mode, n=12, B=3, T=5, burn_in=1, grad_rows=None, x3_k=N
     fake_cupy = types.SimpleNamespace(
         float32=np.float32, empty=lambda shape, dtype: heap.alloc(shape, GARBAGE), zeros=lambda shape, dtype: heap.alloc(shape),
         ones=lambda shape, dtype: heap.alloc(shape, 1.0),
-        cuda=types.SimpleNamespace(Stream=lambda non_blocking=True: types.SimpleNamespace(wait_event=lambda e: None)))
+        cuda=types.SimpleNamespace(Stream=lambda non_blocking=True: types.SimpleNamespace(wait_event=lambda e: None),
+                                   **(timed_cuda(monkeypatch, split_ms) if split_ms else {})))
     g = graph_gemm.GemmGraphs.__new__(graph_gemm.GemmGraphs)
-    g.cupy, g.capture_stream, g.nccl = fake_cupy, None, None
+    g.cupy, g.capture_stream, g.nccl = fake_cupy, TimedStream() if split_ms else None, None
     g.up = types.SimpleNamespace(n=n, batch=B, seqlen=T, burn_in=burn_in, flat=flat)
     g.loss = heap.alloc(1)
     g.setup()
@@ -265,6 +297,17 @@ def test_dh_in_parts_over_k_summed_by_the_step_kernel(monkeypatch, dh_split):
     g, *rest = emulate(monkeypatch, "fp32", dh_split=dh_split)
     assert g.dh_splits == int(dh_split) and g.dhn.shape[0] == int(dh_split)  # as many parts as run, no more
     assert g.plan == f"1 lane, dh in {dh_split} parts"
+    err = errors(g, *rest)
+    assert all(e < 2e-5 for e in err.values()), err
+
+
+@pytest.mark.parametrize("fastest", [1, 2, 4])
+def test_the_timed_dh_split_takes_the_fastest_and_keeps_only_its_parts(monkeypatch, fastest):
+    """The timing path: each candidate runs into a buffer of the most parts;
+    the update then keeps a buffer of the chosen parts only, and is right."""
+    g, *rest = emulate(monkeypatch, "fp32", split_ms={s: 0.5 if s == fastest else 1.0 for s in (1, 2, 4)})
+    assert g.dh_splits == fastest and g.dhn.shape[0] == fastest
+    assert g.plan == f"1 lane, dh in {fastest} part{'s' if fastest > 1 else ''}"
     err = errors(g, *rest)
     assert all(e < 2e-5 for e in err.values()), err
 

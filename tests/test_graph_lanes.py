@@ -132,7 +132,7 @@ def record(grad_rows: int, lanes: int = 3, ranks: int = 1, clip: float = 0.0):
     g.hx, g.dgx = g.hs, g.act
     g.x1, g.tgt, g.dy = Buf("x1", (2, T * B)), Buf("tgt", (T * B,)), Buf("dy", (T * B,))
     g.uv, g.small, g.loss = Buf("uv", (2 * G,)), Buf("small", (2 * G + N + 1,)), Buf("loss", (1,))
-    g.dhn, g.dc = Buf("dhn", (2, B, N)), Buf("dc", (B, N))
+    g.dhn, g.dc = Buf("dhn", (1, B, N)), Buf("dc", (B, N))  # dh in one part (setup sizes it so)
     g.counter, g.norm = Buf("counter", (1,)), Buf("norm", (1,))
     g._forward(s)
     if ranks == 1:

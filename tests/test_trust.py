@@ -2,6 +2,7 @@
 they are computed from, repeats until stable, pinning, and the warning that
 a machine was noisy. Seeded and fast (one short sweep; the GPU tests skip here)."""
 import json
+import re
 import subprocess
 import sys
 import time
@@ -745,21 +746,25 @@ def test_the_gates_record_is_summed_and_said():
     assert trust.host_waits(runs.assign(host_slow=np.nan)) is None  # gate off
 
 
-def test_the_hosts_speed_while_timed_is_read_from_one_process_runs_and_said():
-    """host_speed: the counted runs' probes, a ChainerMN job's left out
-    while one-process runs have probes (its slowest rank reads slower); the
-    summary sentence gives the reading and says the intervals leave out the
-    drift between sweeps; nothing for a folder without probes."""
-    runs = pd.DataFrame({"strategy": [SINGLE_DEVICE, SINGLE_DEVICE, "single-process", "chainermn"],
-                         "host_probe_ms": [1.40, 1.50, 1.45, 3.0]})
+def test_the_hosts_speed_while_timed_is_read_from_one_kind_of_run_and_said():
+    """host_speed: the counted CPU runs' probes where there are any, else
+    the one-process runs', else the MPI jobs' (the probe reads differently
+    in each kind of process); probes missing in some runs are left out; the
+    summary sentence gives the reading, names the kind, and says the
+    intervals leave out the drift between sweeps; nothing without probes."""
+    runs = pd.DataFrame({"devices": ["cpu", "cpu", "cpu", "0", "0+1"],
+                         "strategy": [SINGLE_DEVICE, SINGLE_DEVICE, SINGLE_DEVICE, SINGLE_DEVICE, "chainermn"],
+                         "host_probe_ms": [1.40, 1.50, np.nan, 1.60, 3.0]})
     h = trust.host_speed(runs)
-    assert (h.median_ms, h.low_ms, h.high_ms, h.runs, h.one_process) == (1.45, 1.40, 1.50, 3, True)
+    assert (h.median_ms, h.low_ms, h.high_ms, h.runs, h.whose) == (1.45, 1.40, 1.50, 2, "CPU")
     line = trust_sentences.host_speed(h)
-    assert "3 counted one-process runs" in line and "read 1.450 ms at the median (1.400–1.500)" in line
-    assert "cover only this sweep's repeats" in line and "time over this probe" in line
+    assert "2 counted CPU runs were timed" in line and "read 1.450 ms at the median (1.400–1.500)" in line
+    assert "cover only this sweep's repeats" in line and "time over the probe" in line
+    gpu = trust.host_speed(runs[runs["devices"] != "cpu"])
+    assert (gpu.median_ms, gpu.whose) == (1.60, "one-process")
     job = trust.host_speed(runs[runs["strategy"] == "chainermn"])
-    assert (job.median_ms, job.one_process) == (3.0, False)
-    assert "the 1 counted run was timed" in trust_sentences.host_speed(job)
+    assert (job.median_ms, job.whose) == (3.0, "MPI rank 0")
+    assert "the 1 counted MPI rank 0 run was timed" in trust_sentences.host_speed(job)
     assert trust.host_speed(runs.assign(host_probe_ms=np.nan)) is None  # gate off
     assert trust.host_speed(runs.drop(columns=["host_probe_ms"])) is None  # a folder from before the probe
     assert trust_sentences.host_speed(None) is None
@@ -780,5 +785,8 @@ def test_each_configuration_gives_its_time_over_the_host_probe_and_the_table_sho
     assert tables.PER_PROBE in tables.configurations(agg)
     unprobed = analysis.aggregate(cpu.drop(columns=["host_probe_ms"]))
     assert unprobed["per_probe"].isna().all() and tables.PER_PROBE not in tables.configurations(unprobed)
-    assert "gradient error" not in tables.configurations(unprobed)  # both dropped, the rest aligned
-    assert "windows per s" in tables.configurations(unprobed)
+    html = str(tables.configurations(unprobed))
+    assert "gradient error" not in html  # both dropped, and every row's cells still under their headings:
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert len(cells) == len(heads) and cells[heads.index("windows per s")] == tables.num(10 / 1.5 * 1e3)
