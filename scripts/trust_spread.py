@@ -24,7 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import analysis, intervals, samples, trust  # noqa: E402
+from bench import analysis, facts, intervals, samples, trust  # noqa: E402
 from bench.store import ResultStore  # noqa: E402
 from sinelstm.names import series_label  # noqa: E402
 
@@ -64,10 +64,9 @@ def across(folders):
     if len(set(names)) < len(names):  # s1/ of two calls: say which
         names = [str(f) for f in folders]
     for f, name in zip(folders, names):
-        runs = ResultStore(Path(f)).load()["runs"]
-        agg = analysis.aggregate(runs)
-        probes[name] = trust.host_speed(analysis.ok_runs(runs))
-        for r in agg.to_dict("records"):  # a configuration is every key the report groups by
+        sw = facts.sweep(ResultStore(Path(f)).load())  # the report's aggregate and counted runs, each once
+        probes[name] = trust.host_speed(sw.ok)
+        for r in sw.agg.to_dict("records"):  # a configuration is every key the report groups by
             key = (f"{series_label(r['devices'], r['strategy'], r['impl'])} b{r['batchsize']}/n{r['n_units']} "
                    + " ".join(str(r[k]) for k in ("recipe", "seqlen", *analysis.AXES)))
             ratio = r["per_probe"] if pd.notna(r["per_probe"]) else None  # NaN: no probe
