@@ -62,6 +62,16 @@ def gate_tolerance(rows: pd.DataFrame) -> float | None:
     return float(max(gates)) if len(gates) else None
 
 
+def job_probe(rows: pd.DataFrame) -> pd.Series:
+    """Each run's host speed while timed, as the job felt it: its slowest
+    process's probe, or where a folder predates that column its own (rank
+    0's in an MPI job); NaN where the gate was off or predates the probe."""
+    own = rows["host_probe_ms"] if "host_probe_ms" in rows else pd.Series(np.nan, index=rows.index)
+    if "host_probe_slowest_ms" not in rows:
+        return own.astype(float)
+    return rows["host_probe_slowest_ms"].astype(float).fillna(own.astype(float))
+
+
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration: medians over repeats, with the spread of
     per-update times (median of the repeats' quartiles) and across repeats."""
@@ -70,8 +80,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     if ok.empty:
         return pd.DataFrame(columns=KEYS + AXES + ["ms", "ms_p25", "ms_p75", "samples_per_s", "repeats", "flops",
                                                    "per_probe", "grad_error", "label", "is_gpu"])
-    probe = ok["host_probe_ms"] if "host_probe_ms" in ok else np.nan  # a folder from before the gate: none
-    ok = ok.assign(per_probe=ok["ms_per_update_median"] / probe)
+    ok = ok.assign(per_probe=ok["ms_per_update_median"] / job_probe(ok))
     agg = ok.groupby(KEYS + AXES, as_index=False).agg(
         ms=("ms_per_update_median", "median"),
         ms_p25=("ms_per_update_p25", "median"),

@@ -180,8 +180,9 @@ def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None
         f"({trust.PROBE_WORDS}), the median over the repeats. It takes out the host's drift where an update is "
         "the probe's own kind of work: the CPU at the smallest sizes, and often one GPU's small eager updates "
         "(results/h200x1-perprobe-2026-11-29). Where the device or the CPU's BLAS bounds an update it adds the "
-        "probe's noise instead, and an MPI job runs at its slowest rank's speed while this is rank 0's probe: "
-        "compare those by ms."]
+        "probe's noise instead: compare those by ms. An MPI job's probe is, at each check, its slowest rank's "
+        "(the job runs at that rank's pace; rank 0's in folders from before the column "
+        "host_probe_slowest_ms)."]
     secs.append(_section("runs", "All configurations", [], text=per_probe + exactness,
                          table=tables.configurations(sw.agg)
                          + tables.failed(sw.runs) if len(sw.agg) else

@@ -160,6 +160,10 @@ class RunRow:
     host_wait_s: float | None = None
     host_slow: float | None = None
     host_probe_ms: float | None = None  # the host's speed while timed (sinelstm.hostspeed.HostGate.probe_ms)
+    # The same, read as the job ran: at each check, its slowest process's
+    # probe (HostGate.slowest_probe_ms). One process: host_probe_ms; an MPI
+    # job: not always rank 0's (empty in folders from before the column).
+    host_probe_slowest_ms: float | None = None
     host_gate: float | None = None  # the gate's tolerance (None: off); with host_probe_ms, whether the run counts
     # How exact the run's arithmetic is: its first update's gradient of the
     # recurrent weights against the eager path's in float64, from the same

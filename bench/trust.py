@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench import intervals, samples as per_update
-from bench.analysis import KEYS, counted, gate_tolerance
+from bench.analysis import KEYS, counted, gate_tolerance, job_probe
 from bench.facts import SINEBENCH, Sweep, multi_sets, one_gpu
 from bench.schema import SLOW_HOST
 from sinelstm import hostspeed
@@ -253,13 +253,14 @@ class HostSpeed:
     low_ms: float
     high_ms: float
     runs: int
-    whose: str  # the runs read: "CPU" (one-process CPU runs), "one-process", or "MPI rank 0"
+    whose: str  # the runs read: "CPU" (one-process CPU runs), "one-process", "MPI (slowest rank)" or "MPI rank 0"
 
 
 def host_speed(ok: pd.DataFrame) -> HostSpeed | None:
     """The probes (:attr:`sinelstm.hostspeed.HostGate.probe_ms`) of the
     counted runs ``ok``: of the one-process CPU runs where there are any,
-    else of all one-process runs, else of the MPI jobs' (rank 0's, each
+    else of all one-process runs, else of the MPI jobs' (each check's
+    slowest rank, or rank 0 in folders from before that column; each
     rank judged against its own reference). The probe reads differently in
     different processes at the same host speed: a GPU run's process read
     2.8 % slower than a CPU run's in one sweep (1.429 against 1.390 ms,
@@ -281,6 +282,8 @@ def host_speed(ok: pd.DataFrame) -> HostSpeed | None:
         return None
     single = probed[~probed["strategy"].map(one_process_per_device).astype(bool)]
     cpu = single[single["devices"] == "cpu"]
-    use, whose = next((g, w) for g, w in ((cpu, "CPU"), (single, "one-process"), (probed, "MPI rank 0")) if len(g))
-    p = use["host_probe_ms"].astype(float)
+    slowest = "host_probe_slowest_ms" in probed and probed["host_probe_slowest_ms"].notna().all()
+    mpi = "MPI (slowest rank)" if slowest else "MPI rank 0"
+    use, whose = next((g, w) for g, w in ((cpu, "CPU"), (single, "one-process"), (probed, mpi)) if len(g))
+    p = job_probe(use)
     return HostSpeed(float(p.median()), float(p.min()), float(p.max()), len(p), whose)

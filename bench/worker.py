@@ -139,7 +139,7 @@ def write_results(spec: RunSpec, device_set, result, breakdown, out: Path, held:
         quality_status=result.quality_status, time_to_quality_s=result.time_to_quality_s,
         updates_to_quality=result.updates_to_quality, eval_s=result.eval_s, path=result.path,
         host_wait_s=result.host_wait_s, host_slow=result.host_slow, host_probe_ms=result.host_probe_ms,
-        grad_error=grad_error,
+        host_probe_slowest_ms=result.host_probe_slowest_ms, grad_error=grad_error,
     )
     row = replace(row, threads=held[0], cpus=held[1])
     if hosts:

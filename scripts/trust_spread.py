@@ -13,8 +13,9 @@ over its counted repeats, as the report does) and how far those disagree
 sees move. Beside it, the same of the report's ms per update over the host
 probe (``per_probe`` of :func:`bench.analysis.aggregate`): where the host
 bounds the time, its drift cancels there; where the device does, the ratio
-takes the probe's noise on instead, and for an MPI job the probe is rank
-0's. Below them, each sweep's host probe while timed (the median over its
+takes the probe's noise on instead. For an MPI job the probe is its
+slowest rank's at each check; where the rows have that, a third figure
+(``/rank0``) gives the same over rank 0's own probe. Below them, each sweep's host probe while timed (the median over its
 counted runs of one kind, :func:`bench.trust.host_speed`).
 """
 import sys
@@ -59,30 +60,46 @@ def rows(folder: Path) -> dict:
 
 
 def across(folders):
-    reported, probes = {}, {}
+    reported, probes, rank0 = {}, {}, {}
     names = [Path(f).name for f in folders]
     if len(set(names)) < len(names):  # s1/ of two calls: say which
         names = [str(f) for f in folders]
     for f, name in zip(folders, names):
-        sw = facts.sweep(ResultStore(Path(f)).load())  # the report's aggregate and counted runs, each once
+        data = ResultStore(Path(f)).load()
+        sw = facts.sweep(data)  # the report's aggregate and counted runs, each once
         probes[name] = trust.host_speed(sw.ok)
-        for r in sw.agg.to_dict("records"):  # a configuration is every key the report groups by
-            key = (f"{series_label(r['devices'], r['strategy'], r['impl'])} b{r['batchsize']}/n{r['n_units']} "
-                   + " ".join(str(r[k]) for k in ("recipe", "seqlen", *analysis.AXES)))
-            ratio = r["per_probe"] if pd.notna(r["per_probe"]) else None  # NaN: no probe
-            reported.setdefault(key, {})[name] = (r["ms"], r["repeats"], ratio)
-    print(f"{'configuration':<72} {'spread':>7} {'/probe':>7}  reported median ms (counted repeats) "
-          f"[median of ms / probe] per sweep")
+        for key, r in _configs(sw.agg):
+            reported.setdefault(key, {})[name] = (r["ms"], r["repeats"], _ratio(r))
+        if "host_probe_slowest_ms" in data["runs"]:  # MPI jobs: the same over rank 0's own probe, for comparison
+            own = facts.sweep({**data, "runs": data["runs"].drop(columns=["host_probe_slowest_ms"])})
+            for key, r in _configs(own.agg):
+                rank0.setdefault(key, {})[name] = _ratio(r)
+    differs = {k for k, got in rank0.items() if got != {n: v[2] for n, v in reported[k].items()}}
+    print(f"{'configuration':<72} {'spread':>7} {'/probe':>7}{' /rank0' if differs else ''}  reported median ms "
+          f"(counted repeats) [median of ms / probe] per sweep")
     for config in sorted(reported):
         got = reported[config]
+        by_rank0 = (" " + _spread(list(rank0[config].values()), len(folders)) if config in differs
+                    else " " * 8 if differs else "")
         print(f"{config:<72} {_spread([v[0] for v in got.values()], len(folders))} "
-              f"{_spread([v[2] for v in got.values()], len(folders))}  " + "  ".join(
+              f"{_spread([v[2] for v in got.values()], len(folders))}{by_rank0}  " + "  ".join(
                   f"{name} {got[name][0]:.3f} ({got[name][1]})"
                   + (f" [{got[name][2]:.3f}]" if got[name][2] is not None else "")
                   if name in got else f"{name} (not run)" for name in names))
     print(f"{'host probe while timed, ms (median of counted runs of one kind)':<72} {'':>15}  " + "  ".join(
         f"{name} {probes[name].median_ms:.3f} ({probes[name].whose})" if probes[name] else f"{name} -"
         for name in names))
+
+
+def _configs(agg):
+    """(name, row) per configuration: every key the report groups by."""
+    for r in agg.to_dict("records"):
+        yield (f"{series_label(r['devices'], r['strategy'], r['impl'])} b{r['batchsize']}/n{r['n_units']} "
+               + " ".join(str(r[k]) for k in ("recipe", "seqlen", *analysis.AXES))), r
+
+
+def _ratio(r):
+    return r["per_probe"] if pd.notna(r["per_probe"]) else None  # NaN: no probe
 
 
 def _spread(values, wanted: int) -> str:

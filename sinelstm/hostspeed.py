@@ -262,6 +262,7 @@ class HostGate:
         self.wait_s, self.checks, self.slow_checks = 0.0, 0, 0
         self.paused_s = 0.0  # of wait_s, the waiting after a slow reading: what the cap limits (not the probes)
         self.last_ms, self.passed_ms = None, []  # the latest probe; those at which timing went on
+        self.slowest_ms = []  # at those points, the slowest process's probe (this one's in a one-process run)
         self._shared = _shared_ms(kind) if self.on else None  # weighed at the first probe
 
     @property
@@ -293,10 +294,11 @@ class HostGate:
         _OWN[self.kind] = _fastest(_OWN.get(self.kind, []), [p])
         return p > self.best_ms * (1 + self.tolerance)
 
-    def wait(self, any_rank=lambda slow: slow) -> float:
+    def wait(self, any_rank=lambda slow: slow, slowest=lambda ms: ms) -> float:
         """Wait while the host is slow under any process of the run
-        (``any_rank`` makes that one decision on every rank). Returns the
-        seconds waited."""
+        (``any_rank`` makes that one decision on every rank; ``slowest``
+        gives every rank the largest of their probes). Returns the seconds
+        waited."""
         if not self.on:
             return 0.0
         t0 = time.perf_counter()
@@ -324,6 +326,7 @@ class HostGate:
         if any_rank(fast_in_a_row < _SETTLE):
             raise HostSlow(self.max_wait_s, self.best_ms, self.tolerance)
         self.passed_ms.append(self.last_ms)
+        self.slowest_ms.append(slowest(self.last_ms))
         return waited
 
     def save(self):
@@ -336,6 +339,15 @@ class HostGate:
         """The host's speed while this run was timed: the median of the
         probes at which timing went on (None: gate off, or never asked)."""
         return float(np.median(self.passed_ms)) if self.on and self.passed_ms else None
+
+    @property
+    def slowest_probe_ms(self) -> float | None:
+        """The job's host speed while timed: at each point where timing
+        went on, the slowest of its processes' probes; the median of those.
+        An MPI job runs at its slowest rank's pace (every update ends in an
+        all-reduce), while :attr:`probe_ms` is this rank's own reading,
+        judged against this rank's reference. One process: :attr:`probe_ms`."""
+        return float(np.median(self.slowest_ms)) if self.on and self.slowest_ms else None
 
     @property
     def slow_share(self) -> float | None:

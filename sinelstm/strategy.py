@@ -71,6 +71,9 @@ class SingleProcess:
     def any_rank(self, flag: bool) -> bool:
         return flag
 
+    def slowest(self, ms: float) -> float:
+        return ms
+
 
 class OneProcessPerDevice:
     """This process is one rank of an MPI job with a rank per device."""
@@ -105,6 +108,13 @@ class OneProcessPerDevice:
         """True on every rank if it is true on one (a slow host under any
         rank slows them all)."""
         return self.comm.mpi_comm.allreduce(int(flag)) > 0
+
+    def slowest(self, ms: float) -> float:
+        """The largest of every rank's ``ms``, on every rank (the job runs
+        at its slowest rank's pace)."""
+        from mpi4py import MPI
+
+        return self.comm.mpi_comm.allreduce(float(ms), op=MPI.MAX)
 
 
 def make_strategy(name: str, device_set, impl: str = IMPLS[0]):

@@ -139,3 +139,7 @@ class TorchDDP:
         """True on every rank if it is true on one."""
         return _mpi().COMM_WORLD.allreduce(int(flag)) > 0
 
+    def slowest(self, ms: float) -> float:
+        """The largest of every rank's ``ms``, on every rank."""
+        return _mpi().COMM_WORLD.allreduce(float(ms), op=_mpi().MAX)
+

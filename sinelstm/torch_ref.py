@@ -421,6 +421,9 @@ class TorchSingle:
     def any_rank(self, flag: bool) -> bool:
         return flag
 
+    def slowest(self, ms: float) -> float:
+        return ms
+
 
 def make_torch_strategy(impl: str, device_set):
     """The strategy a ``torch`` implementation trains ``device_set`` with; a

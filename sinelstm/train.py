@@ -53,6 +53,7 @@ class TrainResult:
     host_wait_s: float = 0.0  # waited for the host's full speed (sinelstm.hostspeed), outside every other time
     host_slow: float | None = None  # share of the gate's checks that found the host slow (None: gate off)
     host_probe_ms: float | None = None  # the host's speed while timed (HostGate.probe_ms; None: gate off)
+    host_probe_slowest_ms: float | None = None  # the same, its slowest process's (HostGate.slowest_probe_ms)
 
 
 class Diverged(ArithmeticError):
@@ -134,7 +135,7 @@ def _timed_updates(cfg, updater, strategy, gate) -> TrainResult:
     curve, time_to_target, quality = [], None, None
     status = NOT_REACHED
     updater.synchronize()
-    gate.wait(strategy.any_rank)  # the first timed update, too, at full speed
+    gate.wait(strategy.any_rank, strategy.slowest)  # the first timed update, too, at full speed
     clock = _Clock()
     k = 0
     while k < budget.updates:
@@ -169,7 +170,7 @@ def _timed_updates(cfg, updater, strategy, gate) -> TrainResult:
             break
         if gate.on and k < budget.updates:  # before the next timed update
             clock.end_training_segment()  # the stop decision's time, as without the gate
-            gate.wait(strategy.any_rank)
+            gate.wait(strategy.any_rank, strategy.slowest)
             clock.end_wait()
     updater.synchronize()
     return TrainResult(
@@ -190,4 +191,5 @@ def _timed_updates(cfg, updater, strategy, gate) -> TrainResult:
         host_wait_s=gate.wait_s,
         host_slow=gate.slow_share,
         host_probe_ms=gate.probe_ms,
+        host_probe_slowest_ms=gate.slowest_probe_ms,
     )

@@ -282,6 +282,21 @@ def test_chainermn_on_two_cpu_ranks(tmp_path):
     row = pd.read_csv(tmp_path / "runs.csv").iloc[0]
     assert row["status"] == "ok", row["message"]
     assert row["strategy"] == "chainermn" and row["updates"] == 60
+    # the job's host speed: at each check the slower rank's probe, so never below rank 0's own
+    assert 0 < row["host_probe_ms"] <= row["host_probe_slowest_ms"]
+
+
+@pytest.mark.mpi
+def test_every_rank_of_a_job_gets_the_slowest_ranks_reading():
+    from bench.launch import find_mpiexec, mpi_args, worker_env
+
+    code = ("from sinelstm.devices import parse_device_set; from sinelstm.strategy import OneProcessPerDevice; "
+            "s = OneProcessPerDevice(parse_device_set('cpu+cpu')); print('GOT', s.rank, s.slowest(1.0 + 2 * s.rank))")
+    proc = subprocess.run([find_mpiexec(), "-n", "2", *mpi_args(), sys.executable, "-c", code], capture_output=True,
+                          text=True, env=worker_env(), cwd=PROJECT_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = sorted(line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("GOT"))
+    assert got == [["0", "3.0"], ["1", "3.0"]]
 
 
 def test_a_folder_from_before_the_invocation_column_is_resumed_with_it(tmp_path):

@@ -55,6 +55,21 @@ def test_the_runs_host_speed_is_the_median_probe_at_which_timing_went_on(host):
     assert HostGate(None).probe_ms is None
 
 
+def test_a_jobs_host_speed_is_its_slowest_processs_probe_at_each_check(host):
+    host["probes"] = [1.0, 1.1, 1.2]  # this rank's
+    gate = HostGate(0.35)
+    others = iter([1.5, 1.0, 1.6])  # another rank's, at the same checks
+    for _ in range(3):
+        gate.wait(slowest=lambda mine: max(mine, next(others)))
+    assert gate.slowest_ms == [1.5, 1.1, 1.6] and gate.slowest_probe_ms == 1.5
+    assert gate.probe_ms == 1.1  # this rank's own reading is kept apart
+    alone = HostGate(0.35)
+    host["probes"] = [1.0, 1.3]
+    alone.wait(), alone.wait()
+    assert alone.slowest_probe_ms == alone.probe_ms == 1.15  # one process: its own
+    assert HostGate(None).slowest_probe_ms is None
+
+
 def test_a_quiet_host_never_waits(host):
     host["probes"] = [1.0, 1.1, 1.2, 1.3]
     gate = HostGate(0.35)

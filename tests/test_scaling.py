@@ -196,8 +196,8 @@ def test_new_columns_and_legacy_folders(tmp_path):
     row = RunRow.failure(RunSpec(replace(BASE, precision="tf32"), "0+1", "chainermn", transport="shm",
                                  scaling="weak"), "error", "x")
     assert (row.precision, row.transport, row.scaling) == ("tf32", "shm", "weak")
-    new = ["precision", "transport", "scaling", "host_wait_s", "host_slow", "host_probe_ms", "host_gate",
-           "grad_error"]
+    new = ["precision", "transport", "scaling", "host_wait_s", "host_slow", "host_probe_ms",
+           "host_probe_slowest_ms", "host_gate", "grad_error"]
     assert RunRow.columns()[-len(new):] == new
     # a folder written before the columns existed reads as fp32 / default / strong
     old = [c for c in RunRow.columns() if c not in new]
@@ -209,6 +209,7 @@ def test_new_columns_and_legacy_folders(tmp_path):
         ["fp32"], ["default"], ["strong"])
     assert runs["host_slow"].isna().all()  # no gate then: nothing to say about it
     assert runs["host_probe_ms"].isna().all() and runs["host_gate"].isna().all()
+    assert runs["host_probe_slowest_ms"].isna().all()
     assert runs["grad_error"].isna().all() and aggregate(runs)["grad_error"].isna().all()
 
 

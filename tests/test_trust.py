@@ -765,6 +765,10 @@ def test_the_hosts_speed_while_timed_is_read_from_one_kind_of_run_and_said():
     job = trust.host_speed(runs[runs["strategy"] == "chainermn"])
     assert (job.median_ms, job.whose) == (3.0, "MPI rank 0")
     assert "the 1 counted MPI rank 0 run was timed" in trust_sentences.host_speed(job)
+    slowest = runs.assign(host_probe_slowest_ms=[1.40, 1.50, np.nan, 1.60, 3.3])
+    assert (trust.host_speed(slowest).median_ms, trust.host_speed(slowest).whose) == (1.45, "CPU")
+    job = trust.host_speed(slowest[slowest["strategy"] == "chainermn"])  # the job's slowest rank
+    assert (job.median_ms, job.whose) == (3.3, "MPI (slowest rank)")
     assert trust.host_speed(runs.assign(host_probe_ms=np.nan)) is None  # gate off
     assert trust.host_speed(runs.drop(columns=["host_probe_ms"])) is None  # a folder from before the probe
     assert trust_sentences.host_speed(None) is None
@@ -783,6 +787,10 @@ def test_each_configuration_gives_its_time_over_the_host_probe_and_the_table_sho
     assert agg["per_probe"].iloc[0] == pytest.approx(1.0)  # 1.5/1.5, 3.0/3.0, 1.5/1.6: median 1.0
     assert agg["ms"].iloc[0] == pytest.approx(1.5)
     assert tables.PER_PROBE in tables.configurations(agg)
+    # an MPI job's time over its slowest rank's probe, where the row has it (older rows: rank 0's)
+    job = cpu.assign(devices="cpu+cpu", strategy="chainermn", host_probe_slowest_ms=[3.0, 3.0, np.nan])
+    assert analysis.job_probe(job).tolist() == [3.0, 3.0, 1.6]
+    assert analysis.aggregate(job)["per_probe"].iloc[0] == pytest.approx(1.5 / 1.6)  # 0.5, 1.0, 0.9375
     unprobed = analysis.aggregate(cpu.drop(columns=["host_probe_ms"]))
     assert unprobed["per_probe"].isna().all() and tables.PER_PROBE not in tables.configurations(unprobed)
     html = str(tables.configurations(unprobed))
