@@ -310,6 +310,10 @@ def finish(out, invocation: str) -> list:
         sw = facts.sweep(ResultStore(out).load())
     except ResultsError:
         return []
-    warning = trust_sentences.noise_warning(trust.noisy(sw), uncontrolled,
+    # Of the folder's configurations, those this invocation ran: a second
+    # sweep into a folder warns of its own, not again of the first's.
+    mine = sw.runs[sw.runs["invocation"].astype(str) == invocation] if "invocation" in sw.runs else sw.runs
+    ran = set(mine[["devices", "strategy", "batchsize", "n_units"]].itertuples(index=False, name=None))
+    warning = trust_sentences.noise_warning(trust.noisy(sw, only=ran), uncontrolled,
                                             (record.get("control") or {}).get("pinned"), shown=5)
     return [warning] if warning else []

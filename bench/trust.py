@@ -169,11 +169,16 @@ def comparison_pairs(main: pd.DataFrame) -> list:
                     for d, s in multi_sets(main)]
 
 
-def noisy(sw: Sweep) -> list:
+def noisy(sw: Sweep, only=None) -> list:
     """Every configuration of the summary's implementation whose repeat
     spread exceeds the smallest difference it is compared on (a speedup
-    map's cell), largest excess first; one entry per configuration."""
+    map's cell), largest excess first; one entry per configuration.
+    ``only``: a set of (devices, strategy, batchsize, n_units), the
+    configurations to judge (those a sweep just ran; what they are compared
+    with may be older)."""
     spreads = _spreads(sw.main)
+    if only is not None:
+        spreads = {k: v for k, v in spreads.items() if k in only}
     ms = sw.main.groupby(["devices", "strategy", "batchsize", "n_units"])["ms"].median()
     worst = {}
     for base, other in comparison_pairs(sw.main):

@@ -526,6 +526,19 @@ def test_noise_larger_than_a_difference_is_named_and_a_quiet_one_is_not():
     assert trust.noisy(quiet) == [] and trust_sentences.noise_warning([]) is None
 
 
+def test_a_sweeps_noise_warning_names_the_configurations_it_ran_not_the_folders_earlier_ones(tmp_path, monkeypatch):
+    from bench import store, sweep_control
+
+    noisy = (1.0, 1.5, 1.2)  # both far apart against their 11 % difference
+    table = {"runs": pd.DataFrame(fact_runs("cpu", SINGLE_DEVICE, {(10, 5): 1.0}, repeats=noisy, invocation="a")
+                                  + fact_runs("0", SINGLE_DEVICE, {(10, 5): 0.9}, repeats=noisy, invocation="b")),
+             "breakdown": pd.DataFrame(columns=["run_id", "phase", "ms"])}
+    monkeypatch.setattr(store.ResultStore, "load", lambda self: table)
+    (first,), (second,) = sweep_control.finish(tmp_path, "a"), sweep_control.finish(tmp_path, "b")
+    assert "— CPU at batch 10" in first and "GPU at batch 10" not in first.split(", against")[0]
+    assert "— 1 GPU at batch 10" in second and "CPU at batch 10" not in second.split(", against")[0]
+
+
 def test_a_map_cell_whose_interval_includes_one_is_marked():
     grid = pd.DataFrame([[0.95, 3.0]], index=[10], columns=[5, 50])
     comps = {(10, 5): intervals.Comparison(intervals.Interval(0.95, 0.8, 1.1, True), 0.5),
