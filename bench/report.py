@@ -180,14 +180,22 @@ def sections(sw: Sweep, models: dict, figs: Figures, records: dict | None = None
         f"({trust.PROBE_WORDS}), the median over the repeats. It takes out the host's drift where an update is "
         "the probe's own kind of work: the CPU at the smallest sizes, and often one GPU's small eager updates "
         "(results/h200x1-perprobe-2026-11-29). Where the device or the CPU's BLAS bounds an update it adds the "
-        "probe's noise instead: compare those by ms. An MPI job's probe is, at each check, its slowest rank's "
-        "(the job runs at that rank's pace; rank 0's in folders from before the column "
-        "host_probe_slowest_ms)."]
+        "probe's noise instead: compare those by ms." + _mpi_probe_words(trust.mpi_probes(sw.ok))]
     secs.append(_section("runs", "All configurations", [], text=per_probe + exactness,
                          table=tables.configurations(sw.agg)
                          + tables.failed(sw.runs) if len(sw.agg) else
                          Markup("<p>No run finished.</p>") + tables.failed(sw.runs)))
     return secs
+
+
+def _mpi_probe_words(whose: str | None) -> str:
+    """What an MPI job's ratio divides by, as the folder's rows say."""
+    slowest = "its slowest rank's probe at each check (the job runs at that rank's pace)"
+    return {None: "",
+            "slowest rank": f" An MPI job's is over {slowest}.",
+            "rank 0": " An MPI job's is over rank 0's probe (rows from before the slowest rank's was kept), though "
+                      "the job runs at its slowest rank's pace.",
+            "both": f" An MPI job's is over {slowest}, or rank 0's in rows from before that was kept."}[whose]
 
 
 def page(folder, figs: Figures, compare=None, warn=lambda message: None) -> str:

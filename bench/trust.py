@@ -261,6 +261,20 @@ class HostSpeed:
     whose: str  # the runs read: "CPU" (one-process CPU runs), "one-process", "MPI (slowest rank)" or "MPI rank 0"
 
 
+def mpi_probes(ok: pd.DataFrame) -> str | None:
+    """Whose probe the counted MPI jobs ``ok`` carry: "slowest rank" (each
+    check's slowest, :attr:`sinelstm.hostspeed.HostGate.slowest_probe_ms`),
+    "rank 0" (rows from before that column), "both", or None (no probed
+    job)."""
+    if "host_probe_ms" not in ok or ok.empty:
+        return None
+    jobs = ok[ok["strategy"].map(one_process_per_device).astype(bool) & ok["host_probe_ms"].notna()]
+    if jobs.empty:
+        return None
+    new = jobs["host_probe_slowest_ms"].notna() if "host_probe_slowest_ms" in jobs else pd.Series(False, jobs.index)
+    return "slowest rank" if new.all() else "rank 0" if not new.any() else "both"
+
+
 def host_speed(ok: pd.DataFrame) -> HostSpeed | None:
     """The probes (:attr:`sinelstm.hostspeed.HostGate.probe_ms`) of the
     counted runs ``ok``: of the one-process CPU runs where there are any,

@@ -782,6 +782,12 @@ def test_the_hosts_speed_while_timed_is_read_from_one_kind_of_run_and_said():
     assert (trust.host_speed(slowest).median_ms, trust.host_speed(slowest).whose) == (1.45, "CPU")
     job = trust.host_speed(slowest[slowest["strategy"] == "chainermn"])  # the job's slowest rank
     assert (job.median_ms, job.whose) == (3.3, "MPI (slowest rank)")
+    from bench.report import _mpi_probe_words
+
+    assert trust.mpi_probes(runs) == "rank 0" and "rank 0's probe" in _mpi_probe_words("rank 0")
+    assert trust.mpi_probes(slowest) == "slowest rank" and "rank 0" not in _mpi_probe_words("slowest rank")
+    both = pd.concat([slowest, runs.tail(1)])  # a job of an older invocation into the same folder
+    assert trust.mpi_probes(both) == "both" and trust.mpi_probes(runs.head(3)) is None
     assert trust.host_speed(runs.assign(host_probe_ms=np.nan)) is None  # gate off
     assert trust.host_speed(runs.drop(columns=["host_probe_ms"])) is None  # a folder from before the probe
     assert trust_sentences.host_speed(None) is None
