@@ -52,7 +52,10 @@ probe's later time, and each learned that slow state as full speed
 varies by a few per cent and the gate never waits. After the run, its
 probes where timing went on (:attr:`HostGate.probe_ms`) say whether it
 counts at all (:func:`counted`), and its own updates' spread whether
-something the probes could not see disturbed it (:func:`undisturbed`).
+something the probes could not see disturbed it (:func:`undisturbed`). An
+MPI job also keeps, at each of those points, its slowest rank's probe
+(:attr:`HostGate.slowest_probe_ms`): the job runs at that rank's pace, and
+the report divides the job's time by it.
 
 The probe is the host-bound work itself: a few CPU updates of a private
 model at the article's size (batch 10, n_units 5; sinebench's eager path,
