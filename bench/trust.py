@@ -258,7 +258,9 @@ class HostSpeed:
     low_ms: float
     high_ms: float
     runs: int
-    whose: str  # the runs read: "CPU" (one-process CPU runs), "one-process", "MPI (slowest rank)" or "MPI rank 0"
+    # the runs read: "CPU" (one-process CPU runs), "one-process", or MPI jobs': "MPI (slowest rank)", "MPI rank 0"
+    # (older rows), "MPI" (both kinds of rows)
+    whose: str
 
 
 def mpi_probes(ok: pd.DataFrame) -> str | None:
@@ -301,8 +303,7 @@ def host_speed(ok: pd.DataFrame) -> HostSpeed | None:
         return None
     single = probed[~probed["strategy"].map(one_process_per_device).astype(bool)]
     cpu = single[single["devices"] == "cpu"]
-    slowest = "host_probe_slowest_ms" in probed and probed["host_probe_slowest_ms"].notna().all()
-    mpi = "MPI (slowest rank)" if slowest else "MPI rank 0"
+    mpi = {"slowest rank": "MPI (slowest rank)", "rank 0": "MPI rank 0"}.get(mpi_probes(probed), "MPI")
     use, whose = next((g, w) for g, w in ((cpu, "CPU"), (single, "one-process"), (probed, mpi)) if len(g))
     p = job_probe(use)
     return HostSpeed(float(p.median()), float(p.min()), float(p.max()), len(p), whose)

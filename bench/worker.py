@@ -38,7 +38,7 @@ from sinelstm.train import Diverged, train
 from bench import samples, transports
 from bench.fsio import atomic_write
 from bench.pinning import hold_still
-from bench.schema import SLOW_HOST, ClosedLoopPoint, CurvePoint, PhaseTime, RunRow, RunSpec
+from bench.schema import ClosedLoopPoint, CurvePoint, PhaseTime, RunRow, RunSpec
 
 
 def gpu_name(device_set) -> str:
@@ -213,9 +213,9 @@ def run_or_fail(spec: RunSpec, out: Path, rank: int):
         traceback.print_exc()
         status = classify(exc)
         # The traceback's last line, the exception's type and message; where
-        # the status already says what happened (slow-host, diverged), the
-        # message alone.
-        message = (str(exc) if status in (SLOW_HOST, "diverged") and str(exc) else
+        # the status already says what happened (slow-host, diverged: see
+        # classify), the message alone.
+        message = (str(exc) if isinstance(exc, (HostSlow, Diverged)) and str(exc) else
                    traceback.format_exception_only(exc)[-1].strip())
         row = replace(RunRow.failure(spec, status, f"rank {rank}: {message}" if mpi else message), **held)
         try:

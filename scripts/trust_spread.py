@@ -15,8 +15,9 @@ probe (``per_probe`` of :func:`bench.analysis.aggregate`): where the host
 bounds the time, its drift cancels there; where the device does, the ratio
 takes the probe's noise on instead. For an MPI job the probe is its
 slowest rank's at each check; where the rows have that, a third figure
-(``/rank0``) gives the same over rank 0's own probe. Below them, each sweep's host probe while timed (the median over its
-counted runs of one kind, :func:`bench.trust.host_speed`).
+(``/rank0``) gives the same over rank 0's own probe. Below them, each
+sweep's host probe while timed (the median over its counted runs of one
+kind, :func:`bench.trust.host_speed`).
 """
 import sys
 from pathlib import Path
@@ -70,23 +71,26 @@ def across(folders):
         probes[name] = trust.host_speed(sw.ok)
         for key, r in _configs(sw.agg):
             reported.setdefault(key, {})[name] = (r["ms"], r["repeats"], _ratio(r))
-        if "host_probe_slowest_ms" in data["runs"]:  # MPI jobs: the same over rank 0's own probe, for comparison
-            own = facts.sweep({**data, "runs": data["runs"].drop(columns=["host_probe_slowest_ms"])})
-            for key, r in _configs(own.agg):
-                rank0.setdefault(key, {})[name] = _ratio(r)
+        # The same over each run's own probe (an MPI job: rank 0's), without
+        # the slowest rank's: only MPI jobs' figures differ.
+        own = facts.sweep({**data, "runs": data["runs"].drop(columns=["host_probe_slowest_ms"])})
+        for key, r in _configs(own.agg):
+            rank0.setdefault(key, {})[name] = _ratio(r)
     differs = {k for k, got in rank0.items() if got != {n: v[2] for n, v in reported[k].items()}}
-    print(f"{'configuration':<72} {'spread':>7} {'/probe':>7}{' /rank0' if differs else ''}  reported median ms "
+    extra = f" {'/rank0':>7}" if differs else ""
+    print(f"{'configuration':<72} {'spread':>7} {'/probe':>7}{extra}  reported median ms "
           f"(counted repeats) [median of ms / probe] per sweep")
     for config in sorted(reported):
         got = reported[config]
         by_rank0 = (" " + _spread(list(rank0[config].values()), len(folders)) if config in differs
-                    else " " * 8 if differs else "")
+                    else " " * len(extra))
         print(f"{config:<72} {_spread([v[0] for v in got.values()], len(folders))} "
               f"{_spread([v[2] for v in got.values()], len(folders))}{by_rank0}  " + "  ".join(
                   f"{name} {got[name][0]:.3f} ({got[name][1]})"
                   + (f" [{got[name][2]:.3f}]" if got[name][2] is not None else "")
                   if name in got else f"{name} (not run)" for name in names))
-    print(f"{'host probe while timed, ms (median of counted runs of one kind)':<72} {'':>15}  " + "  ".join(
+    print(f"{'host probe while timed, ms (median of counted runs of one kind)':<72} {'':>15}{' ' * len(extra)}  "
+          + "  ".join(
         f"{name} {probes[name].median_ms:.3f} ({probes[name].whose})" if probes[name] else f"{name} -"
         for name in names))
 

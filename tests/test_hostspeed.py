@@ -65,7 +65,8 @@ def test_a_jobs_host_speed_is_its_slowest_processs_probe_at_each_check(host):
     assert gate.probe_ms == 1.1  # this rank's own reading is kept apart
     alone = HostGate(0.35)
     host["probes"] = [1.0, 1.3]
-    alone.wait(), alone.wait()
+    alone.wait()
+    alone.wait()
     assert alone.slowest_probe_ms == alone.probe_ms == 1.15  # one process: its own
     assert HostGate(None).slowest_probe_ms is None
 
@@ -283,6 +284,26 @@ def test_bad_tolerance_is_refused():
         with pytest.raises(ValueError, match="host-gate"):
             Budget(host_gate=bad)
     assert Budget(host_gate=None).timeout_s() < Budget().timeout_s()  # waits have room in the timeout
+
+
+def test_training_records_the_jobs_slowest_probe_from_its_strategy(monkeypatch):
+    """The loop asks the strategy for the slowest process's probe at each
+    check (an MPI job: the ranks' maximum); here a strategy whose other
+    process reads 1 ms slower than this one."""
+    from sinelstm.devices import parse_device_set
+    from sinelstm.recipes import RECIPES
+    from sinelstm.strategy import make_strategy
+    from sinelstm.train import train
+
+    monkeypatch.setattr(hostspeed, "_BEST", {})
+    monkeypatch.delenv(hostspeed.REFERENCE_ENV, raising=False)
+    monkeypatch.setattr(hostspeed, "probe_ms", lambda: 1.0)
+    strategy = make_strategy("single-process", parse_device_set("cpu"), "sinebench")
+    strategy.slowest = lambda ms: ms + 1.0
+    cfg = TrainConfig(n_units=5, batchsize=4, recipe=RECIPES["article"], eval_every=5,
+                      budget=Budget(updates=10, warmup=0))
+    result = train(cfg, strategy)
+    assert (result.host_probe_ms, result.host_probe_slowest_ms) == (1.0, 2.0)
 
 
 def test_training_keeps_waits_out_of_its_times(monkeypatch):

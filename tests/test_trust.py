@@ -535,8 +535,8 @@ def test_a_sweeps_noise_warning_names_the_configurations_it_ran_not_the_folders_
              "breakdown": pd.DataFrame(columns=["run_id", "phase", "ms"])}
     monkeypatch.setattr(store.ResultStore, "load", lambda self: table)
     (first,), (second,) = sweep_control.finish(tmp_path, "a"), sweep_control.finish(tmp_path, "b")
-    assert "— CPU at batch 10" in first and "GPU at batch 10" not in first.split(", against")[0]
-    assert "— 1 GPU at batch 10" in second and "CPU at batch 10" not in second.split(", against")[0]
+    assert "the repeats of 1 configuration(s)" in first and "— CPU at batch 10" in first
+    assert "the repeats of 1 configuration(s)" in second and "— 1 GPU at batch 10" in second
 
 
 def test_a_map_cell_whose_interval_includes_one_is_marked():
@@ -788,6 +788,7 @@ def test_the_hosts_speed_while_timed_is_read_from_one_kind_of_run_and_said():
     assert trust.mpi_probes(slowest) == "slowest rank" and "rank 0" not in _mpi_probe_words("slowest rank")
     both = pd.concat([slowest, runs.tail(1)])  # a job of an older invocation into the same folder
     assert trust.mpi_probes(both) == "both" and trust.mpi_probes(runs.head(3)) is None
+    assert trust.host_speed(both[both["strategy"] == "chainermn"]).whose == "MPI"  # rows of both kinds
     assert trust.host_speed(runs.assign(host_probe_ms=np.nan)) is None  # gate off
     assert trust.host_speed(runs.drop(columns=["host_probe_ms"])) is None  # a folder from before the probe
     assert trust_sentences.host_speed(None) is None
