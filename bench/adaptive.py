@@ -69,7 +69,7 @@ class Timed(NamedTuple):
 
     median: float  # ms per update
     samples: object  # its per-update times (bench.samples), or None
-    probe: float | None  # the host's speed while timed (hostspeed.HostGate.probe_ms)
+    probe: float | None  # the host's speed while timed (RunRow.job_probe_ms: an MPI job's slowest rank's)
     spread: float | None  # its updates' p75 / p25 - 1 (hostspeed.spread)
     started: float | None  # when it started, seconds since the epoch (None: not known)
 
@@ -108,7 +108,7 @@ class Progress:
         got = per_update.read_all(folder, list(ok["run_id"])) if len(ok) else {}
         self.tolerance = {self.key[s.run_id]: s.train.budget.host_gate for s in specs}
         self.data = defaultdict(dict)  # config -> {run_id: Timed}
-        probes = ok["host_probe_ms"] if "host_probe_ms" in ok else [None] * len(ok)
+        probes = analysis.job_probe(ok) if len(ok) else []  # as analysis.counted judges them
         spreads = analysis.spreads(ok) or [None] * len(ok)
         starts = ok["started_at"] if "started_at" in ok else [None] * len(ok)
         for rid, median, probe, spread, started in (zip(ok["run_id"], ok["ms_per_update_median"], probes, spreads,
@@ -193,7 +193,7 @@ class Progress:
             return row
         self.status[row.run_id] = row.status
         if row.status == "ok":
-            self.data[config][row.run_id] = Timed(row.ms_per_update_median, ms, row.host_probe_ms,
+            self.data[config][row.run_id] = Timed(row.ms_per_update_median, ms, row.job_probe_ms,
                                                   hostspeed.spread(row.ms_per_update_p25, row.ms_per_update_p75),
                                                   epoch_s(row.started_at))
         ci = self.interval(config)

@@ -42,8 +42,9 @@ def counted(ok: pd.DataFrame, disturbed: bool = True) -> pd.Series:
     groups = ok.groupby(keys, dropna=False).indices.values() if keys else [range(len(ok))]  # positions
     for rows in groups:
         g = ok.iloc[list(rows)]
-        probes = g["host_probe_ms"].tolist() if "host_probe_ms" in g else [None] * len(g)
-        keep[list(rows)] = hostspeed.counted(probes, gate_tolerance(g), spreads(g) if disturbed else None)
+        # An MPI job by its slowest rank's probe: the job ran at that pace.
+        keep[list(rows)] = hostspeed.counted(job_probe(g).tolist(), gate_tolerance(g),
+                                             spreads(g) if disturbed else None)
     return pd.Series(keep, index=ok.index)
 
 

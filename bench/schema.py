@@ -164,7 +164,7 @@ class RunRow:
     # probe (HostGate.slowest_probe_ms). One process: host_probe_ms; an MPI
     # job: not always rank 0's (empty in folders from before the column).
     host_probe_slowest_ms: float | None = None
-    host_gate: float | None = None  # the gate's tolerance (None: off); with host_probe_ms, whether the run counts
+    host_gate: float | None = None  # the gate's tolerance (None: off); with job_probe_ms, whether the run counts
     # How exact the run's arithmetic is: its first update's gradient of the
     # recurrent weights against the eager path's in float64, from the same
     # weights and windows (sinelstm.exactness; norm of the difference over
@@ -174,6 +174,12 @@ class RunRow:
     @classmethod
     def columns(cls) -> list:
         return [f.name for f in fields(cls)]
+
+    @property
+    def job_probe_ms(self) -> float | None:
+        """The host's speed as the run felt it: its slowest process's probe,
+        else its own (:func:`bench.analysis.job_probe`, for one row)."""
+        return self.host_probe_slowest_ms if self.host_probe_slowest_ms is not None else self.host_probe_ms
 
     @classmethod
     def measured_columns(cls) -> list:

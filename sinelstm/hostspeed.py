@@ -361,7 +361,8 @@ class HostGate:
 
 def counted(probes_ms, tolerance: float | None, spreads=None) -> list:
     """Which runs of one configuration count: those whose host speed while
-    timed (:attr:`HostGate.probe_ms`) was within ``tolerance`` of the
+    timed (:attr:`HostGate.probe_ms`; an MPI job's: its slowest rank's,
+    :attr:`HostGate.slowest_probe_ms`) was within ``tolerance`` of the
     fastest of them, and that were not disturbed (:func:`undisturbed`). The
     gate judges each run against the fastest probe seen so far; a sweep
     that starts in a slow phase learns full speed only later, and its first

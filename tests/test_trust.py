@@ -356,6 +356,26 @@ def test_a_run_timed_on_a_host_slower_than_its_configurations_fastest_does_not_c
     assert bars.empty and "devices" in bars
 
 
+def test_an_mpi_job_counts_by_its_slowest_ranks_probe_in_the_rounds_and_the_report(tmp_path):
+    """Rank 0 read the host fast in every round, the job's other rank read
+    it 50 % slower in round 1: the job ran at that rank's pace, so round 1
+    does not count, in --repeats auto's rounds and in the report alike."""
+    all_specs = specs(6, units=(5,))
+    progress = adaptive.Progress(tmp_path, all_specs, frame([]), target=0.5, cap=3)
+    config = adaptive.config_key(all_specs[0])
+    rows = []
+    for r, slowest in enumerate([1.0, 1.5, 1.02, 1.05]):
+        (spec,) = progress.next_round(r)
+        rep = sample_sets(1.0, r, repeats=1, n=500, run_noise=0.001)
+        rows.append(progress.decide(row(spec.run_id, r, rep.medians[0], host_probe_ms=1.0,
+                                        host_probe_slowest_ms=slowest, host_gate=0.2), rep.samples[0]))
+    assert [r.stop_reason for r in rows] == ["", "", "", adaptive.STABLE]  # three counted by round 3
+    assert len(progress.counted(config)) == 3
+    runs = frame(rows)
+    assert analysis.counted(runs).tolist() == [True, False, True, True]
+    assert analysis.counted(runs.drop(columns=["host_probe_slowest_ms"])).all()  # by rank 0's alone: all
+
+
 def split_run(rng, fast_ms: float, slow_share: float, n: int = 400):
     """Per-update ms of a run the host interrupted: a share of its updates
     slowed by half, as ChainerMN's were on 2x H200 (hostspeed.undisturbed)."""
