@@ -322,19 +322,25 @@ def test_auto_rounds_do_not_retry_a_slow_host_run_within_the_round(tmp_path, mon
     assert seen and "slow-host" not in seen[0] and set(seen[0]) == set(TRANSIENT) - {"slow-host"}
 
 
+def probed_rounds(folder, probes: list) -> tuple:
+    """Rounds of one configuration through adaptive.Progress (cap 3, six
+    rounds laid out), round r's row gated at 20 % with the probe columns
+    ``probes[r]``: (the progress, the configuration, the rows)."""
+    all_specs = specs(6, units=(5,))
+    progress = adaptive.Progress(folder, all_specs, frame([]), target=0.5, cap=3)
+    rows = []
+    for r, columns in enumerate(probes):
+        (spec,) = progress.next_round(r)
+        rep = sample_sets(1.0, r, repeats=1, n=500, run_noise=0.001)
+        rows.append(progress.decide(row(spec.run_id, r, rep.medians[0], host_gate=0.2, **columns), rep.samples[0]))
+    return progress, adaptive.config_key(all_specs[0]), rows
+
+
 def test_a_run_timed_on_a_host_slower_than_its_configurations_fastest_does_not_count(tmp_path):
     """Judged again as runs come: the first run looked fast to the gate, but
     a later one shows the host can be 30 % faster; the first stops counting
     (a round more), in the sweep's rounds and in the report alike."""
-    all_specs = specs(6, units=(5,))  # cap 3, six rounds laid out
-    progress = adaptive.Progress(tmp_path, all_specs, frame([]), target=0.5, cap=3)
-    config = adaptive.config_key(all_specs[0])
-    rows = []
-    for r, probe in enumerate([1.3, 1.0, 1.02, 1.05]):
-        (spec,) = progress.next_round(r)
-        rep = sample_sets(1.0, r, repeats=1, n=500, run_noise=0.001)
-        rows.append(progress.decide(row(spec.run_id, r, rep.medians[0], host_probe_ms=probe, host_gate=0.2),
-                                    rep.samples[0]))
+    progress, config, rows = probed_rounds(tmp_path, [{"host_probe_ms": p} for p in (1.3, 1.0, 1.02, 1.05)])
     assert [r.stop_reason for r in rows] == ["", "", "", adaptive.STABLE]  # round 0 stopped counting at round 1
     assert len(progress.counted(config)) == 3 and not progress.next_round(4)
     runs = frame(rows)
@@ -360,15 +366,8 @@ def test_an_mpi_job_counts_by_its_slowest_ranks_probe_in_the_rounds_and_the_repo
     """Rank 0 read the host fast in every round, the job's other rank read
     it 50 % slower in round 1: the job ran at that rank's pace, so round 1
     does not count, in --repeats auto's rounds and in the report alike."""
-    all_specs = specs(6, units=(5,))
-    progress = adaptive.Progress(tmp_path, all_specs, frame([]), target=0.5, cap=3)
-    config = adaptive.config_key(all_specs[0])
-    rows = []
-    for r, slowest in enumerate([1.0, 1.5, 1.02, 1.05]):
-        (spec,) = progress.next_round(r)
-        rep = sample_sets(1.0, r, repeats=1, n=500, run_noise=0.001)
-        rows.append(progress.decide(row(spec.run_id, r, rep.medians[0], host_probe_ms=1.0,
-                                        host_probe_slowest_ms=slowest, host_gate=0.2), rep.samples[0]))
+    progress, config, rows = probed_rounds(tmp_path, [{"host_probe_ms": 1.0, "host_probe_slowest_ms": p}
+                                                      for p in (1.0, 1.5, 1.02, 1.05)])
     assert [r.stop_reason for r in rows] == ["", "", "", adaptive.STABLE]  # three counted by round 3
     assert len(progress.counted(config)) == 3
     runs = frame(rows)
