@@ -312,8 +312,8 @@ def finish(out, invocation: str) -> list:
         return []
     # Of the folder's configurations, those this invocation ran: a second
     # sweep into a folder warns of its own, not again of the first's.
-    mine = sw.runs[sw.runs["impl"] == sw.impl]  # the warning judges the summary's implementation
-    mine = mine[mine["invocation"].astype(str) == invocation] if "invocation" in mine else mine
+    # The warning judges the summary's implementation.
+    mine = sw.runs[(sw.runs["impl"] == sw.impl) & (sw.runs["invocation"].astype(str) == invocation)]
     ran = set(mine[["devices", "strategy", "batchsize", "n_units"]].itertuples(index=False, name=None))
     warning = trust_sentences.noise_warning(trust.noisy(sw, only=ran), uncontrolled,
                                             (record.get("control") or {}).get("pinned"), shown=5)

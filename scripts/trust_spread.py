@@ -73,8 +73,7 @@ def across(folders):
             reported.setdefault(key, {})[name] = (r["ms"], r["repeats"], _ratio(r))
         # The same over each run's own probe (an MPI job: rank 0's), without
         # the slowest rank's: only MPI jobs' figures differ.
-        own = facts.sweep({**data, "runs": data["runs"].drop(columns=["host_probe_slowest_ms"])})
-        for key, r in _configs(own.agg):
+        for key, r in _configs(analysis.aggregate(data["runs"].drop(columns=["host_probe_slowest_ms"]))):
             rank0.setdefault(key, {})[name] = _ratio(r)
     differs = {k for k, got in rank0.items() if got != {n: v[2] for n, v in reported[k].items()}}
     extra = f" {'/rank0':>7}" if differs else ""
