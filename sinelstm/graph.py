@@ -28,7 +28,6 @@ import numpy as np
 
 import sinelstm  # noqa: F401
 
-from sinelstm import graph_cpu
 from sinelstm.flat import FlatState, LAYOUT
 from sinelstm.names import GRAPH_IMPL  # noqa: F401  (strategy imports it here)
 from sinelstm.recipes import lr_at
@@ -95,6 +94,11 @@ class GraphUpdater:
                 self._gpu = GemmGraphs(self, series)
                 self.path = f"{PATH_GEMM} ({self._gpu.plan})"
         else:
+            # Imported here: Numba's import (0.25-0.7 s) would otherwise be
+            # paid by every run's process, whatever its implementation.
+            from sinelstm import graph_cpu
+
+            self._loops = graph_cpu
             self.series = np.ascontiguousarray(series, dtype=np.float32)
             T, B, G = self.seqlen, self.batch, 4 * self.n
             self.act = np.empty((B, T, G), np.float32)
@@ -120,13 +124,13 @@ class GraphUpdater:
         step.offsets = shard(next(self.iterator), self.size)[self.rank]
 
     def _cpu_forward(self, step):
-        self._loss = graph_cpu.forward(self.series, step.offsets, self.seqlen, self.burn_in, 1.0 / self.batch,
-                                       self.flat.params, self.offsets_o, self.n, self.act, self.cs, self.hs,
-                                       self.dy)
+        self._loss = self._loops.forward(self.series, step.offsets, self.seqlen, self.burn_in, 1.0 / self.batch,
+                                         self.flat.params, self.offsets_o, self.n, self.act, self.cs, self.hs,
+                                         self.dy)
 
     def _cpu_backward(self, step):
-        graph_cpu.backward(self.series, step.offsets, self.seqlen, self.flat.params, self.flat.grads,
-                           self.offsets_o, self.n, self.act, self.cs, self.hs, self.dy)
+        self._loops.backward(self.series, step.offsets, self.seqlen, self.flat.params, self.flat.grads,
+                             self.offsets_o, self.n, self.act, self.cs, self.hs, self.dy)
 
     def _cpu_communicate(self, step):
         if self.comm is not None:
@@ -136,8 +140,8 @@ class GraphUpdater:
 
     def _cpu_optimize(self, step):
         f = self.flat
-        graph_cpu.step(f.params, f.grads, self._m, self._v, 1.0 / self.size, self.clip, self.lr_at(self.k), self.k + 1, self.beta1, self.beta2,
-                       self.eps, self.adam)
+        self._loops.step(f.params, f.grads, self._m, self._v, 1.0 / self.size, self.clip, self.lr_at(self.k),
+                         self.k + 1, self.beta1, self.beta2, self.eps, self.adam)
         self.k += 1
 
     # -- one update --------------------------------------------------------------
