@@ -43,12 +43,54 @@ def _parts(cfg):
     return (model, make_optimizer(cfg.optimizer, lr), iterator, train_series), settings
 
 
-class SingleProcess:
-    """Every device of the set in this process."""
+class OneProcess:
+    """A run of one process: it reports, and its decisions are its own (the
+    base of :class:`SingleProcess` and of the PyTorch reference's
+    ``TorchSingle``)."""
 
     reports = True  # this process writes the results
     collective = False  # no other process to agree with
     rank = 0  # this process's rank in its job
+
+    def agree(self, stop: bool) -> bool:
+        return stop
+
+    def any_rank(self, flag: bool) -> bool:
+        return flag
+
+    def slowest(self, ms: float) -> float:
+        return ms
+
+
+class MpiRanks:
+    """The decisions of a run of one MPI rank per device, taken by every rank
+    at the same point of the loop over ``mpi``, the job's mpi4py
+    communicator (the base of :class:`OneProcessPerDevice` and of
+    ``torch_dist.TorchDDP``)."""
+
+    collective = True  # decisions are taken together, at the same points
+    mpi = None  # the job's mpi4py communicator, set by the subclass
+    rank = 0
+
+    def agree(self, stop: bool) -> bool:
+        """Rank 0 decides for every rank."""
+        return bool(self.mpi.bcast(stop if self.rank == 0 else None, root=0))
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank if it is true on one (a slow host under any
+        rank slows them all)."""
+        return self.mpi.allreduce(int(flag)) > 0
+
+    def slowest(self, ms: float) -> float:
+        """The largest of every rank's ``ms``, on every rank (the job runs
+        at its slowest rank's pace)."""
+        from mpi4py import MPI
+
+        return self.mpi.allreduce(float(ms), op=MPI.MAX)
+
+
+class SingleProcess(OneProcess):
+    """Every device of the set in this process."""
 
     def __init__(self, device_set):
         self.device_set = device_set
@@ -65,27 +107,18 @@ class SingleProcess:
             return make_graph_updater(*parts, self.devices[0], **settings)
         return make_updater(*parts, self.devices, scale_losses, **settings)
 
-    def agree(self, stop: bool) -> bool:
-        return stop
 
-    def any_rank(self, flag: bool) -> bool:
-        return flag
-
-    def slowest(self, ms: float) -> float:
-        return ms
-
-
-class OneProcessPerDevice:
+class OneProcessPerDevice(MpiRanks):
     """This process is one rank of an MPI job with a rank per device."""
 
     name = STRATEGIES[1]
-    collective = True  # decisions are taken together, at the same points
 
     def __init__(self, device_set):
         from sinelstm import mn
 
         self.device_set = device_set
         self.comm = mn.create_communicator(device_set)
+        self.mpi = self.comm.mpi_comm
         mn.check_world(self.comm, device_set)
         self.device = chainer.get_device(device_set.rank_device(self.comm.intra_rank))
         self.rank = self.comm.rank
@@ -99,22 +132,6 @@ class OneProcessPerDevice:
         if cfg.impl == GRAPH_IMPL:
             return make_graph_updater(*parts, self.device, comm=self.comm, **settings)
         return ChainerMNUpdater(self.comm, *parts, self.device, **settings)
-
-    def agree(self, stop: bool) -> bool:
-        """Rank 0 decides for every rank, at the same point of the loop."""
-        return bool(self.comm.bcast_obj(stop if self.comm.rank == 0 else None, root=0))
-
-    def any_rank(self, flag: bool) -> bool:
-        """True on every rank if it is true on one (a slow host under any
-        rank slows them all)."""
-        return self.comm.mpi_comm.allreduce(int(flag)) > 0
-
-    def slowest(self, ms: float) -> float:
-        """The largest of every rank's ``ms``, on every rank (the job runs
-        at its slowest rank's pace)."""
-        from mpi4py import MPI
-
-        return self.comm.mpi_comm.allreduce(float(ms), op=MPI.MAX)
 
 
 def make_strategy(name: str, device_set, impl: str = IMPLS[0]):

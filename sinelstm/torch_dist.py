@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from sinelstm.names import TORCH_DDP_STRATEGY
+from sinelstm.strategy import MpiRanks
 from sinelstm.torch_ref import TorchUpdater
 from sinelstm.updaters import Step
 
@@ -110,11 +111,10 @@ class TorchDDPUpdater(TorchUpdater):
         return float(_mpi().COMM_WORLD.allreduce(local)) / self.ranks
 
 
-class TorchDDP:
+class TorchDDP(MpiRanks):
     """This process is one rank of an MPI job with a rank per device."""
 
     name = TORCH_DDP_STRATEGY
-    collective = True
 
     def __init__(self, device_set):
         rank, size, local = world()
@@ -123,6 +123,7 @@ class TorchDDP:
         init_process_group()
         self.device_set = device_set
         self.rank, self.size = rank, size
+        self.mpi = _mpi().COMM_WORLD
         self.chainer_name = device_set.names[local]
         self.reports = rank == 0
         # The ranks' hosts, each once ('a+b' across two nodes), as sinelstm.mn.hosts says them.
@@ -130,16 +131,4 @@ class TorchDDP:
 
     def make_updater(self, cfg, scale_losses: bool = True):
         return TorchDDPUpdater(cfg, self.chainer_name, self.rank, self.size)
-
-    def agree(self, stop: bool) -> bool:
-        """Rank 0 decides for every rank, at the same point of the loop."""
-        return bool(_mpi().COMM_WORLD.bcast(stop if self.rank == 0 else None, root=0))
-
-    def any_rank(self, flag: bool) -> bool:
-        """True on every rank if it is true on one."""
-        return _mpi().COMM_WORLD.allreduce(int(flag)) > 0
-
-    def slowest(self, ms: float) -> float:
-        """The largest of every rank's ``ms``, on every rank."""
-        return _mpi().COMM_WORLD.allreduce(float(ms), op=_mpi().MAX)
 

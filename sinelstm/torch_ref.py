@@ -48,6 +48,7 @@ from sinelstm.iterator import WindowIterator
 from sinelstm.model import SineLSTM
 from sinelstm.names import SINGLE_DEVICE, TORCH_DDP, TORCH_GRAPH
 from sinelstm.recipes import lr_at, lr_for
+from sinelstm.strategy import OneProcess
 from sinelstm.timing import CpuUpdateTimer, EventPairTimer
 from sinelstm.updaters import Step
 
@@ -398,14 +399,11 @@ class TorchGraphUpdater(TorchUpdater):
         return []
 
 
-class TorchSingle:
+class TorchSingle(OneProcess):
     """One device, in this process: the strategy of ``torch`` and
     ``torch-graph`` rows (and of ``torch-ddp``'s one-device reference)."""
 
-    reports = True
-    collective = False
     name = SINGLE_DEVICE
-    rank = 0
 
     def __init__(self, device_set, updater_cls):
         self.device_set = device_set
@@ -414,15 +412,6 @@ class TorchSingle:
 
     def make_updater(self, cfg, scale_losses: bool = True):
         return self.updater_cls(cfg, self.device_set.names[0])
-
-    def agree(self, stop: bool) -> bool:
-        return stop
-
-    def any_rank(self, flag: bool) -> bool:
-        return flag
-
-    def slowest(self, ms: float) -> float:
-        return ms
 
 
 def make_torch_strategy(impl: str, device_set):

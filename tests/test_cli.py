@@ -291,16 +291,20 @@ def test_chainermn_on_two_cpu_ranks(tmp_path):
 
 
 @pytest.mark.mpi
-def test_every_rank_of_a_job_gets_the_slowest_ranks_reading():
+def test_every_rank_of_a_job_takes_the_same_decisions():
+    """The slowest rank's reading, rank 0's decision, and a flag raised on one
+    rank alone: the same on every rank."""
     from bench.launch import find_mpiexec, mpi_args, worker_env
 
     code = ("from sinelstm.devices import parse_device_set; from sinelstm.strategy import OneProcessPerDevice; "
-            "s = OneProcessPerDevice(parse_device_set('cpu+cpu')); print('GOT', s.rank, s.slowest(1.0 + 2 * s.rank))")
+            "s = OneProcessPerDevice(parse_device_set('cpu+cpu')); "
+            "print('GOT', s.rank, s.slowest(1.0 + 2 * s.rank), s.agree(s.rank == 0), s.any_rank(s.rank == 1), "
+            "s.any_rank(False))")
     proc = subprocess.run([find_mpiexec(), "-n", "2", *mpi_args(), sys.executable, "-c", code], capture_output=True,
                           text=True, env=worker_env(), cwd=PROJECT_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     got = sorted(line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("GOT"))
-    assert got == [["0", "3.0"], ["1", "3.0"]]
+    assert got == [["0", "3.0", "True", "True", "False"], ["1", "3.0", "True", "True", "False"]]
 
 
 def test_a_folder_from_before_the_invocation_column_is_resumed_with_it(tmp_path):
