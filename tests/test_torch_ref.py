@@ -239,16 +239,23 @@ def test_the_captured_update_trains_what_eager_does(recipe, optimizer):
 @needs_torch
 @pytest.mark.gpu
 def test_a_graph_run_through_the_loop_is_timed_and_evaluated():
+    """The training loop drives the captured update as the eager one: same
+    curve. With SGD, whose curves agree to the last bits: PyTorch 2.11's
+    capturable Adam (the captured update's) and its eager Adam do not, and
+    over 50 updates at lr 1e-2 their validation curves parted by up to 2 %
+    (7e-6 at update 5, then growing; 1x H200). 20 Adam updates still agree
+    within verify's tolerance (the test above)."""
     from sinelstm.train import train
 
     cfg = TrainConfig(n_units=8, batchsize=10, recipe=RECIPES["quality_small"], impl="torch-graph", eval_every=25,
-                      budget=Budget(updates=50, warmup=2))
+                      optimizer="sgd", budget=Budget(updates=50, warmup=2))
     result = train(cfg, make_strategy(SINGLE_DEVICE, parse_device_set("0"), "torch-graph"))
     eager = train(cfg.__class__(**{**cfg.__dict__, "impl": "torch"}),
                   make_strategy(SINGLE_DEVICE, parse_device_set("0"), "torch"))
     assert result.updates == 50 and np.all(result.step_ms > 0)
+    assert len(result.curve) == len(eager.curve) == 2
     for a, b in zip(eager.curve, result.curve):
-        assert b["val_mse"] == pytest.approx(a["val_mse"], rel=1e-3)
+        assert b["val_mse"] == pytest.approx(a["val_mse"], rel=1e-6)
 
 
 @needs_torch
