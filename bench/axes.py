@@ -67,12 +67,13 @@ def expand(base, warn, *, device_sets, strategies, precisions, transports, **gri
     about the combinations it leaves out; none at all is bad input."""
     from bench.grid import expand_grid, skipped, why_not
 
-    for line in skipped(device_sets, strategies, precisions, transports, grid.get("impls", ())):
-        warn(line)
+    left_out = skipped(device_sets, strategies, precisions, transports, grid.get("impls", ()))
     specs = expand_grid(base, device_specs=[ds.spec for ds in device_sets], strategies=strategies,
                         precisions=precisions, transports=transports, **grid)
-    if not specs:
-        fail("nothing to run: every combination was left out (see the warnings above)")
+    if not specs:  # bad input: one line, with the reasons
+        fail("nothing to run: " + ("; ".join(left_out) or "every combination was left out"))
+    for line in left_out:
+        warn(line)
     cannot = list(dict.fromkeys(why for s in specs if (why := why_not(s))))
     if len(cannot) and all(why_not(s) for s in specs):
         fail(cannot[0])  # nothing could run: bad input, not a sweep of failures

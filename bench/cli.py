@@ -228,7 +228,8 @@ def report(results_dir, output, compare):
 @click.option("--units", default=DEFAULT.n_units, show_default=True, callback=positive("units"),
               help="LSTM width (n_units).")
 @training_options
-@click.option("--seed", default=DEFAULT.seed, show_default=True, help="Seed of the weights and the batches.")
+@click.option("--seed", default=DEFAULT.seed, show_default=True, type=click.IntRange(min=0, max=2**32 - 1),
+              help="Seed of the weights and the batches.")
 @click.option("--impl", default=IMPLS[0], show_default=True, type=click.Choice([i for i in IMPLS if i != TORCH_DDP]),
               help="Implementation: sinebench's, the article's approach, or the PyTorch reference's.")
 @click.option("--optimizer", default=DEFAULT.optimizer, show_default=True, type=click.Choice(["adam", "sgd"]),

@@ -7,6 +7,7 @@ and of what could not be controlled (:mod:`bench.hostload`), and the warning
 at the end of a sweep whose repeats disagree more than the differences they
 measure.
 Kept out of :mod:`bench.cli`, which only parses and checks."""
+import math
 import time
 from dataclasses import dataclass, replace
 from functools import wraps
@@ -39,8 +40,11 @@ class Repetition:
         return self.count * adaptive.ROUNDS_PER_REPEAT if self.auto else self.count
 
 
-def _repeats(text: str | None, target: float | None, cap: int, min_span: float | None) -> Repetition:
+def _repeats(text: str | None, target: float | None, cap: int | None, min_span: float | None) -> Repetition:
+    if min_span is not None and not math.isfinite(min_span):  # nan passes FloatRange's bounds
+        fail(f"--min-span must be a finite number of seconds, got {min_span}")
     if text is not None and text.strip().lower() == "auto" or (text is None and target is not None):
+        cap = adaptive.DEFAULT_CAP if cap is None else cap
         if not 0 < (target if target is not None else adaptive.DEFAULT_TARGET) < 1:
             fail(f"--target-ci takes a fraction between 0 and 1 (0.03 is ±3 %), got {target}")
         return Repetition(cap, target if target is not None else adaptive.DEFAULT_TARGET,
@@ -49,6 +53,8 @@ def _repeats(text: str | None, target: float | None, cap: int, min_span: float |
         fail("--target-ci goes with --repeats auto (the number of repeats is then what it takes)")
     if min_span is not None:
         fail("--min-span goes with --repeats auto")
+    if cap is not None:
+        fail("--max-repeats goes with --repeats auto")
     try:
         count = int(text) if text is not None else SWEEP.repeats
     except ValueError:
@@ -67,8 +73,8 @@ def control_options(fn):
     @click.option("--target-ci", default=None, type=float,
                   help=f"With --repeats auto: the interval's half-width as a fraction of the median "
                        f"[default: {adaptive.DEFAULT_TARGET}].")
-    @click.option("--max-repeats", default=adaptive.DEFAULT_CAP, show_default=True, type=click.IntRange(min=1),
-                  help="With --repeats auto: the cap on repeats of a configuration.")
+    @click.option("--max-repeats", default=None, type=click.IntRange(min=1),
+                  help=f"With --repeats auto: the cap on repeats of a configuration [default: {adaptive.DEFAULT_CAP}].")
     @click.option("--min-span", default=None, type=click.FloatRange(min=0, max=86400), metavar="SECONDS",
                   help="With --repeats auto: a configuration is stable only once its counted repeats started at "
                        "least this far apart, so that one slow phase of the host cannot hold them all "

@@ -40,10 +40,10 @@ def plan(sets, strategies, impls, recipes, precisions, optimizers, warn, units=N
              f"(try cpu+cpu, or 0+1)")
     widths = int_list("units", units) if units is not None else None
     checks, left_out = combinations(sets, strategies, impls, recipes, precisions, optimizers, widths)
+    if not checks:  # bad input: one line, with the reasons
+        fail("nothing to check: " + ("; ".join(left_out) or "every combination was left out"))
     for note in left_out:
         warn(note)
-    if not checks:
-        fail("nothing to check: " + "; ".join(left_out))
     check_mpi(strategies)
     return checks
 
@@ -68,6 +68,8 @@ def combinations(sets, strategies, impls, recipes, precisions, optimizers=("sgd"
         if ds.n_devices == 1 and (reference_impl(im) == im or strat != strategies[0]):
             continue
         if ds.n_devices > 1 and im == GRAPH_IMPL and strat != STRATEGIES[1]:
+            leave_out(f"{im} not checked on {ds.spec} with {strat}: it runs one device per process "
+                      f"(--strategy {STRATEGIES[1]})")
             continue
         widths = units or ((UNITS, GEMM_UNITS) if im == GRAPH_IMPL and ds.is_gpu else (UNITS,))
         for width in widths:

@@ -228,6 +228,7 @@ BAD_INPUTS = [
     (["verify", "--devices", "cpu+cpu", "--strategy", "nccl"], "unknown value 'nccl'"),
     (["verify", "--devices", "cpu+cpu", "--units", "0"], "must be positive"),
     (["train", "--devices", "cpu+cpu", "--batchsize", "9"], "not divisible"),
+    (["train", "--seed", "-1"], "not in the range"),
 ]
 
 

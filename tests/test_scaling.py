@@ -514,18 +514,22 @@ def test_sweep_weak_scaling_and_an_indivisible_batch_end_to_end(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["train", "--devices", "cpu", "--precision", "tf32"], "no meaning on the CPU"),
     (["train", "--precision", "fp32,tf32"], "one precision"),
-    (["sweep", "--devices", "cpu", "--precision", "tf32"], "nothing to run"),
+    (["sweep", "--devices", "cpu", "--precision", "tf32"], "nothing to run: tf32 not run on cpu"),
     (["sweep", "--devices", "cpu", "--precision", "bf16"], "unknown value 'bf16'"),
     (["sweep", "--devices", "cpu", "--transport", "ib"], "unknown value 'ib'"),
     (["sweep", "--devices", "cpu", "--batch-per-device", "0"], "must be positive"),
-    (["verify", "--devices", "cpu+cpu", "--precision", "tf32"], "nothing to check"),
+    (["verify", "--devices", "cpu+cpu", "--precision", "tf32"], "nothing to check: tf32 not checked on cpu+cpu"),
+    (["verify", "--devices", "cpu+cpu", "--impl", "graph"], "graph not checked on cpu+cpu with single-process"),
 ])
 def test_bad_axis_input_one_line_exit_2(tmp_path, args, message):
+    """One line: when nothing is left, the reasons are in the error (not
+    also in a warning before it)."""
     from tests.helpers import sinebench
 
     proc = sinebench(*args, *(["--out", tmp_path / "o"] if args[0] != "verify" else []))
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert message in proc.stderr.strip().splitlines()[-1]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 

@@ -208,7 +208,7 @@ def test_the_report_says_how_repeats_were_decided():
     assert "±3 %" in shown and "at least 60 s apart" in shown and "at most 8" in shown
     no_span = sweep_control.describe(sweep_control._repeats("auto", 0.05, 4, 0.0))
     assert "apart" not in dict(machine.rows({"repeats": no_span}))["repeats"]
-    fixed = sweep_control.describe(sweep_control._repeats("3", None, 8, None))
+    fixed = sweep_control.describe(sweep_control._repeats("3", None, None, None))
     assert dict(machine.rows({"repeats": fixed}))["repeats"] == "3 of each configuration"
     assert "repeats" not in dict(machine.rows({}))  # a folder from before says nothing
 
@@ -679,7 +679,8 @@ def test_a_sweep_warms_up_first_and_records_it(tmp_path):
 
 def test_bad_repeat_options_are_refused_before_anything_is_written(tmp_path):
     for args in (["--repeats", "0"], ["--repeats", "some"], ["--repeats", "4", "--target-ci", "0.05"],
-                 ["--repeats", "auto", "--target-ci", "2"]):
+                 ["--repeats", "auto", "--target-ci", "2"], ["--repeats", "auto", "--min-span", "nan"],
+                 ["--repeats", "3", "--max-repeats", "5"]):
         done = sinebench("sweep", "--devices", "cpu", "--out", tmp_path / "x", "--dry-run", *args)
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
     assert not (tmp_path / "x").exists()
