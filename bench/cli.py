@@ -5,6 +5,7 @@ written (:mod:`bench.options`); any other failure one line and exit code 1
 (:mod:`bench.errors`).
 """
 import errno
+import importlib.util
 import json
 import sys
 import warnings
@@ -138,6 +139,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     store = open_store(out)  # the lock first: the machine check takes a moment
     try:
         machine = check_comparable(out, control.host_gate)
+        settle_store(store)  # only now may the folder change (a refused sweep leaves it as it was)
     except InputError:
         store.close()
         raise
@@ -171,10 +173,20 @@ def open_store(out: Path):
         fail(f"--out {out} is a file, not a folder")
     store = ResultStore(out, warn=warn)
     try:
-        store.open_for_writing()
+        store.take()
     except ResultsError as exc:
         fail(str(exc))
     return store
+
+
+def settle_store(store):
+    """Settle a taken folder (:meth:`bench.store.ResultStore.repair`)."""
+    from bench.store import ResultsError
+
+    try:
+        store.repair()
+    except ResultsError as exc:
+        fail(str(exc))
 
 
 def write_env(out: Path, record: dict, specs: list) -> str:
@@ -246,6 +258,8 @@ def train(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
 
     if "," in devices:
         fail("--devices takes one device set for train")
+    if is_torch(impl) and importlib.util.find_spec("torch") is None:  # the sweep's row says 'unavailable'
+        fail(f"--impl {impl} needs PyTorch, which is not installed here (uv sync --extra torch)")
     (ds,) = device_sets(devices, [batchsize])
     chosen = recipes(recipe, seqlen)
     if len(chosen) > 1:

@@ -156,18 +156,52 @@ def _commit() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
-def load(folder, warn=lambda message: None) -> dict:
-    """A folder's env.json, or {} with a warning if it is absent, damaged or
-    not a JSON object: the report then leaves the machine out."""
+# The parts of env.json that its readers index into, by kind ({}: an
+# object, [x]: a list of x, "*": every key): a file of valid JSON but another
+# shape (a hand edit, another tool's) is damaged, and must not crash them.
+_RECORD = {"cpu": {}, "gpu": {"devices": [{}]}, "versions": {}, "control": {}, "uncontrolled": {}, "repeats": {},
+           "busbw": {}}
+_SHAPE = {**_RECORD, "invocations": {"*": _RECORD}}
+
+
+def _shape_problem(value, shape, where: str) -> str | None:
+    kind = type(value).__name__
+    kind = ("an " if kind[0] in "aeiou" else "a ") + kind
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{where} is {kind}, not a list"
+        return next(filter(None, (_shape_problem(v, shape[0], f"{where}[{i}]") for i, v in enumerate(value))), None)
+    if not isinstance(value, dict):
+        return f"{where or 'the file'} is {kind}, not an object"
+    for key, sub in shape.items():
+        for k, v in (value.items() if key == "*" else [(key, value.get(key))]):
+            if v is not None and (problem := _shape_problem(v, sub, f"{where}.{k}" if where else k)):
+                return problem
+    return None
+
+
+def read(folder) -> tuple:
+    """(a folder's env.json, None), or ({}, what is wrong with it): not a
+    regular file (a folder, a pipe that would block the reader), not
+    UTF-8 JSON (a cut-off write), or not of the shape its readers expect.
+    An absent file is ({}, None)."""
     path = Path(folder) / "env.json"
     if not path.exists():
-        return {}
+        return {}, None
+    if not path.is_file():
+        return {}, "not a regular file"
     try:
         env = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:  # a folder, a cut-off or non-UTF-8 file
-        warn(f"{path.name} is unreadable ({type(exc).__name__}); the report leaves the machine out")
-        return {}
-    if not isinstance(env, dict):
-        warn(f"{path.name} holds a {type(env).__name__}, not an object; the report leaves the machine out")
-        return {}
+    except (OSError, ValueError) as exc:
+        return {}, f"unreadable: {type(exc).__name__}"
+    problem = _shape_problem(env, _SHAPE, "")
+    return ({}, problem) if problem else (env, None)
+
+
+def load(folder, warn=lambda message: None) -> dict:
+    """A folder's env.json (:func:`read`), or {} with a warning if it is
+    damaged: the report then leaves the machine out."""
+    env, problem = read(folder)
+    if problem:
+        warn(f"env.json is damaged ({problem}); the report leaves the machine out")
     return env

@@ -4,6 +4,7 @@ machine or of the run (a full disk, out of memory, a crash), 128+n when
 signal n stopped the command. ``SINEBENCH_DEBUG=1`` re-raises instead, for
 the traceback.
 """
+import errno
 import os
 import sys
 
@@ -23,6 +24,8 @@ def describe(exc: BaseException) -> tuple:
     """(one line, exit code) for an exception no command handled itself."""
     if isinstance(exc, Interrupted):
         return str(exc), 128 + exc.signum
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path given on the command line
+        return f"a path is too long: {exc.filename}", 2
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}", 1

@@ -94,8 +94,13 @@ def check_comparable(folder: Path, host_gate=None) -> dict:
     from bench.envinfo import collect
     from bench.options import fail
 
+    from bench import envinfo
+
     record = collect()
-    env = read(folder) if folder.is_dir() else {}
+    env, problem = envinfo.read(folder) if folder.is_dir() else ({}, None)
+    if problem:  # its runs' machine unknown: they might be pooled with this one's, and append would drop it
+        fail(f"{folder / ENV} is damaged ({problem}): the machine its runs were measured on is unknown; restore "
+             f"it, or sweep into a new folder with --out")
     if theirs := other_machine(env, record):
         fail(f"{folder} holds runs measured on another kind of machine ({theirs}; this one: "
              f"{machine_kind(record)}); sweep into a new folder with --out, so that the two are not pooled "

@@ -151,6 +151,8 @@ def writable_output(output: Path):
     """Refuse an output path that cannot be written, before minutes of rendering."""
     if output.is_dir():
         fail(f"-o {output} is a folder; name the HTML file")
+    if output.exists() and not output.is_file():  # a device or a pipe: the report would replace it
+        fail(f"-o {output} is not a regular file; name an HTML file")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         probe = output.parent / f".{output.name}.probe"

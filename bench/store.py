@@ -2,8 +2,11 @@
 
 A run's side files (curve, closed loop, breakdown) are appended first and its
 ``runs.csv`` row last, each write synced to disk: the row is the commit mark.
-Only a sweep writes, and one at a time (:mod:`bench.lock`). On opening it
-the sweep settles the folder: a torn last line (a kill mid-write) and lines
+Only a sweep writes, and one at a time (:mod:`bench.lock`). It takes the
+folder (the lock, and a check that each file it writes is a regular file
+and ``samples`` a folder), then, once the folder is known to be this kind
+of machine's (:func:`bench.invocations.check_comparable`: a refused sweep
+leaves it as it was), settles it: a torn last line (a kill mid-write) and lines
 that do not parse are moved to ``<name>.quarantine.csv`` with a warning
 naming the line, side rows whose run has no row are dropped (uncommitted),
 and a file of an older schema is rewritten with today's columns; each such
@@ -71,6 +74,13 @@ def _frame(snap: table.Snapshot, row_type) -> pd.DataFrame:
     return frame
 
 
+def _regular(path: Path):
+    """Raise :class:`ResultsError` unless ``path`` is absent or a regular
+    file (a pipe would block its reader; a folder fails the writes)."""
+    if path.exists() and not path.is_file():
+        raise ResultsError(f"{path} is not a regular file; move it away, or use a new folder")
+
+
 def quarantine_name(name: str) -> str:
     return name.removesuffix(".csv") + ".quarantine.csv"
 
@@ -88,6 +98,18 @@ class ResultStore:
     # -- the sweep's side ------------------------------------------------------
     def open_for_writing(self):
         """Take the folder (or raise :class:`ResultsError`) and settle it."""
+        self.take()
+        try:
+            self.repair()
+        except BaseException:
+            self.close()
+            raise
+
+    def take(self):
+        """Lock the folder for this sweep (or raise :class:`ResultsError`),
+        having checked that what it holds is what a sweep writes; nothing in
+        it changes yet (:meth:`repair` settles it), so that a sweep refused
+        after this (another machine's folder) leaves it as it was."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             probe = self.folder / ".write-test"
@@ -99,10 +121,19 @@ class ResultStore:
         except OSError as exc:
             raise ResultsError(f"cannot write to {self.folder}: {exc.strerror or exc}") from None
         try:
-            self.repair()
+            self._check_layout()
         except BaseException:
             self.close()
             raise
+
+    def _check_layout(self):
+        """The folder's own entries are of the kind a sweep writes: a file
+        where it appends or reads (a folder or a pipe there would fail the
+        sweep after runs, or block it), a folder of samples."""
+        for name in (RUNS, *SIDE_FILES, "env.json"):
+            _regular(self.folder / name)
+        if (samples := self.folder / per_update.FOLDER).exists() and not samples.is_dir():
+            raise ResultsError(f"{samples} is not a folder; move it away, or sweep into a new folder with --out")
 
     def close(self):
         self.lock.release()
@@ -181,6 +212,7 @@ class ResultStore:
 
     # -- both ------------------------------------------------------------------
     def _snapshot(self, name: str, row_type) -> table.Snapshot:
+        _regular(self.folder / name)
         try:
             return table.read(self.folder / name, row_type)
         except table.HeaderError as exc:

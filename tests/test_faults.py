@@ -222,19 +222,71 @@ def test_report_and_train_fail_in_one_line(tmp_path):
         assert proc.returncode == code and message in one_line(proc), (args, proc.stderr)
     from bench import envinfo
 
-    for damage, why in [("", "unreadable"), ("[1, 2]", "holds a list"), ('{"cpu": {"model"', "unreadable"),
-                        (b"\xff{}", "unreadable"), (None, "unreadable")]:
+    def damage_env(damage):
+        if (out / "env.json").is_dir():
+            (out / "env.json").rmdir()
         (out / "env.json").unlink(missing_ok=True)
         if damage is None:  # a folder
             (out / "env.json").mkdir()
         else:
             (out / "env.json").write_bytes(damage.encode() if isinstance(damage, str) else damage)
+
+    damages = [("", "unreadable"), ("[1, 2]", "the file is a list"), ('{"cpu": {"model"', "unreadable"),
+               (b"\xff{}", "unreadable"), (None, "not a regular file"),
+               ('{"invocations": 5}', "invocations is an int"), ('{"cpu": "x"}', "cpu is a str"),
+               ('{"gpu": {"devices": [3]}}', "gpu.devices[0] is an int")]
+    for damage, why in damages:
+        damage_env(damage)
         said = []
-        assert envinfo.load(out, said.append) == {} and why in said[0]
-    proc = sinebench("report", out)  # env.json is a folder: a warning, then the report
-    assert proc.returncode == 0 and "env.json is unreadable" in one_line(proc)
-    proc = subprocess.run(sweep_cmd(out), env=cli_env(), cwd=PROJECT_ROOT, capture_output=True, text=True)
-    assert proc.returncode == 1 and "env.json" in one_line(proc)
+        assert envinfo.load(out, said.append) == {} and why in said[0], said
+    for damage, why in [damages[5], damages[4]]:  # valid JSON of another shape; a folder
+        damage_env(damage)
+        proc = sinebench("report", out)  # a warning, then the report
+        assert proc.returncode == 0 and f"env.json is damaged ({why}" in one_line(proc), proc.stderr
+        # a sweep cannot tell which machine the runs came from: refused, the folder as it was
+        before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+        proc = subprocess.run(sweep_cmd(out, "--units", "6"), env=cli_env(), cwd=PROJECT_ROOT, capture_output=True,
+                              text=True)
+        assert proc.returncode == 2 and "env.json is " in one_line(proc), proc.stderr  # damaged; not a file
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_odd_entries_and_paths_are_refused_before_anything_changes(tmp_path):
+    """What a sweep did not write where it writes (a file for the samples
+    folder, a pipe for runs.csv, which would block the reader), another
+    machine's folder, a device or pipe as the report's -o, a path too long:
+    one line, exit 2, and every file as it was."""
+    out = tmp_path / "res"
+    assert subprocess.run(sweep_cmd(out), env=cli_env(), cwd=PROJECT_ROOT, timeout=300).returncode == 0
+
+    def files(folder):  # what the folder holds (not the sweep's lock file)
+        return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"}
+
+    def refused(args, message, folder=out):
+        before = files(folder)
+        proc = subprocess.run(args, env=cli_env(), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in one_line(proc), (args, proc.stderr)
+        assert files(folder) == before
+
+    shutil.rmtree(out / "samples")
+    (out / "samples").write_text("")
+    refused(sweep_cmd(out, "--units", "6"), "samples is not a folder")
+    (out / "samples").unlink()
+    runs = (out / "runs.csv").read_bytes()
+    (out / "runs.csv").unlink()
+    os.mkfifo(out / "runs.csv")
+    refused(sweep_cmd(out), "runs.csv is not a regular file")
+    refused([sys.executable, "-m", "bench.cli", "report", str(out)], "runs.csv is not a regular file")
+    (out / "runs.csv").unlink()
+    (out / "runs.csv").write_bytes(runs)
+    os.mkfifo(tmp_path / "pipe")
+    refused([sys.executable, "-m", "bench.cli", "report", str(out), "-o", str(tmp_path / "pipe")],
+            "is not a regular file")
+    assert (tmp_path / "pipe").is_fifo()
+    other = tmp_path / "other"  # a 2x H200 host's sweep: refused before its files are migrated
+    shutil.copytree(PROJECT_ROOT / "results" / "h200x2-2026-11-27", other)
+    refused(sweep_cmd(other), "another kind of machine", other)
+    refused(sweep_cmd(tmp_path / ("x" * 300)), "a path is too long")
 
 
 def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path):

@@ -180,6 +180,14 @@ def test_a_torch_run_without_pytorch_is_an_unavailable_row(tmp_path, monkeypatch
     assert row["status"] == "unavailable" and row["impl"] == "torch" and "torch" in row["message"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="PyTorch is installed here")
+def test_train_without_pytorch_says_what_to_install(tmp_path):
+    proc = sinebench("train", "--impl", "torch", "--out", tmp_path / "t")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "sinebench: error: --impl torch needs PyTorch, which is not installed here (uv sync --extra torch)"]
+    assert not (tmp_path / "t").exists()
+
+
 @needs_torch
 def test_a_torch_sweep_row_is_ok_and_reported(tmp_path):
     proc = sinebench("sweep", "--impl", "torch", "--devices", "cpu", "--batchsize", "10", "--units", "5",
