@@ -72,11 +72,11 @@ def expand(base, warn, *, device_sets, strategies, precisions, transports, **gri
                         precisions=precisions, transports=transports, **grid)
     if not specs:  # bad input: one line, with the reasons
         fail("nothing to run: " + ("; ".join(left_out) or "every combination was left out"))
-    for line in left_out:
-        warn(line)
     cannot = list(dict.fromkeys(why for s in specs if (why := why_not(s))))
     if len(cannot) and all(why_not(s) for s in specs):
         fail(cannot[0])  # nothing could run: bad input, not a sweep of failures
+    for line in left_out:  # something runs: the rest is said, not refused
+        warn(line)
     for why in cannot:
         warn(f"{why}: recorded as unavailable, the other runs go on")
     return specs

@@ -140,7 +140,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
     try:
         machine = check_comparable(out, control.host_gate)
         settle_store(store)  # only now may the folder change (a refused sweep leaves it as it was)
-    except InputError:
+    except BaseException:  # refused, interrupted or failed: the folder is free again
         store.close()
         raise
     try:

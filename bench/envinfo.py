@@ -156,17 +156,21 @@ def _commit() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
-# The parts of env.json that its readers index into, by kind ({}: an
-# object, [x]: a list of x, "*": every key): a file of valid JSON but another
-# shape (a hand edit, another tool's) is damaged, and must not crash them.
-_RECORD = {"cpu": {}, "gpu": {"devices": [{}]}, "versions": {}, "control": {}, "uncontrolled": {}, "repeats": {},
-           "busbw": {}}
+# The parts of env.json that its readers index into or compute with, by
+# kind ({}: an object, [x]: a list of x, "*": every key, a tuple: those
+# types): a file of valid JSON but another shape (a hand edit, another
+# tool's) is damaged, and must not crash them.
+_NUMBER = (int, float)
+_RECORD = {"cpu": {}, "gpu": {"devices": [{}]}, "versions": {}, "control": {"host_gate_tolerance": _NUMBER},
+           "uncontrolled": {}, "repeats": {}, "busbw": {}}
 _SHAPE = {**_RECORD, "invocations": {"*": _RECORD}}
 
 
 def _shape_problem(value, shape, where: str) -> str | None:
     kind = type(value).__name__
     kind = ("an " if kind[0] in "aeiou" else "a ") + kind
+    if isinstance(shape, tuple):
+        return None if isinstance(value, shape) and not isinstance(value, bool) else f"{where} is {kind}"
     if isinstance(shape, list):
         if not isinstance(value, list):
             return f"{where} is {kind}, not a list"

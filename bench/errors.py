@@ -25,7 +25,7 @@ def describe(exc: BaseException) -> tuple:
     if isinstance(exc, Interrupted):
         return str(exc), 128 + exc.signum
     if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path given on the command line
-        return f"a path is too long: {exc.filename}", 2
+        return "a path is too long" + (f": {exc.filename}" if exc.filename else ""), 2
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}", 1

@@ -37,6 +37,7 @@ from bench import samples as per_update, table
 from bench.fsio import append_synced, atomic_write
 from bench.lock import FolderBusy, FolderLock
 from bench.schema import RUNS, SIDE_FILES, RunRow, clean_text, columns_of, numeric_columns
+from sinelstm import hostspeed
 
 MAX_WARNINGS = 5  # per file; then a count
 
@@ -78,7 +79,7 @@ def _regular(path: Path):
     """Raise :class:`ResultsError` unless ``path`` is absent or a regular
     file (a pipe would block its reader; a folder fails the writes)."""
     if path.exists() and not path.is_file():
-        raise ResultsError(f"{path} is not a regular file; move it away, or use a new folder")
+        raise ResultsError(f"{path} is not a regular file; move it away")
 
 
 def quarantine_name(name: str) -> str:
@@ -108,8 +109,9 @@ class ResultStore:
     def take(self):
         """Lock the folder for this sweep (or raise :class:`ResultsError`),
         having checked that what it holds is what a sweep writes; nothing in
-        it changes yet (:meth:`repair` settles it), so that a sweep refused
-        after this (another machine's folder) leaves it as it was."""
+        it changes yet but the lock file (:meth:`repair` settles it), so that
+        a sweep refused after this (another machine's folder) leaves its
+        files as they were."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             probe = self.folder / ".write-test"
@@ -130,10 +132,13 @@ class ResultStore:
         """The folder's own entries are of the kind a sweep writes: a file
         where it appends or reads (a folder or a pipe there would fail the
         sweep after runs, or block it), a folder of samples."""
-        for name in (RUNS, *SIDE_FILES, "env.json"):
+        tables = (RUNS, *SIDE_FILES)
+        for name in (*tables, *map(quarantine_name, tables), "env.json"):
             _regular(self.folder / name)
+        for path in self.folder.glob(f"{Path(hostspeed.REFERENCE_FILE).stem}*"):  # the host gate's references
+            _regular(path)
         if (samples := self.folder / per_update.FOLDER).exists() and not samples.is_dir():
-            raise ResultsError(f"{samples} is not a folder; move it away, or sweep into a new folder with --out")
+            raise ResultsError(f"{samples} is not a folder; move it away")
 
     def close(self):
         self.lock.release()

@@ -239,11 +239,15 @@ def test_report_and_train_fail_in_one_line(tmp_path):
         damage_env(damage)
         said = []
         assert envinfo.load(out, said.append) == {} and why in said[0], said
-    for damage, why in [damages[5], damages[4]]:  # valid JSON of another shape; a folder
+    for damage, why in [damages[5], damages[4], ('{"control": {"host_gate_tolerance": "x"}}',
+                                                 "control.host_gate_tolerance is a str")]:
         damage_env(damage)
         proc = sinebench("report", out)  # a warning, then the report
         assert proc.returncode == 0 and f"env.json is damaged ({why}" in one_line(proc), proc.stderr
-        # a sweep cannot tell which machine the runs came from: refused, the folder as it was
+        # a sweep cannot tell which machine the runs came from: refused, the folder as it was (with a
+        # torn last line that settling the folder would have moved away)
+        with open(out / "runs.csv", "ab") as f:
+            f.write(b"torn")
         before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
         proc = subprocess.run(sweep_cmd(out, "--units", "6"), env=cli_env(), cwd=PROJECT_ROOT, capture_output=True,
                               text=True)
