@@ -91,12 +91,10 @@ def check_comparable(folder: Path, host_gate=None) -> dict:
     machine, or timed under another host-speed gate (``host_gate``, the
     tolerance or None), has been refused as bad input (its runs and this
     one's would be pooled as repeats of one configuration)."""
-    from bench.envinfo import collect
+    from bench import envinfo
     from bench.options import fail
 
-    from bench import envinfo
-
-    record = collect()
+    record = envinfo.collect()
     env, problem = envinfo.read(folder) if folder.is_dir() else ({}, None)
     if problem:  # its runs' machine unknown: they might be pooled with this one's, and append would drop it
         fail(f"{folder / ENV} is damaged ({problem}): the machine its runs were measured on is unknown; restore "

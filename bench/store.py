@@ -108,7 +108,8 @@ class ResultStore:
 
     def take(self):
         """Lock the folder for this sweep (or raise :class:`ResultsError`),
-        having checked that what it holds is what a sweep writes; nothing in
+        having checked that what it holds beside the tables is what a sweep
+        writes (the tables: when :meth:`repair` reads them); nothing in
         it changes yet but the lock file (:meth:`repair` settles it), so that
         a sweep refused after this (another machine's folder) leaves its
         files as they were."""
@@ -131,9 +132,9 @@ class ResultStore:
     def _check_layout(self):
         """The folder's own entries are of the kind a sweep writes: a file
         where it appends or reads (a folder or a pipe there would fail the
-        sweep after runs, or block it), a folder of samples."""
-        tables = (RUNS, *SIDE_FILES)
-        for name in (*tables, *map(quarantine_name, tables), "env.json"):
+        sweep after runs, or block it), a folder of samples. The tables
+        themselves are checked where they are read (:meth:`_snapshot`)."""
+        for name in (*map(quarantine_name, (RUNS, *SIDE_FILES)), "env.json"):
             _regular(self.folder / name)
         for path in self.folder.glob(f"{Path(hostspeed.REFERENCE_FILE).stem}*"):  # the host gate's references
             _regular(path)
