@@ -129,6 +129,16 @@ def ms_at(main: pd.DataFrame, devices: str, strategy: str, size: tuple = ARTICLE
     return float(sel["ms"].iloc[0]) if len(sel) else None
 
 
+def none_counted_at(sw: Sweep, devices: str, strategy: str, size: tuple = ARTICLE) -> bool:
+    """Whether ``devices`` finished runs of the summary's implementation at
+    ``size`` of which none counts (:func:`bench.analysis.ok_runs`): each
+    was timed on a slow host or disturbed, so the size has no time to state."""
+    runs = sw.runs
+    sel = ((runs["status"] == "ok") & (runs["impl"] == sw.impl) & (runs["devices"] == devices)
+           & (runs["strategy"] == strategy) & (runs["batchsize"] == size[0]) & (runs["n_units"] == size[1]))
+    return bool(sel.any()) and ms_at(sw.main, devices, strategy, size) is None
+
+
 @dataclass(frozen=True)
 class Cell:
     """A speedup at one size."""

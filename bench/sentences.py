@@ -58,6 +58,11 @@ def no_gpu(cpu_ms: float | None) -> list:
     return out
 
 
+def none_counted(who: str) -> str:
+    return (f"At {AT_ARTICLE} no run of {who} counts: each was timed on a slow or disturbed host, so this size "
+            f"has no time to state; run it again with more repeats, or --repeats auto.")
+
+
 def gpu_vs_cpu(f: facts.GpuVsCpu, comps: dict | None = None) -> list:
     """``comps`` ((batch, n_units) -> :class:`bench.intervals.Comparison`)
     adds each speedup's interval, and a winner is named only where it holds."""
@@ -343,6 +348,8 @@ def summary(sw: facts.Sweep, models: dict, ev=None) -> list:
         out += gpu_vs_cpu(g, comps)
         if (line := ts.tally(trust.tally(comps), "one GPU", "the CPU")) is not None:
             out.append(line)
+    out += [none_counted(who) for who, devices in (("the CPU", "cpu"), (f"GPU {gpu}", gpu))
+            if devices and facts.none_counted_at(sw, devices, SINGLE_DEVICE)]
     out += [cost_model(models[label]) for label in (analysis.CPU, analysis.ONE_GPU) if label in models]
     agree = xover.agreement(models, sw.main, gpu, sw.seqlen, sw.impl) if gpu else None
     c = analysis.crossover(models, sw.main["batchsize"].unique(), sw.seqlen, sw.impl)

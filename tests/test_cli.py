@@ -72,7 +72,10 @@ def test_sweep_writes_results_and_report(swept):
 
     counted = ok_runs(runs)
     cpu_ms = counted[counted["n_units"] == 5]["ms_per_update_median"].median()
-    assert f"the CPU takes {cpu_ms:.3g} ms per update" in html
+    if pd.notna(cpu_ms):
+        assert f"the CPU takes {cpu_ms:.3g} ms per update" in html
+    else:  # on a loaded 2-core CI machine neither repeat may count (CI, 2026-11-29): the report says so
+        assert "n_units 5) no run of the CPU counts" in html and "the CPU takes" not in html
     assert html.count("data:image/png;base64,") == len(list((swept / "figures").glob("*.png")))
     assert "gradient error vs float64" in html and "Gradient error vs float64: how exact" in html
 

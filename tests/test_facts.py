@@ -66,6 +66,26 @@ def test_no_gpu_and_no_overlap():
     assert facts.gpu_vs_cpu(sw.main, sw.ok, "0") is None
 
 
+def test_a_size_whose_runs_all_ran_on_a_slow_or_disturbed_host_says_so():
+    # Two CPU repeats at the article's size: the first at the fastest probe
+    # but spread far more than the second (disturbed); the second steady but
+    # timed on a host 50 % slower than the first. Neither counts, and the
+    # summary says so rather than leave out the size's sentence.
+    cpu = runs("cpu", SINGLE_DEVICE, {(10, 5): 1.0}, repeats=(1.0, 1.0), host_gate=0.2)
+    for row, probe, p75 in zip(cpu, (1.0, 1.5), (2.0, 1.01)):
+        row.update(host_probe_ms=probe, ms_per_update_p75=p75)
+    gpu = runs("0", SINGLE_DEVICE, {(10, 5): 2.0, (100, 5): 1.0})
+    sw = sweep(cpu, gpu)
+    assert facts.ms_at(sw.main, "cpu", SINGLE_DEVICE) is None
+    assert facts.none_counted_at(sw, "cpu", SINGLE_DEVICE) and not facts.none_counted_at(sw, "0", SINGLE_DEVICE)
+    said = sentences.summary(sw, {})
+    assert sentences.none_counted("the CPU") in said and not any("the CPU takes" in s for s in said)
+    # one counted repeat is enough to state the time
+    cpu[1]["host_probe_ms"] = 1.1
+    sw = sweep(cpu, gpu)
+    assert not facts.none_counted_at(sw, "cpu", SINGLE_DEVICE) and facts.ms_at(sw.main, "cpu", SINGLE_DEVICE) == 1.0
+
+
 CPU_MODEL, GPU_MODEL = (0.5, 2.0), (3.0, 0.02)  # fixed ms, ms per GFLOP
 SIZES = [(b, n) for b in (10, 100, 1000) for n in (5, 50, 500)]
 
