@@ -323,4 +323,7 @@ def finish(out, invocation: str) -> list:
     ran = set(mine[["devices", "strategy", "batchsize", "n_units"]].itertuples(index=False, name=None))
     warning = trust_sentences.noise_warning(trust.noisy(sw, only=ran), uncontrolled,
                                             (record.get("control") or {}).get("pinned"), shown=5)
-    return [warning] if warning else []
+    ours = sw.runs[sw.runs["invocation"].astype(str) == invocation]  # each run by its latest attempt
+    stopped = trust_sentences.slow_host_warning(int((ours["status"] == SLOW_HOST).sum()), len(ours),
+                                                (record.get("control") or {}).get("host_gate_tolerance"))
+    return [w for w in (warning, stopped) if w]

@@ -114,6 +114,19 @@ def noise_detail(noisy: list, uncontrolled: dict | None = None, pinned=None, sho
             + _conditions(uncontrolled, pinned) + ".")
 
 
+def slow_host_warning(stopped: int, runs: int, tolerance: float | None) -> str | None:
+    """The end of a sweep whose runs the host kept slow: they are not
+    failures, so say what brings them back."""
+    if not stopped:
+        return None
+    by = f"more than {tolerance:.0%} " if isinstance(tolerance, (int, float)) else ""
+    return (f"{stopped} of {runs} runs stopped untimed as slow-host: the host stayed {by}slower than its reference "
+            f"probe past the {hostspeed.MAX_WAIT_S:g} s a run may wait (other programs running, a busy virtual "
+            f"machine). Rerun the same command when the machine is quieter: the finished runs are kept and only "
+            f"these run again; or pass --host-gate off to time them at whatever speed the host has (their times "
+            f"then vary with it).")
+
+
 def noise_headline(noisy: list) -> str | None:
     """The page's first line about noise; :func:`noise_warning` is the detail."""
     if not noisy:

@@ -15,7 +15,7 @@ import pytest
 from bench import adaptive, analysis, facts, intervals, pinning, plots_maps, samples, trust, trust_sentences, ttq
 from bench.grid import expand_grid
 from bench.run_options import DEFAULT
-from bench.schema import RunRow
+from bench.schema import SLOW_HOST, RunRow
 from bench.store import ResultStore
 from sinelstm import hostspeed
 from sinelstm.names import SINGLE_DEVICE
@@ -556,6 +556,22 @@ def test_a_sweeps_noise_warning_names_the_configurations_it_ran_not_the_folders_
     (first,), (second,) = sweep_control.finish(tmp_path, "a"), sweep_control.finish(tmp_path, "b")
     assert "the repeats of 1 configuration(s)" in first and "— CPU at batch 10" in first
     assert "the repeats of 1 configuration(s)" in second and "— 1 GPU at batch 10" in second
+
+
+def test_a_sweep_whose_runs_the_host_kept_slow_says_what_brings_them_back(tmp_path, monkeypatch):
+    from bench import invocations, store, sweep_control
+
+    mine = invocations.append(tmp_path, {"control": {"host_gate_tolerance": 0.2}})
+    quiet = (1.0, 1.01)
+    rows = (fact_runs("cpu", SINGLE_DEVICE, {(10, 5): 1.0}, repeats=quiet, invocation=mine)
+            + fact_runs("cpu", SINGLE_DEVICE, {(10, 8): 1.0}, repeats=quiet, invocation=mine, status=SLOW_HOST)
+            + fact_runs("0", SINGLE_DEVICE, {(10, 5): 0.5}, repeats=quiet, invocation="b", status=SLOW_HOST))
+    table = {"runs": pd.DataFrame(rows), "breakdown": pd.DataFrame(columns=["run_id", "phase", "ms"])}
+    monkeypatch.setattr(store.ResultStore, "load", lambda self: table)
+    (only,) = sweep_control.finish(tmp_path, mine)
+    assert only.startswith("2 of 4 runs stopped untimed as slow-host: the host stayed more than 20% slower")
+    assert "Rerun the same command" in only and "--host-gate off" in only
+    assert sweep_control.finish(tmp_path, "c") == []  # an invocation none of whose runs stopped: nothing
 
 
 def test_a_map_cell_whose_interval_includes_one_is_marked():
