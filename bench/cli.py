@@ -155,7 +155,7 @@ def sweep(devices, batchsize, units, recipe, seqlen, updates, eval_every, qualit
                                    retries=retries, invocation=invocation)
         click.echo(f"{sweep_control.total(counts)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
                    + f"; results in {out}/")
-        for line in sweep_control.finish(out, invocation):
+        for line in sweep_control.finish(out, invocation, repetition.auto):
             warn(line)
         if report:
             render_report(out, None)

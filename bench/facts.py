@@ -129,13 +129,20 @@ def ms_at(main: pd.DataFrame, devices: str, strategy: str, size: tuple = ARTICLE
     return float(sel["ms"].iloc[0]) if len(sel) else None
 
 
+def finished(sw: Sweep) -> pd.DataFrame:
+    """The finished runs that ``sw.main`` is made of, counted or not: the
+    summary's implementation, window length and scaling axes."""
+    runs = sw.runs[(sw.runs["status"] == "ok") & (sw.runs["impl"] == sw.impl) & (sw.runs["seqlen"] == sw.seqlen)]
+    return at_axes_of(runs, sw.main) if len(sw.main) else baseline(runs)
+
+
 def none_counted_at(sw: Sweep, devices: str, strategy: str, size: tuple = ARTICLE) -> bool:
     """Whether ``devices`` finished runs of the summary's implementation at
     ``size`` of which none counts (:func:`bench.analysis.ok_runs`): each
     was timed on a slow host or disturbed, so the size has no time to state."""
-    runs = sw.runs
-    sel = ((runs["status"] == "ok") & (runs["impl"] == sw.impl) & (runs["devices"] == devices)
-           & (runs["strategy"] == strategy) & (runs["batchsize"] == size[0]) & (runs["n_units"] == size[1]))
+    runs = finished(sw)
+    sel = ((runs["devices"] == devices) & (runs["strategy"] == strategy) & (runs["batchsize"] == size[0])
+           & (runs["n_units"] == size[1]))
     return bool(sel.any()) and ms_at(sw.main, devices, strategy, size) is None
 
 

@@ -301,9 +301,11 @@ def dry_run(specs: list, out, done: set, repetition: Repetition, control: pinnin
     return lines + plan.dry_run(first, done) + adaptive.plan_lines(progress)
 
 
-def finish(out, invocation: str) -> list:
+def finish(out, invocation: str, auto: bool = False) -> list:
     """After a sweep: record the load after it in env.json, and return the
-    warnings to print when its repeats disagree more than its differences."""
+    warnings to print when its repeats disagree more than its differences,
+    and when the host kept runs slow past their wait (fixed repeats only:
+    with ``auto`` a later round replaces such a run, :mod:`bench.adaptive`)."""
     from bench import facts, invocations, trust, trust_sentences
     from bench.store import ResultsError, ResultStore
 
@@ -323,7 +325,8 @@ def finish(out, invocation: str) -> list:
     ran = set(mine[["devices", "strategy", "batchsize", "n_units"]].itertuples(index=False, name=None))
     warning = trust_sentences.noise_warning(trust.noisy(sw, only=ran), uncontrolled,
                                             (record.get("control") or {}).get("pinned"), shown=5)
-    ours = sw.runs[sw.runs["invocation"].astype(str) == invocation]  # each run by its latest attempt
-    stopped = trust_sentences.slow_host_warning(int((ours["status"] == SLOW_HOST).sum()), len(ours),
-                                                (record.get("control") or {}).get("host_gate_tolerance"))
+    # By each run's latest attempt: a run that stopped, then finished on a retry, is no longer missing.
+    ours = sw.runs[sw.runs["invocation"].astype(str) == invocation]
+    stopped = None if auto else trust_sentences.slow_host_warning(
+        int((ours["status"] == SLOW_HOST).sum()), len(ours), (record.get("control") or {}).get("host_gate_tolerance"))
     return [w for w in (warning, stopped) if w]

@@ -84,6 +84,26 @@ def test_a_size_whose_runs_all_ran_on_a_slow_or_disturbed_host_says_so():
     cpu[1]["host_probe_ms"] = 1.1
     sw = sweep(cpu, gpu)
     assert not facts.none_counted_at(sw, "cpu", SINGLE_DEVICE) and facts.ms_at(sw.main, "cpu", SINGLE_DEVICE) == 1.0
+    # Runs the summary does not compare (other windows, TF32) are not said to be uncounted.
+    cpu50 = runs("cpu", SINGLE_DEVICE, {(10, 5): 1.0}, seqlen=50)
+    tf32 = runs("0", SINGLE_DEVICE, {(10, 5): 2.0}, precision="tf32")
+    sw = sweep(cpu50, tf32, runs("cpu", SINGLE_DEVICE, {(100, 5): 1.0}), runs("0", SINGLE_DEVICE, {(100, 5): 1.0},
+                                                                            precision="fp32"))
+    assert not facts.none_counted_at(sw, "cpu", SINGLE_DEVICE) and not facts.none_counted_at(sw, "0", SINGLE_DEVICE)
+    assert not any("counts: each was timed" in s for s in sentences.summary(sw, {}))
+
+
+def test_a_gpu_whose_runs_all_went_uncounted_is_not_said_to_be_missing():
+    cpu = runs("cpu", SINGLE_DEVICE, {(10, 5): 1.0})
+    gpu = runs("0", SINGLE_DEVICE, {(10, 5): 2.0}, repeats=(1.0, 1.0), host_gate=0.2)
+    for row, probe, p75 in zip(gpu, (1.0, 1.5), (4.0, 2.02)):  # disturbed, then slow: neither counts
+        row.update(host_probe_ms=probe, ms_per_update_p75=p75)
+    sw = sweep(cpu, gpu)
+    assert facts.one_gpu(sw.main) is None
+    said = sentences.summary(sw, {})
+    assert not any(s.startswith("No GPU ran") for s in said)
+    assert sentences.none_counted("GPU 0") in said
+    assert "At the article's size (batch 10, n_units 5) the CPU takes 1 ms per update." in said
 
 
 CPU_MODEL, GPU_MODEL = (0.5, 2.0), (3.0, 0.02)  # fixed ms, ms per GFLOP

@@ -572,6 +572,7 @@ def test_a_sweep_whose_runs_the_host_kept_slow_says_what_brings_them_back(tmp_pa
     assert only.startswith("2 of 4 runs stopped untimed as slow-host: the host stayed more than 20% slower")
     assert "Rerun the same command" in only and "--host-gate off" in only
     assert sweep_control.finish(tmp_path, "c") == []  # an invocation none of whose runs stopped: nothing
+    assert sweep_control.finish(tmp_path, mine, auto=True) == []  # auto: a later round replaced them
 
 
 def test_a_map_cell_whose_interval_includes_one_is_marked():
