@@ -287,7 +287,10 @@ def test_chainermn_on_two_cpu_ranks(tmp_path):
     proc = sinebench("sweep", "--devices", "cpu+cpu", "--strategy", "chainermn", "--batchsize", "10", "--units", "5",
                      "--recipe", "article", "--full-budget",
                      "--updates", "60", "--max-seconds", "2", "--warmup", "2", "--eval-every", "20", "--repeats", "1",
-                     "--no-progress", "--out", tmp_path)
+                     "--no-progress", "--out", tmp_path,
+                     # gated, since its probes are tested, but loosely: on a loaded 2-core CI machine rank 1 (its own
+                     # core, beside rank 0's) stayed over 20 % slow past its wait (CI, 2026-11-29)
+                     "--host-gate", "5")
     assert proc.returncode == 0, proc.stderr
     row = pd.read_csv(tmp_path / "runs.csv").iloc[0]
     assert row["status"] == "ok", row["message"]
@@ -320,7 +323,8 @@ def test_a_folder_from_before_the_invocation_column_is_resumed_with_it(tmp_path)
     old_columns = RunRow.columns()[:-1]
     failed = row_of(5)  # an earlier version's failed run, in a folder without the column
     pd.DataFrame([{c: getattr(failed, c) for c in old_columns}]).to_csv(old, index=False)
-    proc = sinebench("sweep", *TINY, "--units", "5", "--repeats", "1", "--out", tmp_path, "--no-report")
+    proc = sinebench("sweep", *TINY, "--units", "5", "--repeats", "1", "--out", tmp_path, "--no-report",
+                     "--host-gate", "off")  # the migration is tested: a loaded host must not stop the run
     assert proc.returncode == 0, proc.stderr
     runs = pd.read_csv(tmp_path / "runs.csv", dtype=str, keep_default_na=False)
     assert list(runs.columns) == RunRow.columns()
