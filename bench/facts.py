@@ -132,8 +132,10 @@ def ms_at(main: pd.DataFrame, devices: str, strategy: str, size: tuple = ARTICLE
 def finished(sw: Sweep) -> pd.DataFrame:
     """The finished runs that ``sw.main`` is made of, counted or not: the
     summary's implementation, window length and scaling axes."""
-    runs = sw.runs[(sw.runs["status"] == "ok") & (sw.runs["impl"] == sw.impl) & (sw.runs["seqlen"] == sw.seqlen)]
-    return at_axes_of(runs, sw.main) if len(sw.main) else baseline(runs)
+    runs = sw.runs[(sw.runs["status"] == "ok") & (sw.runs["impl"] == sw.impl)]
+    if not len(sw.main):  # nothing counted: sw.seqlen is a default, not what ran
+        return baseline(runs)
+    return at_axes_of(runs[runs["seqlen"] == sw.seqlen], sw.main)
 
 
 def none_counted_at(sw: Sweep, devices: str, strategy: str, size: tuple = ARTICLE) -> bool:

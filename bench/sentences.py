@@ -60,6 +60,11 @@ def no_gpu(cpu_ms: float | None, ran: bool = False) -> list:
     return out
 
 
+def gpu_uncounted(gpu: str) -> str:
+    return (f"GPU {gpu} finished runs, but none of them counts: each was timed on a slow or disturbed host, so there "
+            f"is no GPU time to set against the CPU's; run it again with more repeats, or --repeats auto.")
+
+
 def none_counted(who: str) -> str:
     return (f"At {AT_ARTICLE} no run of {who} counts: each was timed on a slow or disturbed host, so this size "
             f"has no time to state; run it again with more repeats, or --repeats auto.")
@@ -351,8 +356,10 @@ def summary(sw: facts.Sweep, models: dict, ev=None) -> list:
         out += gpu_vs_cpu(g, comps)
         if (line := ts.tally(trust.tally(comps), "one GPU", "the CPU")) is not None:
             out.append(line)
+    if gpu is None and ran is not None:
+        out.append(gpu_uncounted(ran))
     # Where the sentence above would state the article's size, had a run counted.
-    out += [none_counted(who) for who, devices in (("the CPU", "cpu"), (f"GPU {ran}", ran))
+    out += [none_counted(who) for who, devices in (("the CPU", "cpu"), (f"GPU {gpu}", gpu))
             if devices and facts.none_counted_at(sw, devices, SINGLE_DEVICE)]
     out += [cost_model(models[label]) for label in (analysis.CPU, analysis.ONE_GPU) if label in models]
     agree = xover.agreement(models, sw.main, gpu, sw.seqlen, sw.impl) if gpu else None

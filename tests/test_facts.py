@@ -102,8 +102,13 @@ def test_a_gpu_whose_runs_all_went_uncounted_is_not_said_to_be_missing():
     assert facts.one_gpu(sw.main) is None
     said = sentences.summary(sw, {})
     assert not any(s.startswith("No GPU ran") for s in said)
-    assert sentences.none_counted("GPU 0") in said
+    assert sentences.gpu_uncounted("0") in said and not any("no run of GPU 0" in s for s in said)
     assert "At the article's size (batch 10, n_units 5) the CPU takes 1 ms per update." in said
+    # Nothing counted at all, in 50-step windows (the summary's window length then defaults to 10).
+    for row in gpu:
+        row["seqlen"] = 50
+    said = sentences.summary(sweep(gpu), {})
+    assert sentences.gpu_uncounted("0") in said and not any(s.startswith("No GPU ran") for s in said)
 
 
 CPU_MODEL, GPU_MODEL = (0.5, 2.0), (3.0, 0.02)  # fixed ms, ms per GFLOP

@@ -570,7 +570,7 @@ def test_a_sweep_whose_runs_the_host_kept_slow_says_what_brings_them_back(tmp_pa
     monkeypatch.setattr(store.ResultStore, "load", lambda self: table)
     (only,) = sweep_control.finish(tmp_path, mine)
     assert only.startswith("2 of 4 runs stopped untimed as slow-host: the host stayed more than 20% slower")
-    assert "Rerun the same command" in only and "--host-gate off" in only
+    assert "Rerun the same command" in only and "a new folder with --host-gate off" in only
     assert sweep_control.finish(tmp_path, "c") == []  # an invocation none of whose runs stopped: nothing
     assert sweep_control.finish(tmp_path, mine, auto=True) == []  # auto: a later round replaced them
 
