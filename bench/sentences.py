@@ -50,14 +50,14 @@ def counts(c: facts.Counts, impl: str) -> str:
             f"over repeats.")
 
 
-def no_gpu(cpu_ms: float | None, ran: bool = False) -> list:
-    """The summary without a GPU to compare; ``ran``: one ran, but none of
-    its runs counts (said apart, :func:`none_counted`)."""
+def no_gpu(cpu_ms: float | None, ran: str | None = None) -> list:
+    """The summary without a GPU to compare; ``ran``: the GPU that ran, but
+    none of whose runs counts."""
     out = [] if ran else ["No GPU ran in this sweep, so it shows only the CPU's side of the question; "
                           "run it on a GPU machine (or see the GPU sweeps in results/) for the crossover."]
     if cpu_ms is not None:
         out.append(f"At {AT_ARTICLE} the CPU takes {fmt_ms(cpu_ms)} per update.")
-    return out
+    return out + ([gpu_uncounted(ran)] if ran else [])
 
 
 def gpu_uncounted(gpu: str) -> str:
@@ -350,14 +350,12 @@ def summary(sw: facts.Sweep, models: dict, ev=None) -> list:
     gpu = facts.one_gpu(sw.main)
     ran = gpu or facts.one_gpu(facts.finished(sw))  # a GPU whose runs all went uncounted still ran
     if gpu is None:
-        out += no_gpu(facts.ms_at(sw.main, "cpu", SINGLE_DEVICE), ran=ran is not None)
+        out += no_gpu(facts.ms_at(sw.main, "cpu", SINGLE_DEVICE), ran)
     elif (g := facts.gpu_vs_cpu(sw.main, sw.ok, gpu)) is not None:
         comps = trust.gpu_vs_cpu(ev, sw.main, gpu) if ev is not None else {}
         out += gpu_vs_cpu(g, comps)
         if (line := ts.tally(trust.tally(comps), "one GPU", "the CPU")) is not None:
             out.append(line)
-    if gpu is None and ran is not None:
-        out.append(gpu_uncounted(ran))
     # Where the sentence above would state the article's size, had a run counted.
     out += [none_counted(who) for who, devices in (("the CPU", "cpu"), (f"GPU {gpu}", gpu))
             if devices and facts.none_counted_at(sw, devices, SINGLE_DEVICE)]

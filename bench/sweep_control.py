@@ -323,10 +323,10 @@ def finish(out, invocation: str, auto: bool = False) -> list:
     # The warning judges the summary's implementation.
     mine = sw.runs[(sw.runs["impl"] == sw.impl) & (sw.runs["invocation"].astype(str) == invocation)]
     ran = set(mine[["devices", "strategy", "batchsize", "n_units"]].itertuples(index=False, name=None))
-    warning = trust_sentences.noise_warning(trust.noisy(sw, only=ran), uncontrolled,
-                                            (record.get("control") or {}).get("pinned"), shown=5)
+    control = record.get("control") or {}
+    warning = trust_sentences.noise_warning(trust.noisy(sw, only=ran), uncontrolled, control.get("pinned"), shown=5)
     # By each run's latest attempt: a run that stopped, then finished on a retry, is no longer missing.
     ours = sw.runs[sw.runs["invocation"].astype(str) == invocation]
     stopped = None if auto else trust_sentences.slow_host_warning(
-        int((ours["status"] == SLOW_HOST).sum()), len(ours), (record.get("control") or {}).get("host_gate_tolerance"))
+        int((ours["status"] == SLOW_HOST).sum()), len(ours), control.get("host_gate_tolerance"))
     return [w for w in (warning, stopped) if w]

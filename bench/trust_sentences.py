@@ -123,8 +123,8 @@ def slow_host_warning(stopped: int, runs: int, tolerance: float | None) -> str |
     return (f"{stopped} of {runs} runs stopped untimed as slow-host: the host stayed {by}slower than its reference "
             f"probe past the {hostspeed.MAX_WAIT_S:g} s a run may wait (other programs running, a busy virtual "
             f"machine). Rerun the same command when the machine is quieter: the finished runs are kept, and every "
-            f"run without a finished row runs again; or sweep into a new folder with --host-gate off to time every run at "
-            f"whatever speed the host has (the times then vary with it).")
+            f"run without a finished row runs again; or sweep into a new folder with --host-gate off to time every "
+            f"run at whatever speed the host has (the times then vary with it).")
 
 
 def noise_headline(noisy: list) -> str | None:
